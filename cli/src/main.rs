@@ -1,0 +1,3 @@
+//! The okonomi command line.
+
+fn main() {}

@@ -1,0 +1,1 @@
+//! Knative Serving on one machine: controllers, router, activator, autoscaler and instance runtimes.

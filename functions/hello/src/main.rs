@@ -1,0 +1,3 @@
+//! hello: the seed app of the GKE hands-on, as an okonomi function.
+
+fn main() {}

@@ -1,0 +1,1 @@
+//! Daemonless OCI image building and publishing for okonomi functions.

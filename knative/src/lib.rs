@@ -1,0 +1,1 @@
+//! Knative Serving resource types, rendering of functions into Services, and validation.

@@ -1,0 +1,1 @@
+//! End-to-end and portability tests for okonomi.
