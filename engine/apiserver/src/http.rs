@@ -1,0 +1,1 @@
+//! The Kubernetes REST API over a [`Store`](crate::Store).

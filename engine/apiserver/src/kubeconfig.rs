@@ -1,0 +1,1 @@
+//! Merging the `okonomi` context into a kubeconfig file.

@@ -1,0 +1,801 @@
+//! The object store: every object of every resource type, in memory for reads and in
+//! SQLite for durability, with Kubernetes write semantics and watches.
+//!
+//! Writes are serialised (one at a time, each one SQLite transaction) so that
+//! resourceVersions are handed out in commit order; reads never wait for SQLite.
+
+mod database;
+mod object;
+mod watch;
+
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::path::Path;
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Duration;
+
+use serde_json::Value;
+use tokio::sync::broadcast;
+
+use crate::admission::{Admission, AdmissionRequest, NoAdmission, Operation};
+use crate::error::{Error, Result};
+use crate::resource::ResourceType;
+use crate::selector::{FieldSelector, LabelSelector};
+use database::{Database, RowChange};
+pub use watch::{WatchEvent, WatchStream};
+
+/// How many past events the store keeps so that watches can resume from an older
+/// resourceVersion; older ones get `410 Expired`.
+const HISTORY: usize = 10_000;
+/// How many events a watcher may fall behind before it gets `410 Expired`.
+const WATCH_BUFFER: usize = 16_384;
+/// The namespace that always exists.
+pub const DEFAULT_NAMESPACE: &str = "default";
+
+/// Filters of a list or watch.
+#[derive(Debug, Clone, Default)]
+pub struct ListOptions {
+    /// Only objects in this namespace; `None` for all namespaces.
+    pub namespace: Option<String>,
+    /// A label selector in query syntax (`app=x,tier in (a,b),!legacy`).
+    pub label_selector: Option<String>,
+    /// A field selector over `metadata.name` and `metadata.namespace`.
+    pub field_selector: Option<String>,
+}
+
+impl ListOptions {
+    /// All objects of a namespace.
+    pub fn namespace(namespace: impl Into<String>) -> Self {
+        Self {
+            namespace: Some(namespace.into()),
+            ..Default::default()
+        }
+    }
+
+    /// This filter with a label selector.
+    pub fn labels(mut self, selector: impl Into<String>) -> Self {
+        self.label_selector = Some(selector.into());
+        self
+    }
+
+    /// This filter with a field selector.
+    pub fn fields(mut self, selector: impl Into<String>) -> Self {
+        self.field_selector = Some(selector.into());
+        self
+    }
+}
+
+/// A parsed [`ListOptions`].
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Filter {
+    namespace: Option<String>,
+    labels: LabelSelector,
+    fields: FieldSelector,
+}
+
+impl Filter {
+    fn parse(options: &ListOptions) -> Result<Self> {
+        Ok(Self {
+            namespace: options.namespace.clone().filter(|n| !n.is_empty()),
+            labels: LabelSelector::parse(options.label_selector.as_deref().unwrap_or(""))?,
+            fields: FieldSelector::parse(options.field_selector.as_deref().unwrap_or(""))?,
+        })
+    }
+
+    fn matches(&self, object: &Value) -> bool {
+        if let Some(ns) = &self.namespace
+            && object::namespace(object) != ns
+        {
+            return false;
+        }
+        self.labels.matches(object) && self.fields.matches(object)
+    }
+}
+
+/// The answer to a list: the matching objects and the store's resourceVersion.
+#[derive(Debug, Clone)]
+pub struct ObjectList {
+    /// Matching objects, ordered by namespace then name.
+    pub items: Vec<Value>,
+    /// The resourceVersion the list is consistent with; watch from it.
+    pub resource_version: u64,
+}
+
+/// Options of a watch.
+#[derive(Debug, Clone, Default)]
+pub struct WatchOptions {
+    /// Which objects to watch.
+    pub filter: ListOptions,
+    /// `None` or `Some(0)`: start with an `Added` event per existing object, then
+    /// changes. `Some(rv)`: only changes after `rv` (`410 Expired` if `rv` is older
+    /// than the retained history).
+    pub resource_version: Option<u64>,
+    /// With `resource_version: Some(rv)`, still start with the existing objects; in
+    /// any case mark the end of the initial events with a bookmark annotated
+    /// `k8s.io/initial-events-end` (the watch-list protocol).
+    pub send_initial_events: bool,
+    /// Emit a `Bookmark` this often (when the stream is idle).
+    pub bookmark_interval: Option<Duration>,
+}
+
+/// Per-write options: who writes, and whether to store at all.
+#[derive(Debug, Clone, Default)]
+pub struct WriteOptions {
+    /// The field manager recorded in managedFields (e.g. `kubectl`, `okonomi-engine`).
+    pub field_manager: Option<String>,
+    /// Validate and compute the result, but store nothing (`dryRun=All`).
+    pub dry_run: bool,
+    /// Server-side apply `force` (accepted; conflicts are not tracked).
+    pub force: bool,
+}
+
+/// A patch of an object.
+#[derive(Debug, Clone)]
+pub enum Patch {
+    /// RFC 7386 JSON merge patch (`application/merge-patch+json`).
+    Merge(Value),
+    /// RFC 6902 JSON patch (`application/json-patch+json`).
+    Json(json_patch::Patch),
+    /// Server-side apply (`application/apply-patch+yaml`): merged into the live
+    /// object like a merge patch, or creates the object when it does not exist.
+    Apply(Value),
+}
+
+/// What happened to an object, as watch events carry it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum EventKind {
+    Added,
+    Modified,
+    Deleted,
+}
+
+/// One committed change, shared by every watcher.
+#[derive(Debug)]
+pub(crate) struct Event {
+    pub key: String,
+    pub kind: EventKind,
+    pub object: Arc<Value>,
+    /// The object before a modification (to tell watchers with selectors when an
+    /// object leaves or enters their selection).
+    pub previous: Option<Arc<Value>>,
+    pub resource_version: u64,
+}
+
+/// A change with its resourceVersion: (storage key, kind, object, previous, rv).
+type Prepared = (String, EventKind, Value, Option<Arc<Value>>, u64);
+
+type Objects = BTreeMap<(String, String), Arc<Value>>;
+
+pub(crate) struct State {
+    objects: HashMap<String, Objects>,
+    resource_version: u64,
+    history: VecDeque<Arc<Event>>,
+    /// Every event with a resourceVersion above this is in `history`.
+    history_floor: u64,
+}
+
+struct Inner {
+    state: RwLock<State>,
+    write_lock: tokio::sync::Mutex<()>,
+    db: Arc<Mutex<Database>>,
+    events: broadcast::Sender<Arc<Event>>,
+}
+
+/// The object store. Cheap to clone; all clones share one state. A clone made with
+/// [`Store::with_admission`] or [`Store::with_write_options`] differs only in how
+/// it writes.
+#[derive(Clone)]
+pub struct Store {
+    inner: Arc<Inner>,
+    admission: Arc<dyn Admission>,
+    write_options: WriteOptions,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store")
+            .field("resource_version", &self.resource_version())
+            .field("write_options", &self.write_options)
+            .finish()
+    }
+}
+
+/// A change about to be committed.
+enum Change {
+    Put {
+        rt_key: String,
+        object: Value,
+        previous: Option<Arc<Value>>,
+    },
+    Delete {
+        rt_key: String,
+        object: Arc<Value>,
+    },
+}
+
+fn lock_poisoned() -> Error {
+    Error::Internal("store lock poisoned by a panic".into())
+}
+
+impl Store {
+    /// Open (or create) the store in the SQLite file at `path`, load every object and
+    /// continue resourceVersions above the highest one ever handed out. Creates the
+    /// `default` namespace if it is missing.
+    pub async fn open(path: &Path) -> Result<Store> {
+        let path = path.to_path_buf();
+        let db = tokio::task::spawn_blocking(move || Database::open(&path))
+            .await
+            .map_err(|e| Error::Internal(format!("opening the database panicked: {e}")))??;
+        Self::from_database(db).await
+    }
+
+    /// A store that lives only in memory (for tests).
+    pub async fn open_in_memory() -> Result<Store> {
+        Self::from_database(Database::open_in_memory()?).await
+    }
+
+    async fn from_database(db: Database) -> Result<Store> {
+        let db = Arc::new(Mutex::new(db));
+        let loader = db.clone();
+        let (rows, resource_version) =
+            tokio::task::spawn_blocking(move || loader.lock().map_err(|_| lock_poisoned())?.load())
+                .await
+                .map_err(|e| Error::Internal(format!("loading the database panicked: {e}")))??;
+        let mut objects: HashMap<String, Objects> = HashMap::new();
+        for row in rows {
+            let value: Value = serde_json::from_str(&row.body).map_err(|e| {
+                Error::Internal(format!(
+                    "stored object {} {}/{} is not JSON: {e}",
+                    row.key, row.namespace, row.name
+                ))
+            })?;
+            objects
+                .entry(row.key)
+                .or_default()
+                .insert((row.namespace, row.name), Arc::new(value));
+        }
+        let (events, _) = broadcast::channel(WATCH_BUFFER);
+        let store = Store {
+            inner: Arc::new(Inner {
+                state: RwLock::new(State {
+                    objects,
+                    resource_version,
+                    history: VecDeque::new(),
+                    history_floor: resource_version,
+                }),
+                write_lock: tokio::sync::Mutex::new(()),
+                db,
+                events,
+            }),
+            admission: Arc::new(NoAdmission),
+            write_options: WriteOptions::default(),
+        };
+        let ns = ResourceType::namespace();
+        if store.get(&ns, "", DEFAULT_NAMESPACE).is_err() {
+            store
+                .create(
+                    &ns,
+                    serde_json::json!({"metadata": {"name": DEFAULT_NAMESPACE}}),
+                )
+                .await?;
+        }
+        Ok(store)
+    }
+
+    /// A clone of this store whose writes go through `admission`.
+    pub fn with_admission(&self, admission: Arc<dyn Admission>) -> Store {
+        Store {
+            admission,
+            ..self.clone()
+        }
+    }
+
+    /// A clone of this store whose writes use `options`.
+    pub fn with_write_options(&self, options: WriteOptions) -> Store {
+        Store {
+            write_options: options,
+            ..self.clone()
+        }
+    }
+
+    /// The highest resourceVersion handed out so far.
+    pub fn resource_version(&self) -> u64 {
+        self.inner
+            .state
+            .read()
+            .map(|s| s.resource_version)
+            .unwrap_or(0)
+    }
+
+    fn read(&self) -> Result<std::sync::RwLockReadGuard<'_, State>> {
+        self.inner.state.read().map_err(|_| lock_poisoned())
+    }
+
+    /// The object `namespace/name` (namespace ignored for cluster-scoped types).
+    pub fn get(&self, rt: &ResourceType, namespace: &str, name: &str) -> Result<Value> {
+        let ns = if rt.namespaced { namespace } else { "" };
+        let state = self.read()?;
+        state
+            .objects
+            .get(&rt.storage_key())
+            .and_then(|m| m.get(&(ns.to_string(), name.to_string())))
+            .map(|o| (**o).clone())
+            .ok_or_else(|| rt.not_found(name))
+    }
+
+    /// Objects matching `options`, with the resourceVersion to watch from.
+    pub fn list(&self, rt: &ResourceType, options: &ListOptions) -> Result<ObjectList> {
+        let filter = Filter::parse(options)?;
+        let state = self.read()?;
+        let items = match state.objects.get(&rt.storage_key()) {
+            Some(objects) => objects
+                .values()
+                .filter(|o| filter.matches(o))
+                .map(|o| (**o).clone())
+                .collect(),
+            None => Vec::new(),
+        };
+        Ok(ObjectList {
+            items,
+            resource_version: state.resource_version,
+        })
+    }
+
+    fn check_namespace(&self, rt: &ResourceType, namespace: &str) -> Result<()> {
+        if !rt.namespaced {
+            return Ok(());
+        }
+        let ns = ResourceType::namespace();
+        let state = self.read()?;
+        let exists = state
+            .objects
+            .get(&ns.storage_key())
+            .is_some_and(|m| m.contains_key(&(String::new(), namespace.to_string())));
+        if exists {
+            Ok(())
+        } else {
+            Err(ns.not_found(namespace))
+        }
+    }
+
+    fn admit(
+        &self,
+        rt: &ResourceType,
+        operation: Operation,
+        old: Option<&Value>,
+        object: &mut Value,
+    ) -> Result<()> {
+        let request = AdmissionRequest {
+            resource: rt,
+            operation,
+            old,
+            field_manager: self.write_options.field_manager.as_deref(),
+        };
+        self.admission
+            .admit(&request, object)
+            .map_err(|causes| rt.invalid(object::name(object), causes))
+    }
+
+    /// Create `object` (its namespace defaults to `default`). Status is dropped for
+    /// types with a status subresource; set it afterwards with
+    /// [`update_status`](Store::update_status). Fails with `AlreadyExists`, or
+    /// `NotFound` naming the namespace if it does not exist.
+    pub async fn create(&self, rt: &ResourceType, object: Value) -> Result<Value> {
+        let _guard = self.inner.write_lock.lock().await;
+        self.create_locked(rt, object, "Update").await
+    }
+
+    async fn create_locked(
+        &self,
+        rt: &ResourceType,
+        mut object: Value,
+        operation: &str,
+    ) -> Result<Value> {
+        object::normalize_for_create(rt, &mut object, DEFAULT_NAMESPACE)?;
+        let name = object::name(&object).to_string();
+        object::check_name(rt, &name)?;
+        let namespace = object::namespace(&object).to_string();
+        self.check_namespace(rt, &namespace)?;
+        if self.get(rt, &namespace, &name).is_ok() {
+            return Err(rt.already_exists(&name));
+        }
+        self.admit(rt, Operation::Create, None, &mut object)?;
+        // Admission may not move the object.
+        if object::name(&object) != name || object::namespace(&object) != namespace {
+            return Err(Error::Internal(
+                "admission changed the object's name or namespace".into(),
+            ));
+        }
+        let time = object::now();
+        object::stamp_new(&mut object, 0, &time)?;
+        object::record_manager(
+            rt,
+            &mut object,
+            self.write_options.field_manager.as_deref(),
+            operation,
+            None,
+            &time,
+        )?;
+        let mut committed = self
+            .commit(vec![Change::Put {
+                rt_key: rt.storage_key(),
+                object,
+                previous: None,
+            }])
+            .await?;
+        committed
+            .pop()
+            .ok_or_else(|| Error::Internal("create committed nothing".into()))
+    }
+
+    /// Replace an object (PUT). `metadata.resourceVersion` must equal the stored one
+    /// (`Conflict` otherwise). Status is kept from the stored object for types with a
+    /// status subresource; generation is bumped when anything outside metadata and
+    /// status changed. A write that changes nothing returns the stored object
+    /// unchanged (same resourceVersion).
+    pub async fn update(&self, rt: &ResourceType, object: Value) -> Result<Value> {
+        let _guard = self.inner.write_lock.lock().await;
+        self.update_locked(rt, object, false, "Update").await
+    }
+
+    /// Replace an object's status (PUT `/status`); everything else is kept from the
+    /// stored object. `metadata.resourceVersion`, when given, must match.
+    pub async fn update_status(&self, rt: &ResourceType, object: Value) -> Result<Value> {
+        let _guard = self.inner.write_lock.lock().await;
+        self.update_locked(rt, object, true, "Update").await
+    }
+
+    async fn update_locked(
+        &self,
+        rt: &ResourceType,
+        new: Value,
+        status: bool,
+        operation: &str,
+    ) -> Result<Value> {
+        if !new.is_object() {
+            return Err(Error::BadRequest("the object must be a JSON object".into()));
+        }
+        let ns = if rt.namespaced {
+            let ns = object::namespace(&new);
+            if ns.is_empty() { DEFAULT_NAMESPACE } else { ns }
+        } else {
+            ""
+        };
+        let name = object::name(&new).to_string();
+        let old = self.get(rt, ns, &name)?;
+        let current_rv = object::resource_version(&old).unwrap_or(0);
+        match object::meta_str(&new, "resourceVersion") {
+            Some(given) if !given.is_empty() && given.parse::<u64>().ok() != Some(current_rv) => {
+                return Err(rt.conflict(&name));
+            }
+            Some(given) if !given.is_empty() => {}
+            _ if !status => {
+                return Err(rt.invalid(
+                    &name,
+                    vec![crate::status::StatusCause::invalid(
+                        "metadata.resourceVersion",
+                        "Invalid value: 0x0: must be specified for an update",
+                    )],
+                ));
+            }
+            _ => {}
+        }
+        if let Some(uid) = object::meta_str(&new, "uid")
+            && !uid.is_empty()
+            && Some(uid) != object::meta_str(&old, "uid")
+        {
+            return Err(rt.conflict(&name));
+        }
+        let mut result = if status {
+            object::merge_status(&old, &new)
+        } else {
+            object::merge_update(rt, &old, &new)?
+        };
+        let operation_kind = if status {
+            Operation::UpdateStatus
+        } else {
+            Operation::Update
+        };
+        self.admit(rt, operation_kind, Some(&old), &mut result)?;
+        if object::name(&result) != name {
+            return Err(Error::Internal(
+                "admission changed the object's name".into(),
+            ));
+        }
+        if !status {
+            object::bump_generation(&old, &mut result)?;
+        }
+        if object::same_content(&old, &result) {
+            return Ok(old);
+        }
+        object::record_manager(
+            rt,
+            &mut result,
+            self.write_options.field_manager.as_deref(),
+            operation,
+            status.then_some("status"),
+            &object::now(),
+        )?;
+        let mut committed = self
+            .commit(vec![Change::Put {
+                rt_key: rt.storage_key(),
+                object: result,
+                previous: Some(Arc::new(old)),
+            }])
+            .await?;
+        committed
+            .pop()
+            .ok_or_else(|| Error::Internal("update committed nothing".into()))
+    }
+
+    /// Patch the object `namespace/name`. An [`Patch::Apply`] creates the object when
+    /// it does not exist; the others fail with `NotFound`. A patch that changes
+    /// nothing returns the stored object unchanged.
+    pub async fn patch(
+        &self,
+        rt: &ResourceType,
+        namespace: &str,
+        name: &str,
+        patch: &Patch,
+    ) -> Result<Value> {
+        self.patch_inner(rt, namespace, name, patch, false).await
+    }
+
+    /// Patch the status of the object `namespace/name` (PATCH `/status`).
+    pub async fn patch_status(
+        &self,
+        rt: &ResourceType,
+        namespace: &str,
+        name: &str,
+        patch: &Patch,
+    ) -> Result<Value> {
+        self.patch_inner(rt, namespace, name, patch, true).await
+    }
+
+    async fn patch_inner(
+        &self,
+        rt: &ResourceType,
+        namespace: &str,
+        name: &str,
+        patch: &Patch,
+        status: bool,
+    ) -> Result<Value> {
+        let _guard = self.inner.write_lock.lock().await;
+        let ns = if rt.namespaced { namespace } else { "" };
+        let old = match self.get(rt, ns, name) {
+            Ok(old) => old,
+            Err(e) if e.is_not_found() => {
+                if let (Patch::Apply(body), false) = (patch, status) {
+                    let mut object = body.clone();
+                    let meta = object::metadata_mut(&mut object)?;
+                    meta.insert("name".into(), Value::String(name.into()));
+                    if rt.namespaced {
+                        meta.insert("namespace".into(), Value::String(ns.into()));
+                    }
+                    return self.create_locked(rt, object, "Apply").await;
+                }
+                return Err(e);
+            }
+            Err(e) => return Err(e),
+        };
+        let mut patched = old.clone();
+        let operation = match patch {
+            Patch::Merge(p) => {
+                json_patch::merge(&mut patched, p);
+                "Update"
+            }
+            Patch::Apply(p) => {
+                if let Some(given) = object::meta_str(p, "name")
+                    && given != name
+                {
+                    return Err(Error::BadRequest(format!(
+                        "the name of the object ({given}) does not match the name on the URL ({name})"
+                    )));
+                }
+                json_patch::merge(&mut patched, p);
+                "Apply"
+            }
+            Patch::Json(p) => {
+                json_patch::patch(&mut patched, p).map_err(|e| {
+                    Error::BadRequest(format!("the JSON patch cannot be applied: {e}"))
+                })?;
+                "Update"
+            }
+        };
+        // A patch cannot move the object; a patched resourceVersion is a precondition.
+        {
+            let meta = object::metadata_mut(&mut patched)?;
+            meta.insert("name".into(), Value::String(name.into()));
+            if rt.namespaced {
+                meta.insert("namespace".into(), Value::String(ns.into()));
+            }
+            let rv_set = meta
+                .get("resourceVersion")
+                .and_then(Value::as_str)
+                .is_some_and(|s| !s.is_empty());
+            if !rv_set {
+                meta.insert(
+                    "resourceVersion".into(),
+                    old.pointer("/metadata/resourceVersion")
+                        .cloned()
+                        .unwrap_or(Value::Null),
+                );
+            }
+        }
+        self.update_locked(rt, patched, status, operation).await
+    }
+
+    /// Delete the object `namespace/name` and, transitively, every object that names
+    /// a deleted object in its ownerReferences (and, for a namespace, everything in
+    /// it). Returns the deleted object.
+    pub async fn delete(&self, rt: &ResourceType, namespace: &str, name: &str) -> Result<Value> {
+        let _guard = self.inner.write_lock.lock().await;
+        let ns = if rt.namespaced { namespace } else { "" };
+        let target = Arc::new(self.get(rt, ns, name)?);
+        let mut changes = vec![Change::Delete {
+            rt_key: rt.storage_key(),
+            object: target.clone(),
+        }];
+        {
+            let state = self.read()?;
+            let is_namespace = rt.storage_key() == ResourceType::namespace().storage_key();
+            let mut seen: HashSet<(String, String, String)> = HashSet::new();
+            seen.insert((rt.storage_key(), ns.to_string(), name.to_string()));
+            let mut uids: VecDeque<String> = object::meta_str(&target, "uid")
+                .map(str::to_string)
+                .into_iter()
+                .collect();
+            if is_namespace {
+                for (key, objects) in &state.objects {
+                    for ((obj_ns, obj_name), obj) in objects {
+                        if obj_ns == name
+                            && seen.insert((key.clone(), obj_ns.clone(), obj_name.clone()))
+                        {
+                            changes.push(Change::Delete {
+                                rt_key: key.clone(),
+                                object: obj.clone(),
+                            });
+                        }
+                    }
+                }
+            }
+            while let Some(uid) = uids.pop_front() {
+                for (key, objects) in &state.objects {
+                    for ((obj_ns, obj_name), obj) in objects {
+                        if object::owner_uids(obj).any(|u| u == uid)
+                            && seen.insert((key.clone(), obj_ns.clone(), obj_name.clone()))
+                        {
+                            if let Some(child_uid) = object::meta_str(obj, "uid") {
+                                uids.push_back(child_uid.to_string());
+                            }
+                            changes.push(Change::Delete {
+                                rt_key: key.clone(),
+                                object: obj.clone(),
+                            });
+                        }
+                    }
+                }
+            }
+        }
+        let mut committed = self.commit(changes).await?;
+        if committed.is_empty() {
+            return Err(Error::Internal("delete committed nothing".into()));
+        }
+        Ok(committed.swap_remove(0))
+    }
+
+    /// Watch objects of `rt`. See [`WatchOptions`] for where the stream starts. The
+    /// stream ends after an `Error` event (a `410 Expired` when the watcher fell more
+    /// than the buffer behind); it never ends on its own otherwise.
+    pub fn watch(&self, rt: &ResourceType, options: &WatchOptions) -> Result<WatchStream> {
+        watch::start(self, rt, options)
+    }
+
+    /// Assign resourceVersions to `changes`, persist them in one transaction, then
+    /// apply them in memory and tell the watchers. Must be called with the write lock.
+    async fn commit(&self, changes: Vec<Change>) -> Result<Vec<Value>> {
+        let mut rv = self.resource_version();
+        let mut prepared: Vec<Prepared> = Vec::new();
+        for change in changes {
+            rv += 1;
+            match change {
+                Change::Put {
+                    rt_key,
+                    mut object,
+                    previous,
+                } => {
+                    object::set_resource_version(&mut object, rv)?;
+                    let kind = if previous.is_some() {
+                        EventKind::Modified
+                    } else {
+                        EventKind::Added
+                    };
+                    prepared.push((rt_key, kind, object, previous, rv));
+                }
+                Change::Delete { rt_key, object } => {
+                    let mut object = (*object).clone();
+                    object::set_resource_version(&mut object, rv)?;
+                    prepared.push((rt_key, EventKind::Deleted, object, None, rv));
+                }
+            }
+        }
+        if self.write_options.dry_run {
+            return Ok(prepared.into_iter().map(|p| p.2).collect());
+        }
+        let rows: Vec<(String, String, String, u64, Option<String>)> = prepared
+            .iter()
+            .map(|(key, kind, object, _, rv)| {
+                let body = match kind {
+                    EventKind::Deleted => None,
+                    _ => Some(object.to_string()),
+                };
+                (
+                    key.clone(),
+                    object::namespace(object).to_string(),
+                    object::name(object).to_string(),
+                    *rv,
+                    body,
+                )
+            })
+            .collect();
+        let db = self.inner.db.clone();
+        tokio::task::spawn_blocking(move || {
+            let changes: Vec<RowChange<'_>> = rows
+                .iter()
+                .map(|(key, namespace, name, rv, body)| match body {
+                    Some(body) => RowChange::Put {
+                        key,
+                        namespace,
+                        name,
+                        resource_version: *rv,
+                        body: body.clone(),
+                    },
+                    None => RowChange::Delete {
+                        key,
+                        namespace,
+                        name,
+                    },
+                })
+                .collect();
+            db.lock().map_err(|_| lock_poisoned())?.write(&changes, rv)
+        })
+        .await
+        .map_err(|e| Error::Internal(format!("writing the database panicked: {e}")))??;
+
+        let mut state = self.inner.state.write().map_err(|_| lock_poisoned())?;
+        let mut results = Vec::with_capacity(prepared.len());
+        for (key, kind, object, previous, rv) in prepared {
+            let object = Arc::new(object);
+            let id = (
+                object::namespace(&object).to_string(),
+                object::name(&object).to_string(),
+            );
+            let objects = state.objects.entry(key.clone()).or_default();
+            match kind {
+                EventKind::Deleted => {
+                    objects.remove(&id);
+                }
+                _ => {
+                    objects.insert(id, object.clone());
+                }
+            }
+            let event = Arc::new(Event {
+                key,
+                kind,
+                object: object.clone(),
+                previous,
+                resource_version: rv,
+            });
+            state.history.push_back(event.clone());
+            if state.history.len() > HISTORY
+                && let Some(dropped) = state.history.pop_front()
+            {
+                state.history_floor = dropped.resource_version;
+            }
+            // No receivers is fine: nobody is watching.
+            let _ = self.inner.events.send(event);
+            results.push((*object).clone());
+        }
+        state.resource_version = rv;
+        Ok(results)
+    }
+}

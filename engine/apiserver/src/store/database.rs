@@ -1,0 +1,173 @@
+//! SQLite persistence: one row per object plus the latest resourceVersion, written
+//! in one transaction per store write. The in-memory state is loaded from here on
+//! open and is the source of truth afterwards.
+
+use std::path::Path;
+
+use rusqlite::{Connection, OptionalExtension, params};
+
+use crate::error::{Error, Result};
+
+/// One object as persisted.
+pub(crate) struct Row {
+    pub key: String,
+    pub namespace: String,
+    pub name: String,
+    pub body: String,
+}
+
+/// A change to persist.
+pub(crate) enum RowChange<'a> {
+    Put {
+        key: &'a str,
+        namespace: &'a str,
+        name: &'a str,
+        resource_version: u64,
+        body: String,
+    },
+    Delete {
+        key: &'a str,
+        namespace: &'a str,
+        name: &'a str,
+    },
+}
+
+pub(crate) struct Database {
+    conn: Connection,
+    path: String,
+}
+
+impl Database {
+    fn err(&self, source: rusqlite::Error) -> Error {
+        Error::Storage {
+            path: self.path.clone(),
+            source,
+        }
+    }
+
+    pub fn open(path: &Path) -> Result<Self> {
+        let display = path.display().to_string();
+        let conn = Connection::open(path).map_err(|source| Error::Storage {
+            path: display.clone(),
+            source,
+        })?;
+        Self::init(conn, display)
+    }
+
+    pub fn open_in_memory() -> Result<Self> {
+        let conn = Connection::open_in_memory().map_err(|source| Error::Storage {
+            path: ":memory:".into(),
+            source,
+        })?;
+        Self::init(conn, ":memory:".into())
+    }
+
+    fn init(conn: Connection, path: String) -> Result<Self> {
+        let db = Self { conn, path };
+        // WAL with synchronous=NORMAL: a committed transaction survives the process
+        // being killed (kill -9); only a power loss may lose the last commits.
+        db.conn
+            .execute_batch(
+                "PRAGMA journal_mode=WAL;
+                 PRAGMA synchronous=NORMAL;
+                 PRAGMA busy_timeout=5000;
+                 CREATE TABLE IF NOT EXISTS objects (
+                     key TEXT NOT NULL,
+                     namespace TEXT NOT NULL,
+                     name TEXT NOT NULL,
+                     resource_version INTEGER NOT NULL,
+                     body TEXT NOT NULL,
+                     PRIMARY KEY (key, namespace, name)
+                 );
+                 CREATE TABLE IF NOT EXISTS meta (
+                     key TEXT PRIMARY KEY,
+                     value INTEGER NOT NULL
+                 );",
+            )
+            .map_err(|e| db.err(e))?;
+        Ok(db)
+    }
+
+    /// Every stored object and the highest resourceVersion ever handed out.
+    pub fn load(&self) -> Result<(Vec<Row>, u64)> {
+        let mut stmt = self
+            .conn
+            .prepare("SELECT key, namespace, name, body FROM objects")
+            .map_err(|e| self.err(e))?;
+        let rows = stmt
+            .query_map([], |r| {
+                Ok(Row {
+                    key: r.get(0)?,
+                    namespace: r.get(1)?,
+                    name: r.get(2)?,
+                    body: r.get(3)?,
+                })
+            })
+            .map_err(|e| self.err(e))?
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| self.err(e))?;
+        let meta: Option<i64> = self
+            .conn
+            .query_row(
+                "SELECT value FROM meta WHERE key = 'resource_version'",
+                [],
+                |r| r.get(0),
+            )
+            .optional()
+            .map_err(|e| self.err(e))?;
+        let max_row: Option<i64> = self
+            .conn
+            .query_row("SELECT MAX(resource_version) FROM objects", [], |r| {
+                r.get(0)
+            })
+            .map_err(|e| self.err(e))?;
+        let rv = meta.unwrap_or(0).max(max_row.unwrap_or(0)).max(0) as u64;
+        Ok((rows, rv))
+    }
+
+    /// Apply `changes` and record `resource_version` atomically.
+    pub fn write(&mut self, changes: &[RowChange<'_>], resource_version: u64) -> Result<()> {
+        let path = self.path.clone();
+        let err = |source| Error::Storage {
+            path: path.clone(),
+            source,
+        };
+        let tx = self.conn.transaction().map_err(err)?;
+        for change in changes {
+            match change {
+                RowChange::Put {
+                    key,
+                    namespace,
+                    name,
+                    resource_version,
+                    body,
+                } => {
+                    tx.execute(
+                        "INSERT OR REPLACE INTO objects (key, namespace, name, resource_version, body)
+                         VALUES (?1, ?2, ?3, ?4, ?5)",
+                        params![key, namespace, name, *resource_version as i64, body],
+                    )
+                    .map_err(err)?;
+                }
+                RowChange::Delete {
+                    key,
+                    namespace,
+                    name,
+                } => {
+                    tx.execute(
+                        "DELETE FROM objects WHERE key = ?1 AND namespace = ?2 AND name = ?3",
+                        params![key, namespace, name],
+                    )
+                    .map_err(err)?;
+                }
+            }
+        }
+        tx.execute(
+            "INSERT OR REPLACE INTO meta (key, value) VALUES ('resource_version', ?1)",
+            params![resource_version as i64],
+        )
+        .map_err(err)?;
+        tx.commit().map_err(err)?;
+        Ok(())
+    }
+}

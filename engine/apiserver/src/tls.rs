@@ -1,0 +1,1 @@
+//! Certificates and the bearer token of the API server.
