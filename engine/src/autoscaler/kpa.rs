@@ -1,0 +1,321 @@
+//! The KPA decision, ported from Knative's `autoscaler.Scale(logger, now)`
+//! and the scale-to-zero and bounds logic of its KPA reconciler.
+
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+
+use super::config::ScalingSpec;
+
+/// What the data plane observed for one revision at decision time.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Observation {
+    /// Average concurrency of the revision (all instances together, including
+    /// requests the activator holds) over the stable window.
+    pub stable_concurrency: f64,
+    /// The same over the panic window.
+    pub panic_concurrency: f64,
+    /// Instances ready to take requests now.
+    pub ready_instances: u32,
+}
+
+/// What the decider remembers between decisions (Knative keeps the same in
+/// its `autoscaler` struct and the PodAutoscaler status).
+#[derive(Debug, Clone, Default)]
+pub struct KpaState {
+    /// When panic mode was last (re)entered.
+    panic_since: Option<Instant>,
+    /// The highest panic-mode decision: panic mode never scales down.
+    max_panic_instances: u32,
+    /// Recent decisions, for scale-down-delay (a max over a time window).
+    recent: VecDeque<(Instant, u32)>,
+    /// When the decision first became zero, for the grace period.
+    zero_wanted_since: Option<Instant>,
+    /// Whether the revision has reached its initial scale once.
+    initialized: bool,
+}
+
+impl KpaState {
+    /// State for a revision that already ran before (say, restored after an
+    /// engine restart): the initial scale no longer applies.
+    pub fn initialized() -> Self {
+        Self {
+            initialized: true,
+            ..Self::default()
+        }
+    }
+
+    /// Whether the decider is in panic mode.
+    pub fn panicking(&self) -> bool {
+        self.panic_since.is_some()
+    }
+}
+
+/// One scaling decision.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Decision {
+    /// Instances wanted now.
+    pub desired: u32,
+    /// Whether the decision was made in panic mode.
+    pub panicking: bool,
+}
+
+/// Computes the desired number of instances at `now`.
+pub fn decide(
+    spec: &ScalingSpec,
+    state: &mut KpaState,
+    obs: Observation,
+    now: Instant,
+) -> Decision {
+    let ready = f64::from(obs.ready_instances.max(1));
+    let max_scale_up = (spec.max_scale_up_rate * ready).ceil();
+    let max_scale_down = (ready / spec.max_scale_down_rate).floor();
+
+    let dspc = (obs.stable_concurrency / spec.target_per_instance).ceil();
+    let dppc = (obs.panic_concurrency / spec.target_per_instance).ceil();
+    let desired_stable = dspc.max(max_scale_down).min(max_scale_up) as u32;
+    let desired_panic = dppc.max(max_scale_down).min(max_scale_up) as u32;
+
+    let over_panic_threshold = dppc / ready >= spec.panic_threshold;
+    if over_panic_threshold {
+        // Entering panic or extending it.
+        state.panic_since = Some(now);
+    } else if let Some(since) = state.panic_since
+        && since + spec.stable_window <= now
+    {
+        state.panic_since = None;
+        state.max_panic_instances = 0;
+    }
+
+    let mut desired = desired_stable;
+    if state.panic_since.is_some() {
+        // In panic mode the scale only goes up.
+        state.max_panic_instances = state.max_panic_instances.max(desired_panic);
+        desired = state.max_panic_instances;
+    }
+
+    if !spec.scale_down_delay.is_zero() {
+        state.recent.push_back((now, desired));
+        while let Some(&(at, _)) = state.recent.front() {
+            if at + spec.scale_down_delay <= now {
+                state.recent.pop_front();
+            } else {
+                break;
+            }
+        }
+        desired = state
+            .recent
+            .iter()
+            .map(|&(_, d)| d)
+            .max()
+            .unwrap_or(desired);
+    }
+
+    // Scale to zero only after the grace period (which starts once no
+    // traffic was seen for a whole stable window, i.e. when the decision
+    // first drops to zero).
+    if desired == 0 {
+        let since = *state.zero_wanted_since.get_or_insert(now);
+        if !spec.enable_scale_to_zero || now.duration_since(since) < spec.scale_to_zero_grace {
+            desired = 1;
+        }
+    } else {
+        state.zero_wanted_since = None;
+    }
+
+    if !state.initialized {
+        if obs.ready_instances >= spec.initial_scale {
+            state.initialized = true;
+        } else {
+            desired = desired.max(spec.initial_scale);
+        }
+    }
+
+    desired = desired.max(spec.min_scale);
+    if spec.max_scale > 0 {
+        desired = desired.min(spec.max_scale);
+    }
+    Decision {
+        desired,
+        panicking: state.panic_since.is_some(),
+    }
+}
+
+/// How often the engine makes a decision per revision (Knative's tick).
+pub const TICK: Duration = Duration::from_secs(2);
+
+#[cfg(test)]
+mod tests {
+    use super::super::config::AutoscalerConfig;
+    use super::super::window::ConcurrencyWindow;
+    use super::*;
+    use std::collections::BTreeMap;
+
+    fn spec(pairs: &[(&str, &str)], container_concurrency: u32) -> ScalingSpec {
+        let annotations: BTreeMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (format!("autoscaling.knative.dev/{k}"), v.to_string()))
+            .collect();
+        AutoscalerConfig::default().spec_for(&annotations, container_concurrency)
+    }
+
+    fn obs(stable: f64, panic: f64, ready: u32) -> Observation {
+        Observation {
+            stable_concurrency: stable,
+            panic_concurrency: panic,
+            ready_instances: ready,
+        }
+    }
+
+    /// Replays a load trace: `load(t)` is the revision's concurrency during
+    /// second `t`; the number of ready instances follows the decisions
+    /// instantly. Returns the decision after every tick.
+    fn replay(spec: &ScalingSpec, seconds: u64, load: impl Fn(u64) -> u32) -> Vec<(u64, Decision)> {
+        let start = Instant::now();
+        let mut window = ConcurrencyWindow::new(start);
+        let mut state = KpaState::default();
+        let mut ready = spec.initial_scale;
+        let mut decisions = Vec::new();
+        for t in 0..seconds {
+            let at = start + Duration::from_secs(t);
+            window.set(at, load(t));
+            if t % TICK.as_secs() == 0 && t > 0 {
+                let (stable, panic) = window.averages(at, spec.stable_window, spec.panic_window);
+                let d = decide(spec, &mut state, obs(stable, panic, ready), at);
+                ready = d.desired;
+                decisions.push((t, d));
+            }
+        }
+        decisions
+    }
+
+    #[test]
+    fn stable_load_settles_on_demand_over_target() {
+        // containerConcurrency 10 → 7 per instance; 35 concurrent → 5.
+        let spec = spec(&[], 10);
+        let decisions = replay(&spec, 200, |_| 35);
+        let (_, last) = decisions.last().unwrap();
+        assert_eq!(last.desired, 5);
+        assert!(!last.panicking);
+    }
+
+    #[test]
+    fn burst_panics_and_never_scales_down_while_panicking() {
+        let spec = spec(&[], 10);
+        // Idle-ish (7 concurrent → 1 instance) for 2 minutes, then 10× burst.
+        let decisions = replay(&spec, 240, |t| if t < 120 { 7 } else { 70 });
+        let before: Vec<_> = decisions.iter().filter(|(t, _)| *t < 120).collect();
+        assert!(before.iter().all(|(_, d)| d.desired == 1 && !d.panicking));
+        // Within the panic window (6s) of the burst, panic scales straight to
+        // 70 / 7 = 10, long before the stable window would have.
+        let (t, d) = decisions
+            .iter()
+            .find(|(t, d)| *t >= 120 && d.desired == 10)
+            .unwrap();
+        assert!(*t <= 126, "reached 10 at {t}");
+        assert!(d.panicking);
+        let mut last = 0;
+        for (t, d) in decisions.iter().filter(|(t, _)| *t >= 120) {
+            if d.panicking {
+                assert!(d.desired >= last, "panic scaled down at {t}");
+            }
+            last = d.desired;
+        }
+    }
+
+    #[test]
+    fn panic_ends_a_stable_window_after_the_last_overload() {
+        let spec = spec(&[], 10);
+        let decisions = replay(&spec, 400, |t| if (120..130).contains(&t) { 70 } else { 7 });
+        let panicking: Vec<u64> = decisions
+            .iter()
+            .filter(|(_, d)| d.panicking)
+            .map(|(t, _)| *t)
+            .collect();
+        let last_panic = *panicking.last().unwrap();
+        // The panic window still sees overload up to ~136; the mode then
+        // lasts one stable window (60s) more.
+        assert!((180..=200).contains(&last_panic), "{last_panic}");
+        let (_, last) = decisions.last().unwrap();
+        assert_eq!(last.desired, 1);
+    }
+
+    #[test]
+    fn scale_down_is_limited_by_max_scale_down_rate() {
+        let spec = spec(&[], 10);
+        let mut state = KpaState::initialized();
+        let now = Instant::now();
+        // 20 ready, no demand: at most halve per decision (rate 2.0).
+        let d = decide(&spec, &mut state, obs(0.1, 0.1, 20), now);
+        assert_eq!(d.desired, 10);
+        let d = decide(&spec, &mut state, obs(0.1, 0.1, 10), now + TICK);
+        assert_eq!(d.desired, 5);
+    }
+
+    #[test]
+    fn scale_up_is_limited_by_max_scale_up_rate() {
+        let config = AutoscalerConfig {
+            max_scale_up_rate: 2.0,
+            ..AutoscalerConfig::default()
+        };
+        let spec = config.spec_for(&BTreeMap::new(), 1);
+        let mut state = KpaState::initialized();
+        // 2 ready, demand for 100: at most 2 × 2 = 4.
+        let d = decide(&spec, &mut state, obs(70.0, 0.0, 2), Instant::now());
+        assert_eq!(d.desired, 4);
+    }
+
+    #[test]
+    fn idle_revision_reaches_zero_after_window_plus_grace() {
+        let spec = spec(&[("window", "10s")], 0);
+        // One request-second of traffic at t=0, then nothing.
+        let decisions = replay(&spec, 80, |t| u32::from(t < 2));
+        let zero_at = decisions
+            .iter()
+            .find(|(_, d)| d.desired == 0)
+            .map(|(t, _)| *t)
+            .unwrap();
+        // Stable window (10s) without traffic plus 30s grace.
+        assert!((40..=46).contains(&zero_at), "zero at {zero_at}");
+        assert!(
+            decisions
+                .iter()
+                .filter(|(t, _)| *t < 40)
+                .all(|(_, d)| d.desired == 1)
+        );
+    }
+
+    #[test]
+    fn min_scale_keeps_instances_and_max_scale_caps_them() {
+        let spec_min = spec(&[("min-scale", "2")], 0);
+        let decisions = replay(&spec_min, 200, |_| 0);
+        assert!(decisions.iter().all(|(_, d)| d.desired == 2));
+        let spec_max = spec(&[("max-scale", "3")], 1);
+        let decisions = replay(&spec_max, 100, |_| 50);
+        assert!(decisions.iter().all(|(_, d)| d.desired <= 3));
+        assert_eq!(decisions.last().unwrap().1.desired, 3);
+    }
+
+    #[test]
+    fn initial_scale_holds_until_reached() {
+        let spec = spec(&[("initial-scale", "3")], 0);
+        let mut state = KpaState::default();
+        let now = Instant::now();
+        assert_eq!(decide(&spec, &mut state, obs(0.0, 0.0, 0), now).desired, 3);
+        assert_eq!(
+            decide(&spec, &mut state, obs(0.0, 0.0, 3), now + TICK).desired,
+            1
+        );
+    }
+
+    #[test]
+    fn scale_down_delay_keeps_the_recent_maximum() {
+        let spec = spec(&[("scale-down-delay", "20s")], 10);
+        let decisions = replay(&spec, 200, |t| if t < 100 { 70 } else { 7 });
+        // Without the delay the scale drops towards 1 as the stable window
+        // drains; with it, every decision is the max of the last 20s.
+        let at = |t: u64| decisions.iter().find(|(s, _)| *s == t).unwrap().1.desired;
+        assert_eq!(at(98), 10);
+        assert!(at(110) >= 10);
+        assert_eq!(decisions.last().unwrap().1.desired, 1);
+    }
+}

@@ -1,0 +1,96 @@
+//! Instance runtimes: how one revision's code gets running.
+//!
+//! A revision's image reference is first resolved into a [`Launch`] (an
+//! unpacked image's entrypoint, an `okonomi://` crate built on deploy, or an
+//! image run under podman), then each instance of it is a supervised child
+//! process ([`supervisor`]) with its own log ([`logs`]).
+
+pub mod build;
+pub mod container;
+pub mod image;
+pub mod logs;
+pub mod probe;
+pub mod supervisor;
+
+use std::path::PathBuf;
+
+/// Which runtime runs an image that is not an `okonomi://` reference.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum RuntimeKind {
+    /// The image's entrypoint, unpacked once and run directly: fastest.
+    #[default]
+    Process,
+    /// The image under `podman --runtime runc` (uid 65532, read-only root).
+    Container,
+}
+
+impl RuntimeKind {
+    /// Parses `process` or `container` (the `okonomi.dev/runtime` annotation).
+    pub fn parse(text: &str) -> Option<Self> {
+        match text.trim() {
+            "process" => Some(Self::Process),
+            "container" => Some(Self::Container),
+            _ => None,
+        }
+    }
+}
+
+/// Annotation on a revision template choosing its runtime.
+pub const RUNTIME_ANNOTATION: &str = "okonomi.dev/runtime";
+
+/// How to start one instance of a revision, once its code is resolved.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Launch {
+    /// Run a program directly.
+    Process {
+        /// The executable.
+        program: PathBuf,
+        /// Its arguments.
+        args: Vec<String>,
+        /// Working directory.
+        cwd: PathBuf,
+        /// Environment from the image config (the spec's env comes on top).
+        env: Vec<(String, String)>,
+    },
+    /// Run an image under podman.
+    Container {
+        /// The image reference podman pulls.
+        image: String,
+        /// Overrides of the image's command, if the spec gives any.
+        args: Vec<String>,
+    },
+}
+
+/// How readiness is checked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Readiness {
+    /// An HTTP GET on this path must answer 2xx/3xx.
+    HttpGet {
+        /// Request path.
+        path: String,
+    },
+    /// A TCP connect to the port must succeed.
+    Tcp,
+}
+
+/// Everything an instance needs besides its [`Launch`].
+#[derive(Debug, Clone)]
+pub struct InstanceSpec {
+    /// Namespace of the revision.
+    pub namespace: String,
+    /// `K_SERVICE`.
+    pub service: String,
+    /// `K_CONFIGURATION`.
+    pub configuration: String,
+    /// `K_REVISION`.
+    pub revision: String,
+    /// The container's env (name, value).
+    pub env: Vec<(String, String)>,
+    /// The readiness check.
+    pub readiness: Readiness,
+    /// The port the container declares (informational: the engine chooses
+    /// the port and passes it as `PORT`).
+    pub container_port: Option<u16>,
+    /// Where this revision's instance logs go.
+    pub log_dir: PathBuf,
+}

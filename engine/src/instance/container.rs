@@ -1,0 +1,85 @@
+//! The container runtime: the image under `podman --runtime runc`, as uid
+//! 65532 with a read-only root and a writable /tmp, on the host network
+//! (netavark is not available here) at the port the engine chose.
+
+use std::process::Stdio;
+
+use tokio::process::Command;
+
+use crate::error::{Error, Result};
+
+fn tls_flag(image: &str) -> &'static str {
+    let registry = image.split('/').next().unwrap_or_default();
+    let host = registry.rsplit_once(':').map_or(registry, |(h, _)| h);
+    if host == "127.0.0.1" || host == "localhost" {
+        "--tls-verify=false"
+    } else {
+        "--tls-verify=true"
+    }
+}
+
+/// Pulls the image into podman's store ahead of the first instance, so cold
+/// starts do not include the download.
+pub async fn pull(image: &str) -> Result<()> {
+    let output = Command::new("podman")
+        .args(["pull", "--quiet", tls_flag(image), image])
+        .stdin(Stdio::null())
+        .kill_on_drop(true)
+        .output()
+        .await
+        .map_err(|e| Error::Image {
+            reference: image.to_string(),
+            message: format!("running podman (install the Debian package `podman`): {e}"),
+        })?;
+    if output.status.success() {
+        Ok(())
+    } else {
+        Err(Error::Image {
+            reference: image.to_string(),
+            message: format!(
+                "podman pull failed: {}",
+                String::from_utf8_lossy(&output.stderr).trim()
+            ),
+        })
+    }
+}
+
+/// The podman command line running one instance.
+pub fn command(name: &str, image: &str, args: &[String], env: &[(String, String)]) -> Command {
+    let mut command = Command::new("podman");
+    command.args([
+        "--runtime",
+        "runc",
+        "run",
+        "--rm",
+        "--replace",
+        "--name",
+        name,
+        "--network",
+        "host",
+        "--user",
+        "65532",
+        "--read-only",
+        "--tmpfs",
+        "/tmp",
+        "--pull",
+        "never",
+    ]);
+    for (key, value) in env {
+        command.arg("--env").arg(format!("{key}={value}"));
+    }
+    command.arg(image);
+    command.args(args);
+    command
+}
+
+/// Removes a container left behind (say, by a killed engine).
+pub async fn remove(name: &str) {
+    let _ = Command::new("podman")
+        .args(["rm", "--force", "--ignore", name])
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .await;
+}

@@ -1,0 +1,296 @@
+//! One instance's life: start, wait for readiness, serve, restart after a
+//! crash with backoff, and on scale-down drain, SIGTERM, then SIGKILL.
+
+use std::net::SocketAddr;
+use std::process::{ExitStatus, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::process::{Child, Command};
+use tokio_util::sync::CancellationToken;
+
+use super::logs::{self, LogRing};
+use super::probe::probe;
+use super::{InstanceSpec, Launch, container};
+
+/// What the supervisor tells the owner of the instance (the revision's pool).
+pub trait InstanceObserver: Send + Sync + 'static {
+    /// The instance `id` answers at `addr`.
+    fn ready(&self, id: &str, addr: SocketAddr);
+    /// The instance stops taking new requests; returns once requests in
+    /// flight on it have finished (or a drain timeout passed).
+    fn unready(&self, id: &str) -> impl Future<Output = ()> + Send;
+    /// The instance failed to start or crashed.
+    fn failed(&self, id: &str, reason: &str, message: String);
+    /// The instance's process started (for cold-start accounting).
+    fn started(&self, id: &str);
+}
+
+/// Timing knobs of supervision.
+#[derive(Debug, Clone)]
+pub struct SupervisorTiming {
+    /// How long an instance may take to become ready before it is reported
+    /// failed (it keeps being retried).
+    pub ready_timeout: Duration,
+    /// Between SIGTERM and SIGKILL.
+    pub termination_grace: Duration,
+    /// First restart delay; doubles up to `max_backoff`.
+    pub initial_backoff: Duration,
+    /// Longest restart delay.
+    pub max_backoff: Duration,
+}
+
+impl Default for SupervisorTiming {
+    fn default() -> Self {
+        Self {
+            ready_timeout: Duration::from_secs(60),
+            termination_grace: Duration::from_secs(10),
+            initial_backoff: Duration::from_millis(100),
+            max_backoff: Duration::from_secs(10),
+        }
+    }
+}
+
+/// Picks a free loopback port for an instance's PORT.
+fn free_port() -> std::io::Result<u16> {
+    let listener = std::net::TcpListener::bind(("127.0.0.1", 0))?;
+    Ok(listener.local_addr()?.port())
+}
+
+fn send_sigterm(child: &Child) {
+    if let Some(pid) = child.id()
+        && let Ok(pid) = libc::pid_t::try_from(pid)
+    {
+        // SAFETY: kill(2) with a pid of our own live child has no memory
+        // safety preconditions.
+        unsafe {
+            libc::kill(pid, libc::SIGTERM);
+        }
+    }
+}
+
+/// Runs the instance until `stop` is cancelled.
+pub async fn supervise<O: InstanceObserver>(
+    id: String,
+    launch: Arc<Launch>,
+    spec: Arc<InstanceSpec>,
+    ring: LogRing,
+    observer: Arc<O>,
+    timing: SupervisorTiming,
+    stop: CancellationToken,
+) {
+    let mut backoff = timing.initial_backoff;
+    loop {
+        if stop.is_cancelled() {
+            return;
+        }
+        let started_at = Instant::now();
+        let outcome = run_once(&id, &launch, &spec, &ring, &*observer, &timing, &stop).await;
+        match outcome {
+            Outcome::Stopped => return,
+            Outcome::Failed { reason, message } => {
+                tracing::warn!(instance = %id, revision = %spec.revision, %reason, "{message}");
+                observer.failed(&id, &reason, message);
+            }
+        }
+        if started_at.elapsed() > Duration::from_secs(30) {
+            backoff = timing.initial_backoff;
+        }
+        tokio::select! {
+            _ = stop.cancelled() => return,
+            _ = tokio::time::sleep(backoff) => {}
+        }
+        backoff = (backoff * 2).min(timing.max_backoff);
+    }
+}
+
+enum Outcome {
+    Stopped,
+    Failed { reason: String, message: String },
+}
+
+fn describe_exit(status: std::io::Result<ExitStatus>) -> String {
+    match status {
+        Ok(status) => status.to_string(),
+        Err(e) => format!("wait failed: {e}"),
+    }
+}
+
+fn with_tail(message: String, ring: &LogRing) -> String {
+    let tail = ring.tail(10);
+    if tail.is_empty() {
+        message
+    } else {
+        format!("{message}; last log lines:\n{}", tail.join("\n"))
+    }
+}
+
+async fn run_once<O: InstanceObserver>(
+    id: &str,
+    launch: &Launch,
+    spec: &InstanceSpec,
+    ring: &LogRing,
+    observer: &O,
+    timing: &SupervisorTiming,
+    stop: &CancellationToken,
+) -> Outcome {
+    let port = match free_port() {
+        Ok(port) => port,
+        Err(e) => {
+            return Outcome::Failed {
+                reason: "NoPort".into(),
+                message: format!("no free loopback port: {e}"),
+            };
+        }
+    };
+    let addr = SocketAddr::from(([127, 0, 0, 1], port));
+    let mut env: Vec<(String, String)> = Vec::new();
+    let container_name = format!("okonomi-{}-{id}", spec.revision);
+    let mut command = match launch {
+        Launch::Process {
+            program,
+            args,
+            cwd,
+            env: image_env,
+        } => {
+            let mut command = Command::new(program);
+            command.args(args).current_dir(cwd).env_clear();
+            env.extend(image_env.iter().cloned());
+            command
+        }
+        Launch::Container { image, args } => {
+            // Environment goes on podman's command line, built below.
+            let mut full_env = spec.env.clone();
+            full_env.extend(contract_env(spec, port));
+            container::command(&container_name, image, args, &full_env)
+        }
+    };
+    if matches!(launch, Launch::Process { .. }) {
+        env.extend(spec.env.iter().cloned());
+        env.extend(contract_env(spec, port));
+        command.envs(env);
+    }
+    command
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .process_group(0);
+
+    let log_file = match logs::open(&spec.log_dir, id).await {
+        Ok((_, file)) => Arc::new(tokio::sync::Mutex::new(file)),
+        Err(e) => {
+            return Outcome::Failed {
+                reason: "LogFile".into(),
+                message: format!("opening the log file in {}: {e}", spec.log_dir.display()),
+            };
+        }
+    };
+    let mut child = match command.spawn() {
+        Ok(child) => child,
+        Err(e) => {
+            return Outcome::Failed {
+                reason: "StartFailed".into(),
+                message: format!("could not start {launch:?}: {e}"),
+            };
+        }
+    };
+    observer.started(id);
+    let prefix = format!("[{id}]");
+    if let Some(out) = child.stdout.take() {
+        tokio::spawn(logs::pump(
+            out,
+            ring.clone(),
+            log_file.clone(),
+            prefix.clone(),
+        ));
+    }
+    if let Some(err) = child.stderr.take() {
+        tokio::spawn(logs::pump(err, ring.clone(), log_file, prefix));
+    }
+
+    // Readiness: poll quickly at first (cold starts are milliseconds), then
+    // back off.
+    let deadline = Instant::now() + timing.ready_timeout;
+    let mut interval = Duration::from_millis(2);
+    loop {
+        if probe(addr, &spec.readiness).await {
+            break;
+        }
+        if let Ok(Some(status)) = child.try_wait() {
+            // Give the log pumps a moment to catch the last lines.
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            return Outcome::Failed {
+                reason: "ExitedBeforeReady".into(),
+                message: with_tail(
+                    format!("the instance exited before it was ready ({status})"),
+                    ring,
+                ),
+            };
+        }
+        if Instant::now() >= deadline {
+            terminate(
+                &mut child,
+                timing.termination_grace,
+                launch,
+                &container_name,
+            )
+            .await;
+            return Outcome::Failed {
+                reason: "ProbeTimeout".into(),
+                message: with_tail(
+                    format!(
+                        "not ready within {:?} (readiness: {:?} on port {port})",
+                        timing.ready_timeout, spec.readiness
+                    ),
+                    ring,
+                ),
+            };
+        }
+        tokio::select! {
+            _ = stop.cancelled() => {
+                terminate(&mut child, timing.termination_grace, launch, &container_name).await;
+                return Outcome::Stopped;
+            }
+            _ = tokio::time::sleep(interval) => {}
+        }
+        interval = (interval * 2).min(Duration::from_millis(200));
+    }
+    observer.ready(id, addr);
+
+    tokio::select! {
+        status = child.wait() => {
+            observer.unready(id).await;
+            tokio::time::sleep(Duration::from_millis(50)).await;
+            Outcome::Failed {
+                reason: "Crashed".into(),
+                message: with_tail(format!("the instance exited ({})", describe_exit(status)), ring),
+            }
+        }
+        _ = stop.cancelled() => {
+            observer.unready(id).await;
+            terminate(&mut child, timing.termination_grace, launch, &container_name).await;
+            Outcome::Stopped
+        }
+    }
+}
+
+/// The runtime contract's variables.
+fn contract_env(spec: &InstanceSpec, port: u16) -> Vec<(String, String)> {
+    vec![
+        ("PORT".into(), port.to_string()),
+        ("K_SERVICE".into(), spec.service.clone()),
+        ("K_CONFIGURATION".into(), spec.configuration.clone()),
+        ("K_REVISION".into(), spec.revision.clone()),
+    ]
+}
+
+async fn terminate(child: &mut Child, grace: Duration, launch: &Launch, container_name: &str) {
+    send_sigterm(child);
+    if tokio::time::timeout(grace, child.wait()).await.is_err() {
+        let _ = child.kill().await;
+    }
+    if matches!(launch, Launch::Container { .. }) {
+        container::remove(container_name).await;
+    }
+}
