@@ -78,6 +78,7 @@ pub mod error;
 pub mod layers;
 pub mod server;
 pub mod telemetry;
+pub mod testing;
 
 #[cfg(feature = "mimalloc")]
 #[global_allocator]
