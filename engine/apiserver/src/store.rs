@@ -799,3 +799,8 @@ impl Store {
         Ok(results)
     }
 }
+
+/// Check that an apply patch names this type (apiVersion and kind, when given).
+pub(crate) fn check_apply_type(rt: &ResourceType, body: &Value) -> Result<()> {
+    object::set_type_meta(rt, &mut body.clone())
+}

@@ -1,0 +1,434 @@
+//! Requests on resources: collections (list, watch, create, deletecollection),
+//! objects (get, update, patch, delete) and the `/status` subresource.
+
+use axum::response::Response;
+use http::{Method, StatusCode};
+use serde_json::{Value, json};
+
+use super::{Api, Req, decode, json, not_found_path, table, watch};
+use crate::error::Error;
+use crate::resource::ResourceType;
+use crate::status::{Status, StatusDetails};
+use crate::store::{ListOptions, Patch, Store, WriteOptions};
+
+/// What a resource path names.
+struct Target<'a> {
+    rt: &'a ResourceType,
+    namespace: Option<String>,
+    name: Option<String>,
+    status: bool,
+}
+
+fn resolve<'a>(
+    api: &'a Api,
+    group: &str,
+    version: &str,
+    rest: &[&str],
+) -> Result<Target<'a>, Error> {
+    let find = |plural: &str| api.find(group, version, plural).ok_or_else(not_found_path);
+    let target = |rt, namespace: Option<&str>, name: Option<&str>, status| Target {
+        rt,
+        namespace: namespace.map(str::to_string),
+        name: name.map(str::to_string),
+        status,
+    };
+    // `namespaces/{ns}/{plural}…` only when `plural` is a namespaced type here;
+    // otherwise `namespaces/…` is the namespaces resource itself.
+    if let ["namespaces", ns, plural, tail @ ..] = rest
+        && let Some(rt) = api.find(group, version, plural)
+        && rt.namespaced
+    {
+        return match tail {
+            [] => Ok(target(rt, Some(ns), None, false)),
+            [name] => Ok(target(rt, Some(ns), Some(name), false)),
+            [name, "status"] if rt.status_subresource => Ok(target(rt, Some(ns), Some(name), true)),
+            _ => Err(not_found_path()),
+        };
+    }
+    match rest {
+        [plural] => Ok(target(find(plural)?, None, None, false)),
+        [plural, name] => {
+            let rt = find(plural)?;
+            if rt.namespaced {
+                return Err(not_found_path());
+            }
+            Ok(target(rt, None, Some(name), false))
+        }
+        [plural, name, "status"] => {
+            let rt = find(plural)?;
+            if rt.namespaced || !rt.status_subresource {
+                return Err(not_found_path());
+            }
+            Ok(target(rt, None, Some(name), true))
+        }
+        _ => Err(not_found_path()),
+    }
+}
+
+fn write_options(req: &Req) -> WriteOptions {
+    WriteOptions {
+        field_manager: req.param("fieldManager").map(str::to_string),
+        dry_run: req.param("dryRun") == Some("All"),
+        force: req.param("force") == Some("true"),
+    }
+}
+
+fn writer(api: &Api, req: &Req) -> Store {
+    api.store.with_write_options(write_options(req))
+}
+
+fn list_options(req: &Req, namespace: Option<&str>) -> ListOptions {
+    ListOptions {
+        namespace: namespace.map(str::to_string),
+        label_selector: req.param("labelSelector").map(str::to_string),
+        field_selector: req.param("fieldSelector").map(str::to_string),
+    }
+}
+
+pub(super) async fn handle(
+    api: &Api,
+    group: &str,
+    version: &str,
+    rest: &[&str],
+    req: Req,
+) -> Result<Response, Error> {
+    let target = resolve(api, group, version, rest)?;
+    let namespace = target.namespace.as_deref();
+    match (&target.name, target.status) {
+        (None, _) => match req.method {
+            Method::GET => {
+                let watching = matches!(req.param("watch"), Some("true" | "1"));
+                if watching {
+                    watch::serve(api, target.rt, &req, list_options(&req, namespace))
+                } else {
+                    list(api, target.rt, &req, namespace)
+                }
+            }
+            Method::POST if namespace.is_some() || !target.rt.namespaced => {
+                create(api, target.rt, namespace, req).await
+            }
+            Method::DELETE => delete_collection(api, target.rt, namespace, req).await,
+            _ => Err(Error::MethodNotAllowed),
+        },
+        (Some(name), status) => {
+            let ns = namespace.unwrap_or("");
+            match req.method {
+                Method::GET => {
+                    let object = api.store.get(target.rt, ns, name)?;
+                    Ok(single(target.rt, &req, &object, StatusCode::OK))
+                }
+                Method::PUT => update(api, target.rt, ns, name, status, req).await,
+                Method::PATCH => patch(api, target.rt, ns, name, status, req).await,
+                Method::DELETE if !status => delete(api, target.rt, ns, name, req).await,
+                _ => Err(Error::MethodNotAllowed),
+            }
+        }
+    }
+}
+
+/// One object, as JSON or as a one-row Table.
+fn single(rt: &ResourceType, req: &Req, object: &Value, code: StatusCode) -> Response {
+    match table::requested(req.accept()) {
+        Some(version) if code == StatusCode::OK => json(
+            code,
+            &table::table(
+                rt,
+                version,
+                std::slice::from_ref(object),
+                object
+                    .pointer("/metadata/resourceVersion")
+                    .and_then(Value::as_str)
+                    .map(str::to_string),
+                req.param("includeObject").unwrap_or("Metadata"),
+                true,
+            ),
+        ),
+        _ => json(code, object),
+    }
+}
+
+fn list(
+    api: &Api,
+    rt: &ResourceType,
+    req: &Req,
+    namespace: Option<&str>,
+) -> Result<Response, Error> {
+    let listed = api.store.list(rt, &list_options(req, namespace))?;
+    let rv = listed.resource_version.to_string();
+    if let Some(version) = table::requested(req.accept()) {
+        return Ok(json(
+            StatusCode::OK,
+            &table::table(
+                rt,
+                version,
+                &listed.items,
+                Some(rv),
+                req.param("includeObject").unwrap_or("Metadata"),
+                true,
+            ),
+        ));
+    }
+    Ok(json(
+        StatusCode::OK,
+        &json!({
+            "apiVersion": rt.api_version(),
+            "kind": rt.list_kind(),
+            "metadata": {"resourceVersion": rv},
+            "items": listed.items,
+        }),
+    ))
+}
+
+/// Make the body's namespace and name agree with the URL (or fail as Kubernetes does).
+fn place(
+    rt: &ResourceType,
+    object: &mut Value,
+    namespace: Option<&str>,
+    name: Option<&str>,
+) -> Result<(), Error> {
+    let map = object
+        .as_object_mut()
+        .ok_or_else(|| Error::BadRequest("the body must be a JSON object".into()))?;
+    let meta = map
+        .entry("metadata")
+        .or_insert_with(|| json!({}))
+        .as_object_mut()
+        .ok_or_else(|| Error::BadRequest("metadata must be an object".into()))?;
+    if rt.namespaced
+        && let Some(ns) = namespace
+    {
+        match meta.get("namespace").and_then(Value::as_str) {
+            Some(given) if !given.is_empty() && given != ns => {
+                return Err(Error::BadRequest(
+                    "the namespace of the provided object does not match the namespace sent on the request"
+                        .into(),
+                ));
+            }
+            _ => {
+                meta.insert("namespace".into(), json!(ns));
+            }
+        }
+    }
+    if let Some(name) = name {
+        match meta.get("name").and_then(Value::as_str) {
+            Some(given) if !given.is_empty() && given != name => {
+                return Err(Error::BadRequest(format!(
+                    "the name of the object ({given}) does not match the name on the URL ({name})"
+                )));
+            }
+            _ => {
+                meta.insert("name".into(), json!(name));
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn create(
+    api: &Api,
+    rt: &ResourceType,
+    namespace: Option<&str>,
+    req: Req,
+) -> Result<Response, Error> {
+    let store = writer(api, &req);
+    let content_type = req.content_type().to_string();
+    let mut object = decode(&req.bytes().await?, &content_type)?;
+    place(rt, &mut object, namespace, None)?;
+    let created = store.create(rt, object).await?;
+    Ok(json(StatusCode::CREATED, &created))
+}
+
+async fn update(
+    api: &Api,
+    rt: &ResourceType,
+    namespace: &str,
+    name: &str,
+    status: bool,
+    req: Req,
+) -> Result<Response, Error> {
+    let store = writer(api, &req);
+    let content_type = req.content_type().to_string();
+    let mut object = decode(&req.bytes().await?, &content_type)?;
+    place(rt, &mut object, Some(namespace), Some(name))?;
+    let updated = if status {
+        store.update_status(rt, object).await?
+    } else {
+        store.update(rt, object).await?
+    };
+    Ok(json(StatusCode::OK, &updated))
+}
+
+async fn patch(
+    api: &Api,
+    rt: &ResourceType,
+    namespace: &str,
+    name: &str,
+    status: bool,
+    req: Req,
+) -> Result<Response, Error> {
+    let store = writer(api, &req);
+    let content_type = req
+        .content_type()
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    let accepted =
+        "application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml";
+    let bytes = req.bytes().await?;
+    let patch = match content_type.as_str() {
+        "application/merge-patch+json" => Patch::Merge(decode(&bytes, "json")?),
+        "application/json-patch+json" => {
+            let value = decode(&bytes, "json")?;
+            Patch::Json(serde_json::from_value(value).map_err(|e| {
+                Error::BadRequest(format!("the body is not a valid JSON patch: {e}"))
+            })?)
+        }
+        "application/apply-patch+yaml" | "application/apply-patch+json" => {
+            let mut value = decode(&bytes, "yaml")?;
+            if let Some(meta) = value.get_mut("metadata").and_then(Value::as_object_mut)
+                && meta.get("managedFields").is_some()
+            {
+                return Err(Error::BadRequest(
+                    "metadata.managedFields must be nil in an apply patch".into(),
+                ));
+            }
+            crate::store::check_apply_type(rt, &value)?;
+            Patch::Apply(value)
+        }
+        _ => {
+            return Err(Error::UnsupportedMediaType {
+                accepted: accepted.into(),
+            });
+        }
+    };
+    let existed = api.store.get(rt, namespace, name).is_ok();
+    let patched = if status {
+        store.patch_status(rt, namespace, name, &patch).await?
+    } else {
+        store.patch(rt, namespace, name, &patch).await?
+    };
+    let code = if existed {
+        StatusCode::OK
+    } else {
+        StatusCode::CREATED
+    };
+    Ok(json(code, &patched))
+}
+
+/// DeleteOptions preconditions and dryRun, when a body is sent.
+async fn delete_options(req: Req) -> Result<(Option<String>, Option<String>, bool), Error> {
+    let dry_run_query = req.param("dryRun") == Some("All");
+    let content_type = req.content_type().to_string();
+    let bytes = req.bytes().await?;
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Ok((None, None, dry_run_query));
+    }
+    let options = decode(&bytes, &content_type)?;
+    let uid = options
+        .pointer("/preconditions/uid")
+        .and_then(Value::as_str)
+        .map(str::to_string);
+    let rv = options
+        .pointer("/preconditions/resourceVersion")
+        .and_then(Value::as_str)
+        .map(str::to_string);
+    let dry_run = dry_run_query
+        || options
+            .get("dryRun")
+            .and_then(Value::as_array)
+            .is_some_and(|a| a.iter().any(|v| v == "All"));
+    Ok((uid, rv, dry_run))
+}
+
+async fn delete(
+    api: &Api,
+    rt: &ResourceType,
+    namespace: &str,
+    name: &str,
+    req: Req,
+) -> Result<Response, Error> {
+    let mut options = write_options(&req);
+    let (uid, rv, dry_run) = delete_options(req).await?;
+    options.dry_run = dry_run;
+    let current = api.store.get(rt, namespace, name)?;
+    let meta = |field: &str| {
+        current
+            .pointer(&format!("/metadata/{field}"))
+            .and_then(Value::as_str)
+    };
+    if uid.as_deref().is_some_and(|u| Some(u) != meta("uid"))
+        || rv
+            .as_deref()
+            .is_some_and(|v| Some(v) != meta("resourceVersion"))
+    {
+        return Err(Error::Conflict {
+            resource: rt.qualified_resource(),
+            group: rt.group.clone(),
+            plural: rt.plural.clone(),
+            name: name.into(),
+        });
+    }
+    let deleted = if options.dry_run {
+        current
+    } else {
+        api.store
+            .with_write_options(options)
+            .delete(rt, namespace, name)
+            .await?
+    };
+    let status = Status::success(StatusDetails {
+        name: name.into(),
+        group: rt.group.clone(),
+        kind: rt.plural.clone(),
+        uid: deleted
+            .pointer("/metadata/uid")
+            .and_then(Value::as_str)
+            .unwrap_or("")
+            .into(),
+        causes: Vec::new(),
+    });
+    Ok(json(StatusCode::OK, &status.to_value()))
+}
+
+async fn delete_collection(
+    api: &Api,
+    rt: &ResourceType,
+    namespace: Option<&str>,
+    req: Req,
+) -> Result<Response, Error> {
+    let options = list_options(&req, namespace);
+    let dry_run = req.param("dryRun") == Some("All");
+    let listed = api.store.list(rt, &options)?;
+    let mut deleted = Vec::new();
+    for item in &listed.items {
+        let ns = item
+            .pointer("/metadata/namespace")
+            .and_then(Value::as_str)
+            .unwrap_or("");
+        let name = item
+            .pointer("/metadata/name")
+            .and_then(Value::as_str)
+            .unwrap_or("");
+        if dry_run {
+            deleted.push(item.clone());
+            continue;
+        }
+        match api.store.delete(rt, ns, name).await {
+            Ok(object) => deleted.push(object),
+            // Already gone through a cascade from an earlier item.
+            Err(e) if e.is_not_found() => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(json(
+        StatusCode::OK,
+        &json!({
+            "apiVersion": rt.api_version(),
+            "kind": rt.list_kind(),
+            "metadata": {"resourceVersion": api.store.resource_version().to_string()},
+            "items": deleted,
+        }),
+    ))
+}
