@@ -271,16 +271,18 @@ impl<T: Serialize> Reply<T> {
 
 /// Reads an event's data as `T` (JSON data, or a plain string for `String`).
 pub fn decode_data<T: DeserializeOwned>(event: &Event) -> Result<T, EventError> {
+    // JSON data is read as JSON; anything else as a string (for `String` data).
+    let from_text = |text: &str| match serde_json::from_str::<serde_json::Value>(text) {
+        Ok(value) => T::deserialize(value),
+        Err(_) => T::deserialize(serde_json::Value::from(text)),
+    };
     let result = match event.data() {
         Some(Data::Json(value)) => T::deserialize(value),
-        Some(Data::Binary(bytes)) => {
-            serde_json::from_slice(bytes).or_else(|e| match std::str::from_utf8(bytes) {
-                Ok(text) => T::deserialize(serde_json::Value::from(text)),
-                Err(_) => Err(e),
-            })
-        }
-        Some(Data::String(text)) => serde_json::from_str(text)
-            .or_else(|_| T::deserialize(serde_json::Value::from(text.as_str()))),
+        Some(Data::Binary(bytes)) => match std::str::from_utf8(bytes) {
+            Ok(text) => from_text(text),
+            Err(_) => serde_json::from_slice(bytes),
+        },
+        Some(Data::String(text)) => from_text(text),
         None => T::deserialize(serde_json::Value::Null),
     };
     result.map_err(|e| {

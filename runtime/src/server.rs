@@ -59,7 +59,7 @@ impl Draining {
         self.0.load(Ordering::Relaxed)
     }
 
-    fn start(&self) {
+    pub(crate) fn start(&self) {
         self.0.store(true, Ordering::Relaxed);
     }
 }

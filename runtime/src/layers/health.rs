@@ -76,3 +76,35 @@ where
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tower::ServiceExt;
+
+    fn probe(draining: &Draining, path: &str) -> StatusCode {
+        let layer = HealthLayer::new("/ready".into(), "/alive".into(), draining.clone());
+        let inner = tower::service_fn(|_req: Request| async {
+            Ok::<_, Infallible>(text_response(StatusCode::IM_A_TEAPOT, "function"))
+        });
+        let req = http::Request::get(path).body(crate::Body::empty()).unwrap();
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        runtime
+            .block_on(layer.layer(inner).oneshot(req))
+            .unwrap()
+            .status()
+    }
+
+    #[test]
+    fn readiness_turns_503_when_draining_and_liveness_stays_200() {
+        let draining = Draining::default();
+        assert_eq!(probe(&draining, "/ready"), StatusCode::OK);
+        assert_eq!(probe(&draining, "/alive"), StatusCode::OK);
+        assert_eq!(probe(&draining, "/other"), StatusCode::IM_A_TEAPOT);
+        draining.start();
+        assert_eq!(probe(&draining, "/ready"), StatusCode::SERVICE_UNAVAILABLE);
+        assert_eq!(probe(&draining, "/alive"), StatusCode::OK);
+    }
+}
