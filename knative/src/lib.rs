@@ -5,12 +5,14 @@
 //! The crate does no network I/O by default: everything that needs a client
 //! lives behind the `client` cargo feature, so the types stay cheap to share.
 
+pub mod defaults;
 pub mod error;
 pub mod keys;
 pub mod manifest;
 pub mod serving;
 pub mod validation;
 
+pub use defaults::SetDefaults;
 pub use error::{Error, Result};
 pub use manifest::FunctionManifest;
 pub use serving::{
@@ -19,4 +21,4 @@ pub use serving::{
     RevisionStatus, RevisionTemplateSpec, Route, RouteSpec, RouteStatus, Service, ServiceSpec,
     ServiceStatus, TrafficTarget,
 };
-pub use validation::{CauseType, FieldError, FieldErrors};
+pub use validation::{CauseType, FieldError, FieldErrors, Validate, ValidationConfig};

@@ -510,6 +510,12 @@ impl FunctionManifest {
                 format!("min ({min}) is above max ({max}); lower min or raise max (0 = unlimited)"),
             ));
         }
+        if scale.initial == Some(0) {
+            errors.push(FieldError::invalid(
+                "scale.initial",
+                "0 needs allow-zero-initial-scale: \"true\" in the cluster's config-autoscaler; use 1 or more, or leave it out",
+            ));
+        }
         if let (Some(initial), Some(max)) = (scale.initial, scale.max)
             && max != 0
             && initial > max

@@ -298,3 +298,24 @@ pub fn parse_duration(value: &str) -> Result<std::time::Duration, String> {
     std::time::Duration::try_from_secs_f64(total)
         .map_err(|_| format!("{value:?} is out of range: {hint}"))
 }
+
+mod annotations;
+mod config;
+mod objects;
+mod revision;
+mod traffic;
+
+pub use annotations::validate_autoscaling_annotations;
+pub use config::{FeatureFlags, ValidationConfig};
+pub use objects::Validate;
+pub use revision::{validate_revision_spec, validate_revision_template};
+pub use traffic::{TrafficContext, validate_traffic};
+
+/// `base.field`, or `field` when `base` is empty.
+pub(crate) fn join(base: &str, field: &str) -> String {
+    if base.is_empty() {
+        field.to_owned()
+    } else {
+        format!("{base}.{field}")
+    }
+}
