@@ -26,6 +26,8 @@ pub struct Endpoint {
     pub id: String,
     /// Where it listens.
     pub addr: SocketAddr,
+    /// Its process (podman's, for the container runtime).
+    pub pid: Option<u32>,
     in_flight: AtomicU32,
 }
 
@@ -143,7 +145,7 @@ impl Pool {
             namespace: key.namespace.clone(),
             revision: key.name.clone(),
         };
-        let state = restored_scale.map(|_| KpaState::initialized());
+        let state = restored_scale.map(KpaState::restored);
         Arc::new(Self {
             key,
             spec,
@@ -329,12 +331,13 @@ impl Drop for Tracked {
 }
 
 impl InstanceObserver for Pool {
-    fn ready(&self, id: &str, addr: SocketAddr) {
+    fn ready(&self, id: &str, addr: SocketAddr, pid: Option<u32>) {
         let mut endpoints: Vec<Arc<Endpoint>> = self.endpoints().iter().cloned().collect();
         endpoints.retain(|e| e.id != id);
         endpoints.push(Arc::new(Endpoint {
             id: id.to_string(),
             addr,
+            pid,
             in_flight: AtomicU32::new(0),
         }));
         self.ever_ready.store(true, Ordering::Release);

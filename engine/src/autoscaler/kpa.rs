@@ -32,14 +32,20 @@ pub struct KpaState {
     zero_wanted_since: Option<Instant>,
     /// Whether the revision has reached its initial scale once.
     initialized: bool,
+    /// Whether the last decision was zero (after the grace period): staying
+    /// at zero needs no new grace period.
+    at_zero: bool,
 }
 
 impl KpaState {
     /// State for a revision that already ran before (say, restored after an
-    /// engine restart): the initial scale no longer applies.
-    pub fn initialized() -> Self {
+    /// engine restart at `scale` instances): the initial scale no longer
+    /// applies, and a revision that was at zero stays there without a new
+    /// grace period.
+    pub fn restored(scale: u32) -> Self {
         Self {
             initialized: true,
+            at_zero: scale == 0,
             ..Self::default()
         }
     }
@@ -113,14 +119,16 @@ pub fn decide(
     // Scale to zero only after the grace period (which starts once no
     // traffic was seen for a whole stable window, i.e. when the decision
     // first drops to zero).
-    if desired == 0 {
+    if desired == 0 && !state.at_zero {
         let since = *state.zero_wanted_since.get_or_insert(now);
         if !spec.enable_scale_to_zero || now.duration_since(since) < spec.scale_to_zero_grace {
             desired = 1;
         }
-    } else {
+    }
+    if desired > 0 {
         state.zero_wanted_since = None;
     }
+    state.at_zero = desired == 0;
 
     if !state.initialized {
         if obs.ready_instances >= spec.initial_scale {
@@ -242,7 +250,7 @@ mod tests {
     #[test]
     fn scale_down_is_limited_by_max_scale_down_rate() {
         let spec = spec(&[], 10);
-        let mut state = KpaState::initialized();
+        let mut state = KpaState::restored(1);
         let now = Instant::now();
         // 20 ready, no demand: at most halve per decision (rate 2.0).
         let d = decide(&spec, &mut state, obs(0.1, 0.1, 20), now);
@@ -258,7 +266,7 @@ mod tests {
             ..AutoscalerConfig::default()
         };
         let spec = config.spec_for(&BTreeMap::new(), 1);
-        let mut state = KpaState::initialized();
+        let mut state = KpaState::restored(1);
         // 2 ready, demand for 100: at most 2 × 2 = 4.
         let d = decide(&spec, &mut state, obs(70.0, 0.0, 2), Instant::now());
         assert_eq!(d.desired, 4);
@@ -293,6 +301,17 @@ mod tests {
         let decisions = replay(&spec_max, 100, |_| 50);
         assert!(decisions.iter().all(|(_, d)| d.desired <= 3));
         assert_eq!(decisions.last().unwrap().1.desired, 3);
+    }
+
+    #[test]
+    fn a_revision_restored_at_zero_stays_there() {
+        let spec = spec(&[], 0);
+        let mut state = KpaState::restored(0);
+        let d = decide(&spec, &mut state, obs(0.0, 0.0, 0), Instant::now());
+        assert_eq!(d.desired, 0);
+        // Traffic still wakes it.
+        let d = decide(&spec, &mut state, obs(0.5, 0.5, 0), Instant::now() + TICK);
+        assert_eq!(d.desired, 1);
     }
 
     #[test]

@@ -15,8 +15,8 @@ use super::{InstanceSpec, Launch, container};
 
 /// What the supervisor tells the owner of the instance (the revision's pool).
 pub trait InstanceObserver: Send + Sync + 'static {
-    /// The instance `id` answers at `addr`.
-    fn ready(&self, id: &str, addr: SocketAddr);
+    /// The instance `id` (process `pid`) answers at `addr`.
+    fn ready(&self, id: &str, addr: SocketAddr, pid: Option<u32>);
     /// The instance stops taking new requests; returns once requests in
     /// flight on it have finished (or a drain timeout passed).
     fn unready(&self, id: &str) -> impl Future<Output = ()> + Send;
@@ -256,7 +256,7 @@ async fn run_once<O: InstanceObserver>(
         }
         interval = (interval * 2).min(Duration::from_millis(200));
     }
-    observer.ready(id, addr);
+    observer.ready(id, addr, child.id());
 
     tokio::select! {
         status = child.wait() => {

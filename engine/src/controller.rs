@@ -1,0 +1,380 @@
+//! Controllers, as Knative's: Service → Configuration + Route,
+//! Configuration → Revisions, Revision → a running pool, Route → the data
+//! plane's routing table. Each `reconcile` is a plain async function of one
+//! object and the shared [`Context`]; a single worker drains a deduplicating,
+//! bounded queue fed by Store watches, so reconciles never race each other.
+
+pub mod configuration;
+pub mod revision;
+pub mod route;
+pub mod service;
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use futures::StreamExt;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{OwnerReference, Time};
+use okonomi_apiserver::{ResourceType, Store, WatchEvent, WatchOptions};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+use tokio::sync::{Notify, mpsc};
+use tokio_util::sync::CancellationToken;
+
+use crate::dataplane::router::SharedRoutes;
+use crate::dataplane::{Destination, RouteTable};
+use crate::pool::{PoolStatus, RevisionKey};
+use crate::workloads::Workloads;
+
+/// Work items: which object to reconcile.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Key {
+    /// A Knative Service.
+    Service(String, String),
+    /// A Configuration.
+    Configuration(String, String),
+    /// A Revision.
+    Revision(String, String),
+    /// A Route.
+    Route(String, String),
+}
+
+/// Capacity of the work queue; watchers wait when it is full.
+const QUEUE_CAPACITY: usize = 8192;
+
+/// A bounded queue that holds each key at most once.
+#[derive(Debug, Clone)]
+pub struct WorkQueue {
+    tx: mpsc::Sender<Key>,
+    pending: Arc<Mutex<HashSet<Key>>>,
+}
+
+impl WorkQueue {
+    fn new() -> (Self, mpsc::Receiver<Key>) {
+        let (tx, rx) = mpsc::channel(QUEUE_CAPACITY);
+        (
+            Self {
+                tx,
+                pending: Arc::new(Mutex::new(HashSet::new())),
+            },
+            rx,
+        )
+    }
+
+    /// Queues `key` unless it is already waiting.
+    pub async fn add(&self, key: Key) {
+        let fresh = self
+            .pending
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(key.clone());
+        if fresh {
+            let _ = self.tx.send(key).await;
+        }
+    }
+
+    /// Queues `key` after `delay` (retry after an error).
+    pub fn add_after(&self, key: Key, delay: Duration) {
+        let queue = self.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(delay).await;
+            queue.add(key).await;
+        });
+    }
+
+    fn done(&self, key: &Key) {
+        self.pending
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(key);
+    }
+}
+
+/// The hosts one Route serves and where each goes.
+pub type RouteHosts = Vec<(String, Arc<Destination>)>;
+
+/// What every reconcile shares.
+#[derive(Debug)]
+pub struct Context {
+    /// The object store (writes as field manager `okonomi-engine`).
+    pub store: Store,
+    /// The revisions' pools.
+    pub workloads: Arc<Workloads>,
+    /// The data plane's routing table.
+    pub routes: SharedRoutes,
+    /// Per Route object, the hosts it serves.
+    pub route_hosts: Mutex<HashMap<(String, String), RouteHosts>>,
+    /// Domain of the URLs (`localhost`).
+    pub domain: String,
+    /// The data plane's port (part of URLs unless 80).
+    pub http_port: u16,
+    /// The work queue.
+    pub queue: WorkQueue,
+}
+
+impl Context {
+    /// `http://HOST[:PORT]`.
+    pub fn url(&self, host: &str) -> String {
+        if self.http_port == 80 {
+            format!("http://{host}")
+        } else {
+            format!("http://{host}:{}", self.http_port)
+        }
+    }
+
+    /// Publishes the hosts of one Route (none when it is deleted) into the
+    /// data plane.
+    pub fn set_route_hosts(&self, namespace: &str, name: &str, hosts: RouteHosts) {
+        let mut all = self.route_hosts.lock().unwrap_or_else(|e| e.into_inner());
+        let key = (namespace.to_string(), name.to_string());
+        if hosts.is_empty() {
+            all.remove(&key);
+        } else {
+            all.insert(key, hosts);
+        }
+        let mut table = RouteTable::default();
+        for hosts in all.values() {
+            for (host, destination) in hosts {
+                table.insert(host, destination.clone());
+            }
+        }
+        *self.routes.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(table);
+    }
+}
+
+/// Errors of a reconcile: retried after a delay.
+pub type ReconcileResult = Result<(), String>;
+
+/// Now, as a Kubernetes timestamp.
+pub fn now() -> Time {
+    Time(jiff::Timestamp::now())
+}
+
+/// Decodes a stored object into its Knative type.
+pub fn decode<T: DeserializeOwned>(value: Value) -> Result<T, String> {
+    serde_json::from_value(value).map_err(|e| format!("stored object does not decode: {e}"))
+}
+
+/// Encodes a Knative object for the store.
+pub fn encode<T: Serialize>(object: &T) -> Result<Value, String> {
+    serde_json::to_value(object).map_err(|e| format!("object does not encode: {e}"))
+}
+
+/// An owner reference to `owner` (controller, blocking deletion).
+pub fn owner_reference(kind: &str, name: &str, uid: Option<&String>) -> OwnerReference {
+    OwnerReference {
+        api_version: okonomi_knative::keys::API_VERSION.to_string(),
+        kind: kind.to_string(),
+        name: name.to_string(),
+        uid: uid.cloned().unwrap_or_default(),
+        controller: Some(true),
+        block_owner_deletion: Some(true),
+    }
+}
+
+/// Writes `status` into the stored object unless it is unchanged.
+pub async fn write_status<S: Serialize + PartialEq>(
+    store: &Store,
+    rt: &ResourceType,
+    stored: &Value,
+    old: Option<&S>,
+    new: &S,
+) -> ReconcileResult {
+    if old == Some(new) {
+        return Ok(());
+    }
+    let mut object = stored.clone();
+    object["status"] = encode(new)?;
+    // Status is only written here: last writer wins, no conflict retries.
+    if let Some(metadata) = object.get_mut("metadata").and_then(Value::as_object_mut) {
+        metadata.remove("resourceVersion");
+    }
+    match store.update_status(rt, object).await {
+        Ok(_) => Ok(()),
+        Err(e) if e.is_not_found() => Ok(()),
+        Err(e) => Err(format!("updating status: {e}")),
+    }
+}
+
+async fn dispatch(ctx: &Arc<Context>, key: &Key) -> ReconcileResult {
+    match key {
+        Key::Service(ns, name) => service::reconcile(ctx, ns, name).await,
+        Key::Configuration(ns, name) => configuration::reconcile(ctx, ns, name).await,
+        Key::Revision(ns, name) => revision::reconcile(ctx, ns, name).await,
+        Key::Route(ns, name) => route::reconcile(ctx, ns, name).await,
+    }
+}
+
+fn meta(object: &Value) -> (String, String) {
+    let ns = object["metadata"]["namespace"]
+        .as_str()
+        .unwrap_or("default")
+        .to_string();
+    let name = object["metadata"]["name"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    (ns, name)
+}
+
+fn label(object: &Value, key: &str) -> Option<String> {
+    object["metadata"]["labels"][key]
+        .as_str()
+        .map(str::to_string)
+}
+
+/// Keys to reconcile when `object` of type `kind` changed.
+fn keys_for(kind: &str, object: &Value, deleted: bool) -> Vec<Key> {
+    use okonomi_knative::keys::{CONFIGURATION_LABEL, SERVICE_LABEL};
+    let (ns, name) = meta(object);
+    let mut keys = Vec::new();
+    match kind {
+        "Service" => keys.push(Key::Service(ns, name)),
+        "Configuration" => {
+            if !deleted {
+                keys.push(Key::Configuration(ns.clone(), name.clone()));
+            }
+            if let Some(service) = label(object, SERVICE_LABEL) {
+                keys.push(Key::Service(ns.clone(), service));
+            }
+            // Routes following this configuration (the Service's has its name).
+            keys.push(Key::Route(ns, name));
+        }
+        "Revision" => {
+            keys.push(Key::Revision(ns.clone(), name));
+            if let Some(configuration) = label(object, CONFIGURATION_LABEL) {
+                keys.push(Key::Configuration(ns, configuration));
+            }
+        }
+        "Route" => {
+            keys.push(Key::Route(ns.clone(), name));
+            if let Some(service) = label(object, SERVICE_LABEL) {
+                keys.push(Key::Service(ns, service));
+            }
+        }
+        _ => {}
+    }
+    keys
+}
+
+async fn watch_kind(ctx: Arc<Context>, rt: ResourceType, shutdown: CancellationToken) {
+    loop {
+        let stream = match ctx.store.watch(&rt, &WatchOptions::default()) {
+            Ok(stream) => stream,
+            Err(error) => {
+                tracing::error!(%error, kind = %rt.kind, "cannot watch");
+                tokio::select! {
+                    _ = shutdown.cancelled() => return,
+                    _ = tokio::time::sleep(Duration::from_secs(1)) => continue,
+                }
+            }
+        };
+        let mut stream = stream;
+        loop {
+            let event = tokio::select! {
+                _ = shutdown.cancelled() => return,
+                event = stream.next() => event,
+            };
+            let Some(event) = event else { break };
+            let (object, deleted) = match event {
+                WatchEvent::Added(o) | WatchEvent::Modified(o) => (o, false),
+                WatchEvent::Deleted(o) => (o, true),
+                WatchEvent::Bookmark { .. } => continue,
+                // Fell behind: start over with a fresh list.
+                WatchEvent::Error(_) => break,
+            };
+            if deleted {
+                on_deleted(&ctx, &rt.kind, &object);
+            }
+            for key in keys_for(&rt.kind, &object, deleted) {
+                ctx.queue.add(key).await;
+            }
+        }
+    }
+}
+
+fn on_deleted(ctx: &Context, kind: &str, object: &Value) {
+    let (ns, name) = meta(object);
+    match kind {
+        "Revision" => ctx.workloads.remove(&RevisionKey {
+            namespace: ns,
+            name,
+        }),
+        "Route" => ctx.set_route_hosts(&ns, &name, Vec::new()),
+        _ => {}
+    }
+}
+
+/// Re-reconciles revisions whose pool status changed (an instance became
+/// ready, failed, or the scale moved).
+async fn watch_pools(ctx: Arc<Context>, changed: Arc<Notify>, shutdown: CancellationToken) {
+    let mut last: HashMap<RevisionKey, PoolStatus> = HashMap::new();
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = changed.notified() => {}
+            _ = tokio::time::sleep(Duration::from_secs(5)) => {}
+        }
+        let pools = ctx.workloads.pools();
+        let mut seen = HashSet::new();
+        for pool in pools {
+            let status = pool.status();
+            seen.insert(pool.key.clone());
+            if last.get(&pool.key) != Some(&status) {
+                last.insert(pool.key.clone(), status);
+                ctx.queue
+                    .add(Key::Revision(
+                        pool.key.namespace.clone(),
+                        pool.key.name.clone(),
+                    ))
+                    .await;
+            }
+        }
+        last.retain(|k, _| seen.contains(k));
+    }
+}
+
+/// Runs the controllers until `shutdown`.
+pub async fn run(
+    ctx: Arc<Context>,
+    rx: mpsc::Receiver<Key>,
+    pool_changes: Arc<Notify>,
+    shutdown: CancellationToken,
+) {
+    let mut tasks = Vec::new();
+    for rt in [
+        ResourceType::knative_service(),
+        ResourceType::knative_configuration(),
+        ResourceType::knative_revision(),
+        ResourceType::knative_route(),
+    ] {
+        tasks.push(tokio::spawn(watch_kind(ctx.clone(), rt, shutdown.clone())));
+    }
+    tasks.push(tokio::spawn(watch_pools(
+        ctx.clone(),
+        pool_changes,
+        shutdown.clone(),
+    )));
+    let mut rx = rx;
+    loop {
+        let key = tokio::select! {
+            _ = shutdown.cancelled() => break,
+            key = rx.recv() => key,
+        };
+        let Some(key) = key else { break };
+        ctx.queue.done(&key);
+        if let Err(error) = dispatch(&ctx, &key).await {
+            tracing::warn!(?key, %error, "reconcile failed; retrying");
+            ctx.queue.add_after(key, Duration::from_millis(500));
+        }
+    }
+    for task in tasks {
+        task.abort();
+    }
+}
+
+/// A new work queue and its receiving end for [`run`].
+pub fn queue() -> (WorkQueue, mpsc::Receiver<Key>) {
+    WorkQueue::new()
+}

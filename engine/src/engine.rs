@@ -1,0 +1,274 @@
+//! Starting and stopping the whole engine: the store, the API server, the
+//! controllers and the data plane.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use okonomi_apiserver::{Store, WriteOptions};
+use tokio::net::TcpListener;
+use tokio::sync::Notify;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use tower::ServiceBuilder;
+
+use crate::autoscaler::AutoscalerConfig;
+use crate::controller::{self, Context};
+use crate::dataplane::activator::ActivatorLayer;
+use crate::dataplane::forwarded::ForwardedLayer;
+use crate::dataplane::metrics::Metrics;
+use crate::dataplane::proxy::Proxy;
+use crate::dataplane::router::{Router, SharedRoutes};
+use crate::dataplane::{RouteTable, server};
+use crate::error::{Error, Result};
+use crate::instance::RuntimeKind;
+use crate::instance::supervisor::SupervisorTiming;
+use crate::workloads::{WorkloadSettings, Workloads};
+
+/// How the engine is set up. [`EngineConfig::default`] gives the defaults of
+/// `okonomi up`.
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    /// Where state lives: the database, TLS material, image cache, logs.
+    /// Default `$OKONOMI_HOME`, else `~/.okonomi`.
+    pub state_dir: PathBuf,
+    /// Address of the Kubernetes API (HTTPS). Default `127.0.0.1:6443`; port
+    /// 0 picks a free one.
+    pub api_addr: SocketAddr,
+    /// Address of the data plane (HTTP). Default `127.0.0.1:8080`; port 0
+    /// picks a free one.
+    pub http_addr: SocketAddr,
+    /// Domain of service URLs: `http://NAME.NAMESPACE.DOMAIN`. Default
+    /// `localhost`.
+    pub domain: String,
+    /// A `config-autoscaler` YAML file with the autoscaler's defaults; `None`
+    /// keeps Knative's.
+    pub autoscaler_config: Option<PathBuf>,
+    /// Runtime for images: the process runtime (default) or podman.
+    pub runtime: RuntimeKind,
+    /// Directory `okonomi://PATH` references are relative to. Default: the
+    /// current directory.
+    pub source_root: PathBuf,
+    /// Cargo profile for `okonomi://` builds. Default `release`.
+    pub build_profile: String,
+    /// How long an instance may take to become ready before its revision is
+    /// reported failed. Default 60 s.
+    pub ready_timeout: Duration,
+    /// How long a request may wait for an instance. Default 60 s.
+    pub activator_timeout: Duration,
+    /// How many requests may wait per revision. Default 10 000.
+    pub queue_depth: usize,
+}
+
+impl EngineConfig {
+    /// `$OKONOMI_HOME`, else `~/.okonomi`, else `./.okonomi`.
+    pub fn default_state_dir() -> PathBuf {
+        if let Some(home) = std::env::var_os("OKONOMI_HOME").filter(|h| !h.is_empty()) {
+            return PathBuf::from(home);
+        }
+        std::env::var_os("HOME")
+            .map(|h| PathBuf::from(h).join(".okonomi"))
+            .unwrap_or_else(|| PathBuf::from(".okonomi"))
+    }
+}
+
+impl Default for EngineConfig {
+    fn default() -> Self {
+        Self {
+            state_dir: Self::default_state_dir(),
+            api_addr: SocketAddr::from(([127, 0, 0, 1], 6443)),
+            http_addr: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            domain: "localhost".into(),
+            autoscaler_config: None,
+            runtime: RuntimeKind::Process,
+            source_root: std::env::current_dir().unwrap_or_else(|_| PathBuf::from(".")),
+            build_profile: "release".into(),
+            ready_timeout: Duration::from_secs(60),
+            activator_timeout: Duration::from_secs(60),
+            queue_depth: 10_000,
+        }
+    }
+}
+
+/// A running engine.
+#[derive(Debug)]
+pub struct Engine {
+    store: Store,
+    http_addr: SocketAddr,
+    api: crate::api::ApiHandle,
+    workloads: Arc<Workloads>,
+    metrics: Arc<Metrics>,
+    shutdown: CancellationToken,
+    tasks: Vec<JoinHandle<()>>,
+    config: EngineConfig,
+}
+
+fn io(context: String) -> impl FnOnce(std::io::Error) -> Error {
+    move |source| Error::Io { context, source }
+}
+
+impl Engine {
+    /// Opens the store under the state dir, binds both ports, and starts the
+    /// API server, the controllers and the data plane. Revisions come back at
+    /// the scale they had.
+    pub async fn start(config: EngineConfig) -> Result<Engine> {
+        tokio::fs::create_dir_all(&config.state_dir)
+            .await
+            .map_err(io(format!(
+                "creating the state dir {}",
+                config.state_dir.display()
+            )))?;
+        let autoscaler = match &config.autoscaler_config {
+            Some(path) => AutoscalerConfig::load(path)?,
+            None => AutoscalerConfig::default(),
+        };
+        let db = config.state_dir.join("okonomi.db");
+        let store = Store::open(&db)
+            .await
+            .map_err(|e| Error::Api(format!("opening {}: {e}", db.display())))?
+            .with_admission(crate::api::admission());
+        let controller_store = store.with_write_options(WriteOptions {
+            field_manager: Some("okonomi-engine".into()),
+            ..WriteOptions::default()
+        });
+
+        let http_listener = TcpListener::bind(config.http_addr)
+            .await
+            .map_err(io(format!(
+                "binding the data plane to {} (is another engine running? choose another port)",
+                config.http_addr
+            )))?;
+        let http_addr = http_listener
+            .local_addr()
+            .map_err(io("reading the data plane address".into()))?;
+
+        let shutdown = CancellationToken::new();
+        let metrics = Arc::new(Metrics::default());
+        let pool_changes = Arc::new(Notify::new());
+        let workloads = Arc::new(Workloads::new(
+            WorkloadSettings {
+                state_dir: config.state_dir.clone(),
+                autoscaler,
+                runtime: config.runtime,
+                source_root: config.source_root.clone(),
+                build_profile: config.build_profile.clone(),
+                timing: SupervisorTiming {
+                    ready_timeout: config.ready_timeout,
+                    ..SupervisorTiming::default()
+                },
+                queue_depth: config.queue_depth,
+            },
+            metrics.clone(),
+            pool_changes.clone(),
+            shutdown.child_token(),
+        ));
+        let routes: SharedRoutes = Arc::new(RwLock::new(Arc::new(RouteTable::default())));
+        let (queue, queue_rx) = controller::queue();
+        let ctx = Arc::new(Context {
+            store: controller_store,
+            workloads: workloads.clone(),
+            routes: routes.clone(),
+            route_hosts: Default::default(),
+            domain: config.domain.clone(),
+            http_port: http_addr.port(),
+            queue,
+        });
+
+        let api = crate::api::start(&config, store.clone(), shutdown.child_token()).await?;
+
+        let stack = Router::new(
+            routes,
+            metrics.clone(),
+            config.domain.clone(),
+            ServiceBuilder::new()
+                .layer(ActivatorLayer::new(config.activator_timeout))
+                .layer(ForwardedLayer)
+                .service(Proxy::default()),
+        );
+        let tasks = vec![
+            tokio::spawn(server::serve(http_listener, stack, shutdown.child_token())),
+            tokio::spawn(controller::run(
+                ctx,
+                queue_rx,
+                pool_changes,
+                shutdown.child_token(),
+            )),
+        ];
+        tracing::info!(%http_addr, api = %api.addr, state_dir = %config.state_dir.display(), "engine started");
+        Ok(Engine {
+            store,
+            http_addr,
+            api,
+            workloads,
+            metrics,
+            shutdown,
+            tasks,
+            config,
+        })
+    }
+
+    /// Where the data plane listens.
+    pub fn http_addr(&self) -> SocketAddr {
+        self.http_addr
+    }
+
+    /// Where the Kubernetes API listens.
+    pub fn api_addr(&self) -> SocketAddr {
+        self.api.addr
+    }
+
+    /// The engine's object store (in-process access to every object).
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// The Prometheus text of the engine's metrics (also at `/metrics` on
+    /// the data plane).
+    pub fn metrics(&self) -> String {
+        self.metrics.render()
+    }
+
+    /// The ready instances of a revision (none when it is at zero or does
+    /// not exist).
+    pub fn instances(&self, namespace: &str, revision: &str) -> Vec<Arc<crate::pool::Endpoint>> {
+        let key = crate::pool::RevisionKey {
+            namespace: namespace.to_string(),
+            name: revision.to_string(),
+        };
+        self.workloads
+            .get(&key)
+            .map(|pool| pool.endpoints().iter().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    /// The config the engine runs with.
+    pub fn config(&self) -> &EngineConfig {
+        &self.config
+    }
+
+    /// The API server's connection details (URL, token, CA), as written
+    /// into the kubeconfig.
+    pub fn api(&self) -> &crate::api::ApiHandle {
+        &self.api
+    }
+
+    /// Stops the data plane and the controllers, then every instance
+    /// (SIGTERM, drain, SIGKILL after the grace period), and waits.
+    pub async fn shutdown(self) {
+        self.shutdown.cancel();
+        self.workloads.shutdown().await;
+        for task in self.tasks {
+            let _ = tokio::time::timeout(Duration::from_secs(15), task).await;
+        }
+    }
+}
+
+/// Runs the engine until `shutdown` completes (e.g. Ctrl-C), then stops
+/// every instance cleanly. This is what `okonomi up` calls.
+pub async fn run(config: EngineConfig, shutdown: impl Future<Output = ()>) -> Result<()> {
+    let engine = Engine::start(config).await?;
+    shutdown.await;
+    engine.shutdown().await;
+    Ok(())
+}

@@ -1,0 +1,305 @@
+//! The running side of revisions: one [`Pool`] per revision, its code
+//! resolved (built, pulled or unpacked) once, then scaled by its own loop.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use okonomi_knative::Revision;
+use okonomi_knative::keys;
+use tokio::sync::Notify;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::autoscaler::AutoscalerConfig;
+use crate::dataplane::metrics::{Metrics, RevisionLabels};
+use crate::instance::supervisor::{InstanceObserver, SupervisorTiming};
+use crate::instance::{
+    self, InstanceSpec, Launch, RUNTIME_ANNOTATION, Readiness, RuntimeKind, build, container,
+    image, logs,
+};
+use crate::pool::{self, Pool, RevisionKey};
+
+/// Settings every revision's workload shares.
+#[derive(Debug, Clone)]
+pub struct WorkloadSettings {
+    /// The engine's state dir (image cache and logs live under it).
+    pub state_dir: PathBuf,
+    /// Autoscaler defaults.
+    pub autoscaler: AutoscalerConfig,
+    /// Runtime for images (per-revision `okonomi.dev/runtime` overrides).
+    pub runtime: RuntimeKind,
+    /// Where `okonomi://PATH` references are resolved.
+    pub source_root: PathBuf,
+    /// Cargo profile for `okonomi://` builds.
+    pub build_profile: String,
+    /// Supervision timing.
+    pub timing: SupervisorTiming,
+    /// Requests that may wait per revision in the activator.
+    pub queue_depth: usize,
+}
+
+struct Entry {
+    pool: Arc<Pool>,
+    stop: CancellationToken,
+    task: JoinHandle<()>,
+}
+
+/// Every revision's pool.
+pub struct Workloads {
+    settings: WorkloadSettings,
+    metrics: Arc<Metrics>,
+    status_changed: Arc<Notify>,
+    entries: Mutex<HashMap<RevisionKey, Entry>>,
+    shutdown: CancellationToken,
+}
+
+impl std::fmt::Debug for Workloads {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Workloads")
+            .field("settings", &self.settings)
+            .finish()
+    }
+}
+
+impl Workloads {
+    /// No workload yet. `status_changed` is notified when any pool's status
+    /// changes.
+    pub fn new(
+        settings: WorkloadSettings,
+        metrics: Arc<Metrics>,
+        status_changed: Arc<Notify>,
+        shutdown: CancellationToken,
+    ) -> Self {
+        Self {
+            settings,
+            metrics,
+            status_changed,
+            entries: Mutex::new(HashMap::new()),
+            shutdown,
+        }
+    }
+
+    /// The pool of a revision, if it runs.
+    pub fn get(&self, key: &RevisionKey) -> Option<Arc<Pool>> {
+        self.lock().get(key).map(|e| e.pool.clone())
+    }
+
+    /// Every pool.
+    pub fn pools(&self) -> Vec<Arc<Pool>> {
+        self.lock().values().map(|e| e.pool.clone()).collect()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<RevisionKey, Entry>> {
+        self.entries.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The pool of `revision`, started (code resolved, scaler running) the
+    /// first time.
+    pub fn ensure(&self, revision: &Revision) -> Arc<Pool> {
+        let key = RevisionKey {
+            namespace: revision.namespace().to_string(),
+            name: revision.name().to_string(),
+        };
+        let mut entries = self.lock();
+        if let Some(entry) = entries.get(&key) {
+            return entry.pool.clone();
+        }
+        let annotations: BTreeMap<String, String> =
+            revision.metadata.annotations.clone().unwrap_or_default();
+        let container_concurrency = revision
+            .spec
+            .container_concurrency
+            .and_then(|c| u32::try_from(c).ok())
+            .unwrap_or(0);
+        let spec = self
+            .settings
+            .autoscaler
+            .spec_for(&annotations, container_concurrency);
+        let restored = revision
+            .status
+            .as_ref()
+            .and_then(|s| s.desired_replicas)
+            .and_then(|d| u32::try_from(d).ok());
+        let pool = Pool::new(
+            key.clone(),
+            spec,
+            self.settings.queue_depth,
+            self.metrics.clone(),
+            self.status_changed.clone(),
+            restored,
+        );
+        let stop = self.shutdown.child_token();
+        let instance_spec = instance_spec(revision, &self.settings);
+        let runtime = annotations
+            .get(RUNTIME_ANNOTATION)
+            .and_then(|r| RuntimeKind::parse(r))
+            .unwrap_or(self.settings.runtime);
+        let container = revision.spec.serving_container().cloned();
+        let settings = self.settings.clone();
+        let task_pool = pool.clone();
+        let task_stop = stop.clone();
+        let task = tokio::spawn(async move {
+            let Some(container) = container else {
+                task_pool.failed("", "NoContainer", "the revision has no container".into());
+                return;
+            };
+            let image_ref = container.image.clone().unwrap_or_default();
+            let resolved = tokio::select! {
+                _ = task_stop.cancelled() => return,
+                resolved = resolve(&image_ref, &container, runtime, &settings) => resolved,
+            };
+            match resolved {
+                Ok(launch) => {
+                    pool::run(
+                        task_pool,
+                        Arc::new(launch),
+                        Arc::new(instance_spec),
+                        settings.timing.clone(),
+                        task_stop,
+                    )
+                    .await
+                }
+                Err((reason, error)) => {
+                    tracing::warn!(revision = %task_pool.key, %error, "cannot run revision");
+                    task_pool.failed("", reason, error.to_string());
+                }
+            }
+        });
+        entries.insert(
+            key,
+            Entry {
+                pool: pool.clone(),
+                stop,
+                task,
+            },
+        );
+        pool
+    }
+
+    /// Stops a deleted revision's instances.
+    pub fn remove(&self, key: &RevisionKey) {
+        let entry = self.lock().remove(key);
+        if let Some(entry) = entry {
+            entry.stop.cancel();
+            self.metrics.forget(&RevisionLabels {
+                namespace: key.namespace.clone(),
+                revision: key.name.clone(),
+            });
+            tokio::spawn(async move {
+                let _ = entry.task.await;
+            });
+        }
+    }
+
+    /// Stops every instance and waits until they are gone.
+    pub async fn shutdown(&self) {
+        self.shutdown.cancel();
+        let entries: Vec<Entry> = self.lock().drain().map(|(_, e)| e).collect();
+        for entry in entries {
+            entry.stop.cancel();
+            let _ = tokio::time::timeout(Duration::from_secs(30), entry.task).await;
+        }
+    }
+}
+
+fn instance_spec(revision: &Revision, settings: &WorkloadSettings) -> InstanceSpec {
+    let labels = revision.metadata.labels.clone().unwrap_or_default();
+    let configuration = labels
+        .get(keys::CONFIGURATION_LABEL)
+        .cloned()
+        .unwrap_or_default();
+    let service = labels
+        .get(keys::SERVICE_LABEL)
+        .cloned()
+        .unwrap_or_else(|| configuration.clone());
+    let container = revision.spec.serving_container();
+    let env = container
+        .and_then(|c| c.env.clone())
+        .unwrap_or_default()
+        .into_iter()
+        .filter_map(|e| e.value.map(|v| (e.name, v)))
+        .collect();
+    let readiness = container
+        .and_then(|c| c.readiness_probe.as_ref())
+        .and_then(|p| p.http_get.as_ref())
+        .map(|h| Readiness::HttpGet {
+            path: h.path.clone().unwrap_or_else(|| "/".into()),
+        })
+        .unwrap_or(Readiness::Tcp);
+    let container_port = container
+        .and_then(|c| c.ports.as_ref())
+        .and_then(|p| p.first())
+        .and_then(|p| u16::try_from(p.container_port).ok());
+    let group = if service.is_empty() {
+        revision.name().to_string()
+    } else {
+        service.clone()
+    };
+    InstanceSpec {
+        namespace: revision.namespace().to_string(),
+        log_dir: logs::revision_dir(
+            &settings.state_dir,
+            revision.namespace(),
+            &group,
+            revision.name(),
+        ),
+        service,
+        configuration,
+        revision: revision.name().to_string(),
+        env,
+        readiness,
+        container_port,
+    }
+}
+
+/// Turns the container's image into a [`Launch`]; errors carry a condition
+/// reason.
+async fn resolve(
+    image_ref: &str,
+    container: &k8s_openapi::api::core::v1::Container,
+    runtime: RuntimeKind,
+    settings: &WorkloadSettings,
+) -> Result<Launch, (&'static str, crate::Error)> {
+    let command = container.command.clone().unwrap_or_default();
+    let args = container.args.clone().unwrap_or_default();
+    if let Some(path) = image_ref.strip_prefix(build::SCHEME) {
+        let mut launch = build::build(path, &settings.source_root, &settings.build_profile)
+            .await
+            .map_err(|e| ("BuildFailed", e))?;
+        if let Launch::Process { args: a, .. } = &mut launch {
+            *a = args;
+        }
+        return Ok(launch);
+    }
+    if image_ref.is_empty() {
+        return Err((
+            "NoImage",
+            crate::Error::Instance {
+                revision: String::new(),
+                message: "the container has no image".into(),
+            },
+        ));
+    }
+    match runtime {
+        instance::RuntimeKind::Process => {
+            let cache = settings.state_dir.join("images");
+            let unpacked = image::pull_and_unpack(image_ref, &cache)
+                .await
+                .map_err(|e| ("ImagePullFailed", e))?;
+            image::launch(&unpacked, &command, &args).map_err(|e| ("ImageNotRunnable", e))
+        }
+        instance::RuntimeKind::Container => {
+            container::pull(image_ref)
+                .await
+                .map_err(|e| ("ImagePullFailed", e))?;
+            let mut argv = command;
+            argv.extend(args);
+            Ok(Launch::Container {
+                image: image_ref.to_string(),
+                args: argv,
+            })
+        }
+    }
+}
