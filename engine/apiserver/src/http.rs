@@ -9,6 +9,7 @@
 
 mod discovery;
 mod openapi;
+mod protobuf;
 mod resources;
 mod table;
 mod watch;
@@ -162,6 +163,9 @@ impl Req {
 pub(crate) fn decode(bytes: &[u8], content_type: &str) -> Result<Value, Error> {
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Err(Error::BadRequest("the request body is empty".into()));
+    }
+    if content_type.starts_with("application/vnd.kubernetes.protobuf") {
+        return protobuf::decode(bytes);
     }
     if content_type.contains("yaml") {
         let text = std::str::from_utf8(bytes)

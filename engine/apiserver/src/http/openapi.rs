@@ -234,7 +234,7 @@ pub(super) fn v2(api: &Api) -> Response {
     response.headers_mut().insert(
         http::header::CONTENT_TYPE,
         http::HeaderValue::from_static(
-            "application/com.github.proto-openapi.spec.v2@v1.0+protobuf",
+            "application/com.github.proto-openapi.spec.v2.v1.0+protobuf",
         ),
     );
     response

@@ -1,0 +1,354 @@
+//! The kubectl on this machine (1.33 through the dispatcher, 1.27 and 1.28
+//! directly) against the real API server over HTTPS.
+
+#![allow(clippy::unwrap_used)]
+
+#[path = "support/harness.rs"]
+mod harness;
+
+use std::path::Path;
+use std::time::Duration;
+
+use harness::{Run, Server, kubectl_binary};
+use okonomi_apiserver::ResourceType;
+
+const HELLO_V1: &str = "apiVersion: serving.knative.dev/v1
+kind: Service
+metadata:
+  name: hello
+spec:
+  template:
+    spec:
+      containers:
+        - image: registry.example/hello@sha256:1111111111111111111111111111111111111111111111111111111111111111
+          env:
+            - name: TARGET
+              value: world
+";
+
+async fn kubectl(server: &Server, binary: &Path, args: &[&str]) -> Run {
+    let output = tokio::time::timeout(
+        Duration::from_secs(120),
+        server.kubectl_command(binary).args(args).output(),
+    )
+    .await
+    .expect("kubectl finishes within 120s")
+    .expect("kubectl runs");
+    Run::from(output)
+}
+
+async fn ok(server: &Server, binary: &Path, args: &[&str]) -> String {
+    let run = kubectl(server, binary, args).await;
+    assert!(run.ok, "kubectl {args:?} failed: {run}");
+    run.stdout
+}
+
+/// The whole kubectl story for one kubectl binary.
+async fn scenario(binary: &Path) {
+    let server = Server::start().await;
+    let hello = server.manifest("hello.yaml", HELLO_V1);
+    let hello = hello.to_str().unwrap();
+
+    // apply -f (create), with default --validate=strict (needs OpenAPI).
+    let out = ok(&server, binary, &["apply", "-f", hello]).await;
+    assert!(
+        out.contains("service.serving.knative.dev/hello created"),
+        "{out}"
+    );
+    let stored = server
+        .store
+        .get(&ResourceType::knative_service(), "default", "hello")
+        .unwrap();
+    assert!(
+        stored["metadata"]["annotations"]["kubectl.kubernetes.io/last-applied-configuration"]
+            .is_string()
+    );
+
+    // Unchanged file: no patch.
+    let out = ok(&server, binary, &["apply", "-f", hello]).await;
+    assert!(out.contains("unchanged"), "{out}");
+
+    // Changed file: merge patch, generation 2.
+    let changed = server.manifest(
+        "hello2.yaml",
+        &HELLO_V1.replace("value: world", "value: okonomi"),
+    );
+    let out = ok(&server, binary, &["apply", "-f", changed.to_str().unwrap()]).await;
+    assert!(
+        out.contains("service.serving.knative.dev/hello configured"),
+        "{out}"
+    );
+    let stored = server
+        .store
+        .get(&ResourceType::knative_service(), "default", "hello")
+        .unwrap();
+    assert_eq!(stored["metadata"]["generation"], 2);
+    assert_eq!(
+        stored["spec"]["template"]["spec"]["containers"][0]["env"][0]["value"],
+        "okonomi"
+    );
+
+    // get ksvc: Knative's columns through a Table.
+    let out = ok(&server, binary, &["get", "ksvc"]).await;
+    let header = out.lines().next().unwrap_or("");
+    for column in [
+        "NAME",
+        "URL",
+        "LATESTCREATED",
+        "LATESTREADY",
+        "READY",
+        "REASON",
+    ] {
+        assert!(header.contains(column), "missing {column}: {out}");
+    }
+    assert!(out.contains("hello"), "{out}");
+
+    // wait for Ready while a client sets the status through /status.
+    let waiter = {
+        let mut cmd = server.kubectl_command(binary);
+        cmd.args([
+            "wait",
+            "--for=condition=Ready",
+            "ksvc/hello",
+            "--timeout=90s",
+        ]);
+        tokio::spawn(async move { cmd.output().await })
+    };
+    // Give wait a moment to reach its watch; it re-checks on every event anyway.
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    let status_patch = r#"{"status":{"observedGeneration":2,"url":"http://hello.default.localhost","latestCreatedRevisionName":"hello-00002","latestReadyRevisionName":"hello-00002","conditions":[{"type":"Ready","status":"True"},{"type":"ConfigurationsReady","status":"True"},{"type":"RoutesReady","status":"True"}]}}"#;
+    let supports_subresource = !binary.to_string_lossy().ends_with("1.27");
+    if supports_subresource {
+        let out = ok(
+            &server,
+            binary,
+            &[
+                "patch",
+                "ksvc",
+                "hello",
+                "--subresource=status",
+                "--type=merge",
+                "-p",
+                status_patch,
+            ],
+        )
+        .await;
+        assert!(out.contains("patched"), "{out}");
+    } else {
+        // kubectl 1.27 has --subresource too, but only as alpha; set it in process.
+        server
+            .store
+            .patch_status(
+                &ResourceType::knative_service(),
+                "default",
+                "hello",
+                &okonomi_apiserver::Patch::Merge(serde_json::from_str(status_patch).unwrap()),
+            )
+            .await
+            .unwrap();
+    }
+    let waited = Run::from(
+        tokio::time::timeout(Duration::from_secs(120), waiter)
+            .await
+            .expect("wait ends")
+            .unwrap()
+            .unwrap(),
+    );
+    assert!(waited.ok, "kubectl wait failed: {waited}");
+    assert!(waited.stdout.contains("condition met"), "{waited}");
+
+    let out = ok(&server, binary, &["get", "ksvc"]).await;
+    let row = out.lines().find(|l| l.starts_with("hello")).unwrap_or("");
+    assert!(row.contains("http://hello.default.localhost"), "{out}");
+    assert!(row.contains("hello-00002"), "{out}");
+    assert!(row.contains("True"), "{out}");
+
+    // All namespaces: NAMESPACE column filled from the row objects.
+    let out = ok(&server, binary, &["get", "ksvc", "-A"]).await;
+    assert!(
+        out.lines().next().unwrap_or("").starts_with("NAMESPACE"),
+        "{out}"
+    );
+    assert!(
+        out.lines()
+            .any(|l| l.starts_with("default") && l.contains("hello")),
+        "{out}"
+    );
+
+    // -o yaml: the full object.
+    let out = ok(&server, binary, &["get", "ksvc", "hello", "-o", "yaml"]).await;
+    assert!(out.contains("kind: Service"), "{out}");
+    assert!(out.contains("registry.example/hello@sha256:"), "{out}");
+    assert!(out.contains("uid:"), "{out}");
+
+    // Short names and categories.
+    let out = ok(&server, binary, &["get", "kservice,kcfg,rev,rt"]).await;
+    assert!(out.contains("hello"), "{out}");
+    let out = ok(&server, binary, &["get", "knative"]).await;
+    assert!(out.contains("service.serving.knative.dev/hello"), "{out}");
+
+    // patch --type merge, then the same again: no change.
+    let merge = r#"{"metadata":{"labels":{"team":"a"}}}"#;
+    let out = ok(
+        &server,
+        binary,
+        &["patch", "ksvc", "hello", "--type", "merge", "-p", merge],
+    )
+    .await;
+    assert!(
+        out.contains("patched") && !out.contains("no change"),
+        "{out}"
+    );
+    let out = ok(
+        &server,
+        binary,
+        &["patch", "ksvc", "hello", "--type", "merge", "-p", merge],
+    )
+    .await;
+    assert!(out.contains("(no change)"), "{out}");
+
+    // patch --type json.
+    let json_patch = r#"[{"op":"add","path":"/metadata/annotations/owner","value":"me"}]"#;
+    let out = ok(
+        &server,
+        binary,
+        &["patch", "ksvc", "hello", "--type", "json", "-p", json_patch],
+    )
+    .await;
+    assert!(out.contains("patched"), "{out}");
+    let stored = server
+        .store
+        .get(&ResourceType::knative_service(), "default", "hello")
+        .unwrap();
+    assert_eq!(stored["metadata"]["annotations"]["owner"], "me");
+    assert_eq!(stored["metadata"]["labels"]["team"], "a");
+
+    // Strategic merge is not supported for custom resources: 415.
+    let run = kubectl(&server, binary, &["patch", "ksvc", "hello", "-p", merge]).await;
+    assert!(!run.ok, "strategic merge must fail: {run}");
+    assert!(run.stderr.contains("unknown format"), "{run}");
+
+    // Server-side apply: a new object, then the client-side-applied one.
+    let other = server.manifest(
+        "other.yaml",
+        &HELLO_V1.replace("name: hello", "name: other"),
+    );
+    let out = ok(
+        &server,
+        binary,
+        &["apply", "--server-side", "-f", other.to_str().unwrap()],
+    )
+    .await;
+    assert!(
+        out.contains("service.serving.knative.dev/other serverside-applied"),
+        "{out}"
+    );
+    let out = ok(
+        &server,
+        binary,
+        &["apply", "--server-side", "-f", changed.to_str().unwrap()],
+    )
+    .await;
+    assert!(out.contains("serverside-applied"), "{out}");
+    let out = ok(
+        &server,
+        binary,
+        &["apply", "--server-side", "-f", changed.to_str().unwrap()],
+    )
+    .await;
+    assert!(out.contains("serverside-applied"), "{out}");
+
+    // A namespace that does not exist: NotFound naming it.
+    let run = kubectl(
+        &server,
+        binary,
+        &["apply", "-n", "nowhere", "-f", other.to_str().unwrap()],
+    )
+    .await;
+    assert!(!run.ok, "{run}");
+    assert!(
+        run.stderr.contains("namespaces \"nowhere\" not found"),
+        "{run}"
+    );
+    // After creating it, the same apply works.
+    ok(&server, binary, &["create", "namespace", "nowhere"]).await;
+    let out = ok(
+        &server,
+        binary,
+        &["apply", "-n", "nowhere", "-f", other.to_str().unwrap()],
+    )
+    .await;
+    assert!(out.contains("created"), "{out}");
+    let out = ok(&server, binary, &["get", "ns"]).await;
+    assert!(out.contains("nowhere") && out.contains("Active"), "{out}");
+
+    // Invalid names come back as Invalid with the field.
+    let bad = server.manifest(
+        "bad.yaml",
+        &HELLO_V1.replace("name: hello", "name: \"bad/name\""),
+    );
+    let run = kubectl(&server, binary, &["create", "-f", bad.to_str().unwrap()]).await;
+    assert!(!run.ok, "{run}");
+
+    // delete, then it is gone.
+    let out = ok(&server, binary, &["delete", "ksvc", "hello"]).await;
+    assert!(
+        out.contains("service.serving.knative.dev \"hello\" deleted"),
+        "{out}"
+    );
+    let run = kubectl(&server, binary, &["get", "ksvc", "hello"]).await;
+    assert!(!run.ok, "{run}");
+    assert!(
+        run.stderr
+            .contains("services.serving.knative.dev \"hello\" not found"),
+        "{run}"
+    );
+
+    // Without the right token: 401.
+    let run = kubectl(&server, binary, &["--token", "wrong", "get", "ksvc"]).await;
+    assert!(!run.ok, "{run}");
+    assert!(run.stderr.contains("Unauthorized"), "{run}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kubectl_1_33_through_the_dispatcher() {
+    scenario(&kubectl_binary(None)).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kubectl_1_28() {
+    scenario(&kubectl_binary(Some("1.28"))).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kubectl_1_27() {
+    scenario(&kubectl_binary(Some("1.27"))).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kubectl_get_watch_streams_changes() {
+    let server = Server::start().await;
+    let binary = kubectl_binary(None);
+    let hello = server.manifest("hello.yaml", HELLO_V1);
+    ok(&server, &binary, &["apply", "-f", hello.to_str().unwrap()]).await;
+    let mut child = server
+        .kubectl_command(&binary)
+        .args(["get", "ksvc", "hello", "-w", "-o", "name"])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let mut lines = tokio::io::AsyncBufReadExt::lines(tokio::io::BufReader::new(stdout));
+    let first = tokio::time::timeout(Duration::from_secs(60), lines.next_line())
+        .await
+        .expect("initial line")
+        .unwrap();
+    assert_eq!(first.as_deref(), Some("service.serving.knative.dev/hello"));
+    ok(&server, &binary, &["label", "ksvc", "hello", "changed=yes"]).await;
+    let second = tokio::time::timeout(Duration::from_secs(60), lines.next_line())
+        .await
+        .expect("a line for the change")
+        .unwrap();
+    assert_eq!(second.as_deref(), Some("service.serving.knative.dev/hello"));
+    child.kill().await.unwrap();
+}

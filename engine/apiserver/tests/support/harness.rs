@@ -1,0 +1,167 @@
+//! A real API server for tests: SQLite store, generated CA and token, HTTPS on a
+//! loopback port, and a kubeconfig in a temporary directory (never the user's).
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::Output;
+use std::time::Duration;
+
+use okonomi_apiserver::http::Api;
+use okonomi_apiserver::kubeconfig::{self, KubeconfigEntry};
+use okonomi_apiserver::tls::{Credentials, serve_tls};
+use okonomi_apiserver::{ResourceType, Store};
+use tokio::sync::oneshot;
+
+/// Where the Google Cloud SDK keeps the versioned kubectl binaries.
+pub const KUBECTL_DIR: &str = "/usr/lib/google-cloud-sdk/bin";
+
+pub struct Server {
+    pub dir: tempfile::TempDir,
+    pub store: Store,
+    pub credentials: Credentials,
+    pub url: String,
+    pub kubeconfig: PathBuf,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<tokio::task::JoinHandle<()>>,
+}
+
+impl Server {
+    pub async fn start() -> Server {
+        Self::start_in(tempfile::tempdir().expect("temp dir")).await
+    }
+
+    pub async fn start_in(dir: tempfile::TempDir) -> Server {
+        let store = Store::open(&dir.path().join("state.db"))
+            .await
+            .expect("open store");
+        let credentials =
+            Credentials::load_or_create(&dir.path().join("pki")).expect("credentials");
+        let api = Api::new(store.clone(), ResourceType::all_builtin())
+            .with_token(credentials.token.clone())
+            .with_bookmark_interval(Duration::from_millis(500));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind loopback");
+        let port = listener.local_addr().expect("local addr").port();
+        let url = format!("https://127.0.0.1:{port}");
+        let config = credentials.server_config().expect("tls config");
+        let (stop, stopped) = oneshot::channel::<()>();
+        let router = api.router();
+        let task = tokio::spawn(async move {
+            serve_tls(listener, router, config, async {
+                let _ = stopped.await;
+            })
+            .await
+            .expect("serve");
+        });
+        let kubeconfig = dir.path().join("kubeconfig");
+        kubeconfig::merge(
+            &kubeconfig,
+            &KubeconfigEntry {
+                name: "okonomi".into(),
+                server: url.clone(),
+                ca_pem: credentials.ca_pem.clone(),
+                token: credentials.token.clone(),
+                namespace: None,
+                set_current: true,
+            },
+        )
+        .expect("kubeconfig");
+        Server {
+            dir,
+            store,
+            credentials,
+            url,
+            kubeconfig,
+            stop: Some(stop),
+            task: Some(task),
+        }
+    }
+
+    /// Stop serving; returns the state directory for a restart.
+    pub async fn stop(mut self) -> tempfile::TempDir {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(task) = self.task.take() {
+            let _ = task.await;
+        }
+        let dir = tempfile::tempdir().expect("temp dir");
+        std::mem::replace(&mut self.dir, dir)
+    }
+
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    /// Write a manifest into the temp dir and return its path.
+    pub fn manifest(&self, name: &str, yaml: &str) -> PathBuf {
+        let path = self.path(name);
+        std::fs::write(&path, yaml).expect("write manifest");
+        path
+    }
+
+    /// A kubectl command (the given binary) with this server's kubeconfig and a
+    /// private HOME (so its discovery cache lives in the temp dir too).
+    pub fn kubectl_command(&self, binary: &Path) -> tokio::process::Command {
+        let mut cmd = tokio::process::Command::new(binary);
+        cmd.env("KUBECONFIG", &self.kubeconfig)
+            .env("HOME", self.dir.path())
+            .env_remove("KUBE_FEATURE_WatchListClient")
+            .kill_on_drop(true);
+        cmd
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(task) = self.task.take() {
+            task.abort();
+        }
+    }
+}
+
+/// A kubectl binary, or a failure naming the package to install.
+pub fn kubectl_binary(version: Option<&str>) -> PathBuf {
+    let path = match version {
+        None => PathBuf::from("/usr/bin/kubectl"),
+        Some(v) => Path::new(KUBECTL_DIR).join(format!("kubectl.{v}")),
+    };
+    assert!(
+        path.exists(),
+        "{} is missing: install the Debian package `kubectl` (Google Cloud SDK repository), \
+         which ships the dispatcher and kubectl.1.27 … kubectl.1.33",
+        path.display()
+    );
+    path
+}
+
+pub struct Run {
+    pub ok: bool,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl From<Output> for Run {
+    fn from(o: Output) -> Self {
+        Run {
+            ok: o.status.success(),
+            stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
+        }
+    }
+}
+
+impl std::fmt::Display for Run {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "ok={} stdout:\n{}\nstderr:\n{}",
+            self.ok, self.stdout, self.stderr
+        )
+    }
+}
