@@ -1,0 +1,579 @@
+//! kube-rs against the real API server over HTTPS, with okonomi-knative's types
+//! and DynamicObject, configured from the kubeconfig the server merged.
+
+#![allow(clippy::unwrap_used)]
+
+#[path = "support/harness.rs"]
+mod harness;
+
+use std::time::Duration;
+
+use futures::{StreamExt, TryStreamExt};
+use harness::Server;
+use kube::api::{
+    Api, DeleteParams, DynamicObject, ListParams, Patch, PatchParams, PostParams, WatchEvent,
+    WatchParams,
+};
+use kube::config::{KubeConfigOptions, Kubeconfig};
+use kube::core::{ApiResource, GroupVersionKind};
+use kube::runtime::watcher;
+use kube::{Client, Config};
+use okonomi_knative::serving::Service;
+use serde_json::{Value, json};
+
+async fn connect(server: &Server) -> Client {
+    let kubeconfig = Kubeconfig::read_from(&server.kubeconfig).unwrap();
+    let config = Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
+        .await
+        .unwrap();
+    Client::try_from(config).unwrap()
+}
+
+fn service(name: &str, image: &str) -> Service {
+    serde_json::from_value(json!({
+        "apiVersion": "serving.knative.dev/v1",
+        "kind": "Service",
+        "metadata": {"name": name, "labels": {"app": name}},
+        "spec": {"template": {"spec": {"containers": [{"image": image}]}}},
+    }))
+    .unwrap()
+}
+
+fn api_error(error: kube::Error) -> (u16, String) {
+    match error {
+        kube::Error::Api(status) => (status.code, status.reason.clone()),
+        other => panic!("expected an API error, got {other}"),
+    }
+}
+
+async fn within<T>(what: &str, future: impl std::future::Future<Output = T>) -> T {
+    tokio::time::timeout(Duration::from_secs(30), future)
+        .await
+        .unwrap_or_else(|_| panic!("{what} within 30s"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn typed_crud_patch_and_conflicts() {
+    let server = Server::start().await;
+    let client = connect(&server).await;
+    let services: Api<Service> = Api::namespaced(client.clone(), "default");
+
+    let created = services
+        .create(&PostParams::default(), &service("hello", "img:1"))
+        .await
+        .unwrap();
+    assert_eq!(created.metadata.generation, Some(1));
+    assert!(created.metadata.uid.is_some());
+    assert!(created.metadata.creation_timestamp.is_some());
+
+    let (code, reason) = api_error(
+        services
+            .create(&PostParams::default(), &service("hello", "img:1"))
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!((code, reason.as_str()), (409, "AlreadyExists"));
+
+    let got = services.get("hello").await.unwrap();
+    assert_eq!(
+        got.metadata.resource_version,
+        created.metadata.resource_version
+    );
+
+    // replace with the current resourceVersion, then with the stale one.
+    let mut changed = got.clone();
+    changed
+        .metadata
+        .labels
+        .get_or_insert_default()
+        .insert("v".into(), "2".into());
+    let replaced = services
+        .replace("hello", &PostParams::default(), &changed)
+        .await
+        .unwrap();
+    assert_ne!(
+        replaced.metadata.resource_version,
+        got.metadata.resource_version
+    );
+    let (code, reason) = api_error(
+        services
+            .replace("hello", &PostParams::default(), &changed)
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!((code, reason.as_str()), (409, "Conflict"));
+
+    // list by label.
+    services
+        .create(&PostParams::default(), &service("other", "img:1"))
+        .await
+        .unwrap();
+    let listed = services
+        .list(&ListParams::default().labels("app=other"))
+        .await
+        .unwrap();
+    assert_eq!(listed.items.len(), 1);
+    assert_eq!(listed.items[0].name(), "other");
+    assert!(listed.metadata.resource_version.is_some());
+    let all = services.list(&ListParams::default()).await.unwrap();
+    assert_eq!(all.items.len(), 2);
+
+    // Patch::Merge, Patch::Json, Patch::Apply (server-side apply).
+    let merged = services
+        .patch(
+            "hello",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"metadata": {"annotations": {"a": "1"}}})),
+        )
+        .await
+        .unwrap();
+    assert_eq!(merged.metadata.annotations.unwrap()["a"], "1");
+    let json_patch: json_patch::Patch = serde_json::from_value(json!([
+        {"op": "replace", "path": "/spec/template/spec/containers/0/image", "value": "img:2"}
+    ]))
+    .unwrap();
+    let patched = services
+        .patch(
+            "hello",
+            &PatchParams::default(),
+            &Patch::Json::<()>(json_patch),
+        )
+        .await
+        .unwrap();
+    assert_eq!(patched.metadata.generation, Some(2));
+    let applied = services
+        .patch(
+            "applied",
+            &PatchParams::apply("okonomi-test").force(),
+            &Patch::Apply(service("applied", "img:3")),
+        )
+        .await
+        .unwrap();
+    assert_eq!(applied.name(), "applied");
+    let reapplied = services
+        .patch(
+            "applied",
+            &PatchParams::apply("okonomi-test").force(),
+            &Patch::Apply(service("applied", "img:4")),
+        )
+        .await
+        .unwrap();
+    assert_eq!(reapplied.metadata.generation, Some(2));
+    let value = serde_json::to_value(&reapplied).unwrap();
+    assert_eq!(
+        value["spec"]["template"]["spec"]["containers"][0]["image"],
+        "img:4"
+    );
+
+    // status subresource.
+    let with_status = services
+        .patch_status(
+            "hello",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"status": {"observedGeneration": 2, "url": "http://hello.default.localhost"}})),
+        )
+        .await
+        .unwrap();
+    let value = serde_json::to_value(&with_status).unwrap();
+    assert_eq!(value["status"]["url"], "http://hello.default.localhost");
+    let status_via_get = services.get_status("hello").await.unwrap();
+    assert_eq!(status_via_get.metadata.uid, created.metadata.uid);
+
+    // delete: the object is gone, a second delete is NotFound.
+    let deleted = services
+        .delete("hello", &DeleteParams::background())
+        .await
+        .unwrap();
+    assert!(deleted.is_right() || deleted.is_left());
+    let (code, reason) = api_error(services.get("hello").await.unwrap_err());
+    assert_eq!((code, reason.as_str()), (404, "NotFound"));
+    let (code, _) = api_error(
+        services
+            .delete("hello", &DeleteParams::default())
+            .await
+            .unwrap_err(),
+    );
+    assert_eq!(code, 404);
+
+    // A namespace that does not exist.
+    let elsewhere: Api<Service> = Api::namespaced(client.clone(), "nowhere");
+    let error = elsewhere
+        .create(&PostParams::default(), &service("x", "i"))
+        .await
+        .unwrap_err();
+    match error {
+        kube::Error::Api(status) => {
+            assert_eq!(status.code, 404);
+            assert_eq!(status.message, "namespaces \"nowhere\" not found");
+        }
+        other => panic!("{other}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn watches_raw_and_through_the_runtime_watcher() {
+    let server = Server::start().await;
+    let client = connect(&server).await;
+    let services: Api<Service> = Api::namespaced(client.clone(), "default");
+    services
+        .create(&PostParams::default(), &service("first", "i"))
+        .await
+        .unwrap();
+    let list = services.list(&ListParams::default()).await.unwrap();
+    let rv = list.metadata.resource_version.clone().unwrap();
+
+    // Raw watch from the list's resourceVersion, with bookmarks.
+    let mut raw = services
+        .watch(&WatchParams::default(), &rv)
+        .await
+        .unwrap()
+        .boxed();
+    services
+        .create(&PostParams::default(), &service("second", "i"))
+        .await
+        .unwrap();
+    loop {
+        match within("a watch event", raw.try_next())
+            .await
+            .unwrap()
+            .unwrap()
+        {
+            WatchEvent::Added(s) => {
+                assert_eq!(s.name(), "second");
+                break;
+            }
+            WatchEvent::Bookmark(_) => continue,
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    // Bookmarks arrive on an idle watch (the harness asks for one every 500 ms).
+    loop {
+        if let WatchEvent::Bookmark(b) =
+            within("a bookmark", raw.try_next()).await.unwrap().unwrap()
+        {
+            assert!(!b.metadata.resource_version.is_empty());
+            break;
+        }
+    }
+
+    // A too old resourceVersion: the watch reports 410 Expired.
+    let reopened_dir = {
+        drop(raw);
+        server.stop().await
+    };
+    let server = Server::start_in(reopened_dir).await;
+    let client = connect(&server).await;
+    let services: Api<Service> = Api::namespaced(client.clone(), "default");
+    let mut stale = services
+        .watch(&WatchParams::default(), "1")
+        .await
+        .unwrap()
+        .boxed();
+    match within("the error event", stale.try_next())
+        .await
+        .unwrap()
+        .unwrap()
+    {
+        WatchEvent::Error(e) => assert_eq!(e.code, 410),
+        other => panic!("expected a 410 error event, got {other:?}"),
+    }
+
+    // kube-runtime's watcher: list, then watch; sees new objects.
+    let mut events = watcher(services.clone(), watcher::Config::default()).boxed();
+    let mut initial = Vec::new();
+    loop {
+        match within("watcher init", events.try_next())
+            .await
+            .unwrap()
+            .unwrap()
+        {
+            watcher::Event::InitApply(s) => initial.push(s.name().to_string()),
+            watcher::Event::InitDone => break,
+            _ => {}
+        }
+    }
+    initial.sort();
+    assert_eq!(initial, ["first", "second"]);
+    services
+        .create(&PostParams::default(), &service("third", "i"))
+        .await
+        .unwrap();
+    loop {
+        if let watcher::Event::Apply(s) = within("watcher apply", events.try_next())
+            .await
+            .unwrap()
+            .unwrap()
+        {
+            assert_eq!(s.name(), "third");
+            break;
+        }
+    }
+    services
+        .delete("third", &DeleteParams::default())
+        .await
+        .unwrap();
+    loop {
+        if let watcher::Event::Delete(s) = within("watcher delete", events.try_next())
+            .await
+            .unwrap()
+            .unwrap()
+        {
+            assert_eq!(s.name(), "third");
+            break;
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dynamic_objects_namespaces_and_unauthorized() {
+    let server = Server::start().await;
+    let client = connect(&server).await;
+    let gvk = GroupVersionKind::gvk("", "v1", "Namespace");
+    let namespaces: Api<DynamicObject> =
+        Api::all_with(client.clone(), &ApiResource::from_gvk(&gvk));
+    let names: Vec<String> = namespaces
+        .list(&ListParams::default())
+        .await
+        .unwrap()
+        .items
+        .iter()
+        .map(|n| n.metadata.name.clone().unwrap())
+        .collect();
+    assert_eq!(names, ["default"]);
+    let ns: DynamicObject = serde_json::from_value(
+        json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "team"}}),
+    )
+    .unwrap();
+    namespaces
+        .create(&PostParams::default(), &ns)
+        .await
+        .unwrap();
+
+    let rev_gvk = GroupVersionKind::gvk("serving.knative.dev", "v1", "Revision");
+    let revisions: Api<DynamicObject> =
+        Api::namespaced_with(client.clone(), "team", &ApiResource::from_gvk(&rev_gvk));
+    let rev: DynamicObject = serde_json::from_value(json!({
+        "apiVersion": "serving.knative.dev/v1", "kind": "Revision",
+        "metadata": {"name": "r-00001", "labels": {"serving.knative.dev/service": "r"}},
+        "spec": {"containers": [{"image": "i"}]}
+    }))
+    .unwrap();
+    revisions
+        .create(&PostParams::default(), &rev)
+        .await
+        .unwrap();
+    let found = revisions
+        .list(&ListParams::default().labels("serving.knative.dev/service=r"))
+        .await
+        .unwrap();
+    assert_eq!(found.items.len(), 1);
+
+    // Deleting the namespace deletes what is in it.
+    namespaces
+        .delete("team", &DeleteParams::default())
+        .await
+        .unwrap();
+    let all_revisions: Api<DynamicObject> =
+        Api::all_with(client.clone(), &ApiResource::from_gvk(&rev_gvk));
+    assert!(
+        all_revisions
+            .list(&ListParams::default())
+            .await
+            .unwrap()
+            .items
+            .is_empty()
+    );
+
+    // A wrong token: 401 Unauthorized as a Status.
+    let mut config = Config::from_custom_kubeconfig(
+        Kubeconfig::read_from(&server.kubeconfig).unwrap(),
+        &KubeConfigOptions::default(),
+    )
+    .await
+    .unwrap();
+    config.auth_info.token = Some("not-the-token".to_string().into());
+    let intruder = Client::try_from(config).unwrap();
+    let services: Api<Service> = Api::namespaced(intruder, "default");
+    let (code, reason) = api_error(services.list(&ListParams::default()).await.unwrap_err());
+    assert_eq!((code, reason.as_str()), (401, "Unauthorized"));
+}
+
+/// What `kn service create/update/describe/delete` sends, replayed request by
+/// request, with this test playing the controller that makes the service Ready.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kn_service_create_update_describe_delete() {
+    let server = Server::start().await;
+    let client = connect(&server).await;
+    let base = "/apis/serving.knative.dev/v1/namespaces/default/services";
+    let request = |method: &str, uri: &str, body: Option<&Value>| {
+        http::Request::builder()
+            .method(method)
+            .uri(uri)
+            .header("Content-Type", "application/json")
+            .header("Accept", "application/json")
+            .body(body.map(|b| b.to_string().into_bytes()).unwrap_or_default())
+            .unwrap()
+    };
+    let svc_json = serde_json::to_value(service("hello", "img:1")).unwrap();
+
+    // create: GET (404) -> POST -> GET -> WATCH by name from that resourceVersion.
+    let error = client
+        .request::<Value>(request("GET", &format!("{base}/hello"), None))
+        .await
+        .unwrap_err();
+    assert_eq!(api_error(error).0, 404);
+    let created: Value = client
+        .request(request("POST", base, Some(&svc_json)))
+        .await
+        .unwrap();
+    let got: Value = client
+        .request(request("GET", &format!("{base}/hello"), None))
+        .await
+        .unwrap();
+    let rv = got["metadata"]["resourceVersion"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let generation = got["metadata"]["generation"].as_i64().unwrap();
+    let watch_uri = format!(
+        "{base}?fieldSelector=metadata.name%3Dhello&resourceVersion={rv}&timeoutSeconds=600&watch=true"
+    );
+    let mut events = client
+        .request_events::<Value>(request("GET", &watch_uri, None))
+        .await
+        .unwrap()
+        .boxed();
+    // The "controller": a not-ready status first, then Ready for this generation.
+    let store = server.store.clone();
+    let svc_type = okonomi_apiserver::ResourceType::knative_service();
+    tokio::spawn(async move {
+        for (ready, observed) in [("Unknown", generation), ("True", generation)] {
+            store
+                .patch_status(
+                    &svc_type,
+                    "default",
+                    "hello",
+                    &okonomi_apiserver::Patch::Merge(json!({"status": {
+                        "observedGeneration": observed,
+                        "conditions": [{"type": "Ready", "status": ready}],
+                    }})),
+                )
+                .await
+                .unwrap();
+        }
+    });
+    loop {
+        let event = within("kn's watch event", events.try_next())
+            .await
+            .unwrap()
+            .unwrap();
+        if let WatchEvent::Modified(s) = event {
+            let ready = s["status"]["conditions"][0]["status"] == "True";
+            if ready && s["status"]["observedGeneration"] == s["metadata"]["generation"] {
+                break;
+            }
+        }
+    }
+    drop(events);
+    assert_eq!(created["metadata"]["name"], "hello");
+
+    // update: GET + PUT, retried on a conflict caused by a concurrent writer.
+    let mut attempts = 0;
+    loop {
+        attempts += 1;
+        let mut current: Value = client
+            .request(request("GET", &format!("{base}/hello"), None))
+            .await
+            .unwrap();
+        if attempts == 1 {
+            // Someone else writes between kn's GET and PUT.
+            server
+                .store
+                .patch(
+                    &okonomi_apiserver::ResourceType::knative_service(),
+                    "default",
+                    "hello",
+                    &okonomi_apiserver::Patch::Merge(
+                        json!({"metadata": {"labels": {"touched": "yes"}}}),
+                    ),
+                )
+                .await
+                .unwrap();
+        }
+        current["spec"]["template"]["spec"]["containers"][0]["image"] = json!("img:2");
+        match client
+            .request::<Value>(request("PUT", &format!("{base}/hello"), Some(&current)))
+            .await
+        {
+            Ok(updated) => {
+                assert_eq!(updated["metadata"]["generation"], 2);
+                assert_eq!(updated["metadata"]["labels"]["touched"], "yes");
+                break;
+            }
+            Err(error) => {
+                let (code, reason) = api_error(error);
+                assert_eq!((code, reason.as_str()), (409, "Conflict"));
+                assert!(attempts < 3, "kept conflicting");
+            }
+        }
+    }
+    assert_eq!(attempts, 2);
+
+    // describe: the service, then its revisions by the serving.knative.dev/service label.
+    let rev_type = okonomi_apiserver::ResourceType::knative_revision();
+    for (name, service_label) in [
+        ("hello-00001", "hello"),
+        ("hello-00002", "hello"),
+        ("other-00001", "other"),
+    ] {
+        server
+            .store
+            .create(
+                &rev_type,
+                json!({"metadata": {"name": name, "namespace": "default",
+                                    "labels": {"serving.knative.dev/service": service_label}},
+                       "spec": {"containers": [{"image": "img"}]}}),
+            )
+            .await
+            .unwrap();
+    }
+    let described: Value = client
+        .request(request("GET", &format!("{base}/hello"), None))
+        .await
+        .unwrap();
+    assert_eq!(described["metadata"]["generation"], 2);
+    let revisions: Value = client
+        .request(request(
+            "GET",
+            "/apis/serving.knative.dev/v1/namespaces/default/revisions?labelSelector=serving.knative.dev%2Fservice%3Dhello",
+            None,
+        ))
+        .await
+        .unwrap();
+    assert_eq!(revisions["kind"], "RevisionList");
+    let names: Vec<&str> = revisions["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["metadata"]["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, ["hello-00001", "hello-00002"]);
+
+    // delete: DELETE with propagationPolicy, then GET until 404.
+    let status: Value = client
+        .request(request(
+            "DELETE",
+            &format!("{base}/hello"),
+            Some(&json!({"propagationPolicy": "Background"})),
+        ))
+        .await
+        .unwrap();
+    assert_eq!(status["kind"], "Status");
+    assert_eq!(status["status"], "Success");
+    assert_eq!(status["details"]["name"], "hello");
+    let error = client
+        .request::<Value>(request("GET", &format!("{base}/hello"), None))
+        .await
+        .unwrap_err();
+    assert_eq!(api_error(error).0, 404);
+}
