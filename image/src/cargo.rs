@@ -215,18 +215,49 @@ pub async fn compile(
 ) -> Result<PathBuf> {
     check_toolchain(platform).await?;
     let target = platform.rust_target();
-    let mut cmd = Command::new("cargo");
-    cmd.arg(if platform.needs_zig() {
+    let subcommand = if platform.needs_zig() {
         "zigbuild"
     } else {
         "build"
-    });
-    cmd.args([
-        "--release",
-        "--message-format=json-render-diagnostics",
-        "--target",
-        target,
-    ]);
+    };
+    let mut args = vec![
+        "--release".to_string(),
+        "--target".to_string(),
+        target.to_string(),
+    ];
+    if !features.is_empty() {
+        args.push("--features".into());
+        args.push(features.join(","));
+    }
+    run_cargo(krate, subcommand, &args, target, output).await
+}
+
+/// Compiles the function for the host (for `okonomi run`), debug unless `release`.
+pub async fn compile_native(
+    krate: &FunctionCrate,
+    release: bool,
+    output: CargoOutput,
+) -> Result<PathBuf> {
+    let args: Vec<String> = if release {
+        vec!["--release".into()]
+    } else {
+        Vec::new()
+    };
+    run_cargo(krate, "build", &args, "host", output).await
+}
+
+async fn run_cargo(
+    krate: &FunctionCrate,
+    subcommand: &str,
+    args: &[String],
+    target: &str,
+    output: CargoOutput,
+) -> Result<PathBuf> {
+    let program = format!("cargo {subcommand}");
+    let mut cmd = Command::new("cargo");
+    cmd.arg(subcommand)
+        .arg("--message-format=json-render-diagnostics")
+        .args(args);
     if krate.in_workspace() {
         // A workspace member builds from the workspace so it shares Cargo.lock and target/.
         cmd.arg("-p")
@@ -235,22 +266,16 @@ pub async fn compile(
     } else {
         cmd.current_dir(&krate.dir);
     }
-    if !features.is_empty() {
-        cmd.arg("--features").arg(features.join(","));
-    }
     cmd.stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(match output {
             CargoOutput::Inherit => Stdio::inherit(),
             CargoOutput::Capture => Stdio::piped(),
         });
-    let program = if platform.needs_zig() {
-        "cargo zigbuild"
-    } else {
-        "cargo build"
-    };
+    // Dropping the future (Ctrl-C, a newer change in `okonomi run`) stops cargo too.
+    cmd.kill_on_drop(true);
     let mut child = cmd.spawn().map_err(|source| Error::Spawn {
-        program: program.into(),
+        program: program.clone(),
         source,
     })?;
     let stderr_task = child.stderr.take().map(|mut stderr| {
@@ -270,7 +295,7 @@ pub async fn compile(
         }
     }
     let status = child.wait().await.map_err(|source| Error::Spawn {
-        program: program.into(),
+        program: program.clone(),
         source,
     })?;
     let captured = match stderr_task {

@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# musl's allocator serialises threads: compare hello's req/s with the runtime's
+# mimalloc feature (default) and without it, both static musl release builds,
+# under wrk on loopback. Needs wrk (Debian package wrk).
+set -euo pipefail
+root="$(cd "$(dirname "$0")/../.." && pwd)"
+cd "$root"
+command -v wrk >/dev/null || { echo "missing wrk: apt-get install wrk" >&2; exit 1; }
+work="$(mktemp -d)"
+pid=""
+cleanup() { [ -n "$pid" ] && kill "$pid" 2>/dev/null; rm -rf "$work"; }
+trap cleanup EXIT
+target=x86_64-unknown-linux-musl
+
+# hello as it is (okonomi's default features: mimalloc)
+cargo build --release -q -p hello --target "$target"
+cp "target/$target/release/hello" "$work/hello-mimalloc"
+
+# the same sources on musl's own allocator
+mkdir -p "$work/hello-musl/src"
+cp functions/hello/src/*.rs "$work/hello-musl/src/"
+cp Cargo.lock "$work/hello-musl/"
+cat > "$work/hello-musl/Cargo.toml" <<TOML
+[package]
+name = "hello"
+version = "0.1.0"
+edition = "2024"
+[dependencies]
+okonomi = { path = "$root/runtime", default-features = false, features = ["otlp"] }
+libc = "0.2"
+tokio = { version = "1", features = ["full"] }
+[workspace]
+[profile.release]
+opt-level = 3
+lto = "fat"
+codegen-units = 1
+strip = true
+TOML
+(cd "$work/hello-musl" && CARGO_TARGET_DIR="$root/target/bench-musl-alloc" cargo build --release -q --target "$target")
+cp "$root/target/bench-musl-alloc/$target/release/hello" "$work/hello-musl-alloc"
+
+for variant in mimalloc musl-alloc; do
+  port="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
+  PORT=$port "$work/hello-$variant" >/dev/null 2>&1 &
+  pid=$!
+  for _ in $(seq 50); do curl -sf "http://127.0.0.1:$port/" >/dev/null && break; sleep 0.1; done
+  wrk -t2 -c64 -d5s "http://127.0.0.1:$port/" >/dev/null   # warm-up
+  echo "== $variant"
+  wrk -t2 -c64 -d15s "http://127.0.0.1:$port/" | grep -E "Requests/sec|Latency"
+  kill "$pid"; wait "$pid" 2>/dev/null || true; pid=""
+done

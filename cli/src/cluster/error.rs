@@ -1,0 +1,243 @@
+//! What goes wrong when talking to a cluster, phrased for the person at the
+//! keyboard: each message names the object and says what to do next.
+
+use std::time::Duration;
+
+/// How to get a kube context, shown whenever there is none.
+pub const GET_A_CONTEXT: &str = "start the local engine with `okonomi up` (it adds the context \"okonomi\"), \
+or fetch credentials for a cluster: `gcloud container clusters get-credentials CLUSTER --region REGION` (GKE), \
+`aws eks update-kubeconfig --name CLUSTER` (EKS), `az aks get-credentials --name CLUSTER --resource-group GROUP` (AKS)";
+
+/// Where the Knative install instructions live.
+pub const INSTALL_DOC: &str = "docs/clouds/";
+
+/// A failure talking to a cluster.
+#[derive(Debug, thiserror::Error)]
+pub enum ClusterError {
+    /// No kubeconfig, or one without a current context.
+    #[error("no Kubernetes context to deploy to ({detail}): {GET_A_CONTEXT}")]
+    NoContext {
+        /// What was missing.
+        detail: String,
+    },
+    /// `--context NAME` names a context the kubeconfig does not have.
+    #[error("the kubeconfig has no context {name:?} (it has: {available}); list them with `kubectl config get-contexts`")]
+    UnknownContext {
+        /// The context asked for.
+        name: String,
+        /// The contexts the kubeconfig has, comma-separated.
+        available: String,
+    },
+    /// The kubeconfig exists but cannot be used.
+    #[error("cannot use the kubeconfig for context {context:?}: {source}")]
+    Kubeconfig {
+        /// The context.
+        context: String,
+        /// Why.
+        #[source]
+        source: kube::config::KubeconfigError,
+    },
+    /// The API server did not answer.
+    #[error("cannot reach the Kubernetes API at {server} (context {context:?}): {detail}; \
+is the cluster up? For the local engine run `okonomi up`")]
+    Unreachable {
+        /// The context.
+        context: String,
+        /// The API server URL.
+        server: String,
+        /// The transport error.
+        detail: String,
+    },
+    /// The cluster has no `serving.knative.dev/v1` API.
+    #[error("Knative Serving is not installed on the cluster of context {context:?} (its API has no serving.knative.dev/v1); \
+install Knative Serving and net-istio as {INSTALL_DOC} describes for your cloud, or use the local engine: `okonomi up`")]
+    KnativeMissing {
+        /// The context.
+        context: String,
+    },
+    /// The target namespace does not exist.
+    #[error("namespace {namespace:?} does not exist on the cluster of context {context:?}; \
+create it with `kubectl create namespace {namespace}` or choose another with --namespace")]
+    NamespaceMissing {
+        /// The namespace.
+        namespace: String,
+        /// The context.
+        context: String,
+    },
+    /// A function or service name that Knative would reject.
+    #[error("{name:?} is not a valid service name: {reason}; use lowercase letters, digits and '-', \
+starting with a letter, at most 63 characters (set [function] name in okonomi.toml or pass --name)")]
+    InvalidName {
+        /// The name.
+        name: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The object does not exist.
+    #[error("{kind} {name:?} not found in namespace {namespace:?}; `okonomi list -n {namespace}` shows what is deployed")]
+    NotFound {
+        /// Kind, e.g. "service".
+        kind: &'static str,
+        /// Name.
+        name: String,
+        /// Namespace.
+        namespace: String,
+    },
+    /// The API server refused the object (422 Invalid, 400 BadRequest, 409 Conflict).
+    #[error("the cluster rejected {kind} {name:?}: {message}")]
+    Rejected {
+        /// Kind.
+        kind: &'static str,
+        /// Name.
+        name: String,
+        /// The server's message and causes.
+        message: String,
+    },
+    /// RBAC said no.
+    #[error("not allowed to {action} on context {context:?}: {message}; ask the cluster admin for access")]
+    Forbidden {
+        /// What was attempted.
+        action: String,
+        /// The context.
+        context: String,
+        /// The server's message.
+        message: String,
+    },
+    /// Any other API failure.
+    #[error("{action} failed: {source}")]
+    Api {
+        /// What was attempted.
+        action: String,
+        /// The client error.
+        #[source]
+        source: kube::Error,
+    },
+    /// The Service reported Ready=False.
+    #[error("service {name:?} is not ready: {reason}: {message}{revision}")]
+    NotReady {
+        /// Service name.
+        name: String,
+        /// The Ready condition's reason.
+        reason: String,
+        /// The Ready condition's message.
+        message: String,
+        /// The latest revision's failing conditions, each on its own line (may be empty).
+        revision: String,
+    },
+    /// The wait ran out of time.
+    #[error("service {name:?} was not ready after {}s: {state}{revision}; raise --timeout or look at `okonomi describe {name}` and `okonomi logs {name}`", after.as_secs())]
+    Timeout {
+        /// Service name.
+        name: String,
+        /// How long we waited.
+        after: Duration,
+        /// The last state seen.
+        state: String,
+        /// The latest revision's failing conditions (may be empty).
+        revision: String,
+    },
+}
+
+impl ClusterError {
+    /// Maps a kube error from `action` on `kind`/`name` in `namespace` to
+    /// the most helpful variant.
+    pub fn from_kube(
+        source: kube::Error,
+        action: &str,
+        context: &str,
+        server: &str,
+        object: Option<(&'static str, &str, &str)>,
+    ) -> Self {
+        match source {
+            kube::Error::Api(status) => {
+                let message = describe_status(&status);
+                if status.is_forbidden() {
+                    return ClusterError::Forbidden {
+                        action: action.to_owned(),
+                        context: context.to_owned(),
+                        message,
+                    };
+                }
+                if status.is_not_found()
+                    && let Some(details) = &status.details
+                    && details.kind == "namespaces"
+                {
+                    return ClusterError::NamespaceMissing {
+                        namespace: details.name.clone(),
+                        context: context.to_owned(),
+                    };
+                }
+                if let Some((kind, name, namespace)) = object {
+                    if status.is_not_found() {
+                        return ClusterError::NotFound {
+                            kind,
+                            name: name.to_owned(),
+                            namespace: namespace.to_owned(),
+                        };
+                    }
+                    if status.is_invalid() || status.code == 400 || status.is_conflict() {
+                        return ClusterError::Rejected {
+                            kind,
+                            name: name.to_owned(),
+                            message,
+                        };
+                    }
+                }
+                ClusterError::Api {
+                    action: action.to_owned(),
+                    source: kube::Error::Api(status),
+                }
+            }
+            kube::Error::HyperError(e) => ClusterError::Unreachable {
+                context: context.to_owned(),
+                server: server.to_owned(),
+                detail: error_chain(&e),
+            },
+            kube::Error::Service(e) => ClusterError::Unreachable {
+                context: context.to_owned(),
+                server: server.to_owned(),
+                detail: error_chain(e.as_ref()),
+            },
+            other => ClusterError::Api {
+                action: action.to_owned(),
+                source: other,
+            },
+        }
+    }
+}
+
+/// The status message plus every cause with its field.
+fn describe_status(status: &kube::core::Status) -> String {
+    let mut message = if status.message.is_empty() {
+        format!("{} ({})", status.reason, status.code)
+    } else {
+        status.message.clone()
+    };
+    if let Some(details) = &status.details {
+        for cause in &details.causes {
+            if !message.contains(&cause.message) {
+                if cause.field.is_empty() {
+                    message.push_str(&format!("; {}", cause.message));
+                } else {
+                    message.push_str(&format!("; {}: {}", cause.field, cause.message));
+                }
+            }
+        }
+    }
+    message
+}
+
+/// An error and its sources on one line, for transport errors whose
+/// top-level text ("client error (Connect)") says little.
+fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
+    let mut parts = vec![error.to_string()];
+    let mut current = error.source();
+    while let Some(cause) = current {
+        let text = cause.to_string();
+        if !parts.iter().any(|p| p.contains(&text)) {
+            parts.push(text);
+        }
+        current = cause.source();
+    }
+    parts.join(": ")
+}

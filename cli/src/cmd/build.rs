@@ -1,0 +1,234 @@
+//! `okonomi build`: compile a function, assemble its image, push it (or write an
+//! OCI layout) and print `REGISTRY/NAME@sha256:…` on stdout.
+
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use anyhow::Context;
+use okonomi_image::{BuildOptions, BuiltImage, CargoOutput, Platform, PublishOptions, Registry};
+use serde::Serialize;
+
+use crate::global::Global;
+use crate::{manifest, progress};
+
+const EXAMPLES: &str = "\
+Examples:
+  okonomi build functions/hello --registry 127.0.0.1:5000/okonomi
+  OKONOMI_REGISTRY=ghcr.io/me okonomi build                 # the crate in .
+  okonomi build --platform linux/amd64,linux/arm64          # an image index
+  okonomi build --local ./layout                            # OCI layout, no push
+  skopeo inspect oci:./layout:latest
+
+Stdout carries only the image reference (REGISTRY/NAME@sha256:…); progress goes to stderr.
+The registry comes from --registry, OKONOMI_REGISTRY, or [build] registry in okonomi.toml.
+Registries on localhost/127.0.0.1 are spoken to over plain HTTP; credentials come from
+~/.docker/config.json (auths, credHelpers, credsStore). Builds are reproducible: mtimes and
+`created` come from SOURCE_DATE_EPOCH, else the crate's last commit time, else 0.
+arm64 needs `pip install ziglang` and `cargo install cargo-zigbuild`.";
+
+/// Arguments of `okonomi build`.
+#[derive(Debug, clap::Args)]
+#[command(after_help = EXAMPLES)]
+pub struct Args {
+    /// The function crate (directory with Cargo.toml).
+    #[arg(default_value = ".")]
+    pub path: PathBuf,
+    #[command(flatten)]
+    pub target: TargetArgs,
+    /// Write an OCI image layout to DIR instead of pushing.
+    #[arg(long, value_name = "DIR", conflicts_with = "registry")]
+    pub local: Option<PathBuf>,
+}
+
+/// Where and how to build and push: shared by build, resolve and deploy.
+#[derive(Debug, Clone, clap::Args)]
+pub struct TargetArgs {
+    /// Registry and repository prefix, e.g. 127.0.0.1:5000/okonomi or ghcr.io/me.
+    #[arg(long, env = "OKONOMI_REGISTRY", value_name = "REGISTRY")]
+    pub registry: Option<String>,
+    /// Platforms to build (comma-separated or repeated): linux/amd64, linux/arm64.
+    #[arg(long = "platform", value_delimiter = ',', value_name = "OS/ARCH")]
+    pub platforms: Vec<String>,
+    /// Tag to push as well as the digest.
+    #[arg(long, default_value = "latest")]
+    pub tag: String,
+    /// Speak plain HTTP to this registry even though it is not on loopback.
+    #[arg(long)]
+    pub insecure_registry: bool,
+    /// Cargo features to enable for the function (comma-separated).
+    #[arg(long, value_delimiter = ',')]
+    pub features: Vec<String>,
+}
+
+/// What build prints with `-o json|yaml`.
+#[derive(Debug, Serialize)]
+pub struct BuildReport {
+    /// Image reference by digest (or `oci:DIR:TAG` for --local).
+    pub reference: String,
+    /// Top-level digest.
+    pub digest: String,
+    /// Platforms built.
+    pub platforms: Vec<String>,
+    /// Compressed size of each platform's image.
+    pub compressed_bytes: Vec<u64>,
+    /// Blob bytes uploaded (0 for --local).
+    pub bytes_uploaded: u64,
+    /// Blobs the registry already had.
+    pub blobs_skipped: usize,
+}
+
+/// Runs `okonomi build`.
+pub async fn run(args: Args, global: &Global) -> anyhow::Result<ExitCode> {
+    let image = build(&args.path, &args.target, global).await?;
+    let report = match &args.local {
+        Some(dir) => {
+            let written = okonomi_image::write_layout(&image, dir, &args.target.tag).await?;
+            global.status(
+                "Wrote",
+                format!("OCI layout {}", written.transport_reference()),
+            );
+            report(&image, written.transport_reference(), 0, 0)
+        }
+        None => {
+            let settings = manifest::read(&image.function.dir)?;
+            let registry = registry(&args.target, settings.registry.as_deref())?;
+            let published = publish(&image, &registry, &args.target, global).await?;
+            report(
+                &image,
+                published.reference,
+                published.bytes_uploaded,
+                published.blobs_skipped,
+            )
+        }
+    };
+    crate::output::print(global, &report, |r| r.reference.clone())?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn report(
+    image: &BuiltImage,
+    reference: String,
+    bytes_uploaded: u64,
+    blobs_skipped: usize,
+) -> BuildReport {
+    BuildReport {
+        reference,
+        digest: image.digest().to_string(),
+        platforms: image
+            .platforms
+            .iter()
+            .map(|p| p.platform.to_string())
+            .collect(),
+        compressed_bytes: image
+            .platforms
+            .iter()
+            .filter_map(|p| image.compressed_size(p.platform))
+            .collect(),
+        bytes_uploaded,
+        blobs_skipped,
+    }
+}
+
+/// Builds the function at `path` with name and platforms from okonomi.toml unless overridden.
+pub async fn build(
+    path: &Path,
+    target: &TargetArgs,
+    global: &Global,
+) -> anyhow::Result<BuiltImage> {
+    let settings = manifest::read(path)?;
+    let platform_names = if target.platforms.is_empty() {
+        settings.platforms.clone()
+    } else {
+        target.platforms.clone()
+    };
+    let platforms = platform_names
+        .iter()
+        .map(|p| p.parse::<Platform>())
+        .collect::<Result<Vec<_>, _>>()?;
+    let mut options = BuildOptions::new(path);
+    options.name = settings.name.clone();
+    if !platforms.is_empty() {
+        options.platforms = platforms;
+    }
+    options.features = target.features.clone();
+    options.cargo_output = CargoOutput::Inherit;
+    let shown: Vec<String> = options.platforms.iter().map(Platform::to_string).collect();
+    global.status(
+        "Building",
+        format!("{} for {}", path.display(), shown.join(", ")),
+    );
+    let started = std::time::Instant::now();
+    let image = okonomi_image::build_function(&options).await?;
+    let size = image
+        .platforms
+        .first()
+        .and_then(|p| image.compressed_size(p.platform))
+        .unwrap_or(0);
+    global.status(
+        "Built",
+        format!(
+            "{} {} ({} compressed) in {:.1}s",
+            image.name,
+            image.digest(),
+            human_bytes(size),
+            started.elapsed().as_secs_f64()
+        ),
+    );
+    Ok(image)
+}
+
+/// The registry from flags/env, else okonomi.toml.
+pub fn registry(target: &TargetArgs, from_manifest: Option<&str>) -> anyhow::Result<Registry> {
+    let text = target
+        .registry
+        .as_deref()
+        .or(from_manifest)
+        .ok_or(okonomi_image::Error::NoRegistry)?;
+    let mut registry = Registry::parse(text)?;
+    registry.insecure |= target.insecure_registry;
+    Ok(registry)
+}
+
+/// Pushes with a progress bar and a summary line.
+pub async fn publish(
+    image: &BuiltImage,
+    registry: &Registry,
+    target: &TargetArgs,
+    global: &Global,
+) -> anyhow::Result<okonomi_image::Published> {
+    let (bar, callback) = progress::push_progress(global);
+    let options = PublishOptions {
+        tag: Some(target.tag.clone()),
+        credential: None,
+        progress: Some(callback),
+    };
+    let result = okonomi_image::publish(image, registry, &options).await;
+    bar.finish_and_clear();
+    let published = result.with_context(|| format!("pushing {} to {registry}", image.name))?;
+    global.status(
+        "Pushed",
+        format!(
+            "{} uploaded in {} blobs, {} already present",
+            human_bytes(published.bytes_uploaded),
+            published.blobs_uploaded,
+            published.blobs_skipped
+        ),
+    );
+    Ok(published)
+}
+
+/// `1.2 MiB` style sizes.
+pub fn human_bytes(n: u64) -> String {
+    const UNITS: [&str; 4] = ["B", "KiB", "MiB", "GiB"];
+    let mut value = n as f64;
+    let mut unit = 0;
+    while value >= 1024.0 && unit < UNITS.len() - 1 {
+        value /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{n} B")
+    } else {
+        format!("{value:.1} {}", UNITS[unit])
+    }
+}

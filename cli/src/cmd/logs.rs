@@ -1,0 +1,119 @@
+//! `okonomi logs NAME`: a function's logs. On a real cluster: the
+//! `user-container` logs of the service's pods (label
+//! `serving.knative.dev/service`) through the core API. On okonomi's engine,
+//! which has no pods: the per-instance log files it keeps under its state
+//! directory.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use futures::{AsyncBufReadExt, StreamExt};
+use k8s_openapi::api::core::v1::Pod;
+use kube::Api;
+use kube::api::{ListParams, LogParams};
+use okonomi_knative::keys;
+
+use crate::cluster::{Cluster, ClusterArgs};
+use crate::global::Global;
+
+const EXAMPLES: &str = "\
+Examples:
+  okonomi logs hello                 the last 100 lines of every instance
+  okonomi logs hello --tail 20 -f    and follow (real clusters)
+  okonomi logs hello --context gke";
+
+/// Arguments of `okonomi logs`.
+#[derive(Debug, clap::Args)]
+#[command(after_help = EXAMPLES)]
+pub struct Args {
+    /// The service name.
+    pub name: String,
+    #[command(flatten)]
+    pub cluster: ClusterArgs,
+    /// Lines to show from the end of each instance's log.
+    #[arg(long, default_value_t = 100)]
+    pub tail: usize,
+    /// Keep streaming new lines (pods of a real cluster).
+    #[arg(short, long)]
+    pub follow: bool,
+    /// The engine's state directory, for engine contexts ($OKONOMI_HOME, default ~/.okonomi).
+    #[arg(long, env = "OKONOMI_HOME", value_name = "DIR")]
+    pub state_dir: Option<PathBuf>,
+}
+
+/// Runs `okonomi logs`.
+pub async fn run(args: Args, global: &Global) -> anyhow::Result<ExitCode> {
+    let cluster = Cluster::connect(args.cluster.context.as_deref()).await?;
+    let namespace = args.cluster.namespace.clone().unwrap_or_else(|| cluster.default_namespace.clone());
+    if cluster.serves_pods().await? {
+        pod_logs(&cluster, &namespace, &args, global).await
+    } else {
+        engine_logs(&cluster, &namespace, &args, global).await
+    }
+}
+
+async fn pod_logs(cluster: &Cluster, namespace: &str, args: &Args, global: &Global) -> anyhow::Result<ExitCode> {
+    let pods: Api<Pod> = Api::namespaced(cluster.client.clone(), namespace);
+    let list = pods
+        .list(&ListParams::default().labels(&format!("{}={}", keys::SERVICE_LABEL, args.name)))
+        .await
+        .map_err(|e| cluster.error(e, &format!("listing the pods of {:?}", args.name), None))?;
+    if list.items.is_empty() {
+        global.status("No pods", format!("{namespace}/{} has no running instance (scaled to zero?)", args.name));
+        return Ok(ExitCode::SUCCESS);
+    }
+    let params = LogParams {
+        container: Some(keys::DEFAULT_CONTAINER_NAME.to_owned()),
+        follow: args.follow,
+        tail_lines: Some(i64::try_from(args.tail).unwrap_or(i64::MAX)),
+        ..Default::default()
+    };
+    let mut streams = Vec::new();
+    for pod in &list.items {
+        let Some(name) = pod.metadata.name.clone() else { continue };
+        let reader = pods
+            .log_stream(&name, &params)
+            .await
+            .map_err(|e| cluster.error(e, &format!("reading the logs of pod {name:?}"), None))?;
+        let prefix = name.clone();
+        streams.push(reader.lines().map(move |line| (prefix.clone(), line)).boxed());
+    }
+    let mut merged = futures::stream::select_all(streams);
+    while let Some((pod, line)) = merged.next().await {
+        match line {
+            Ok(line) => println!("{pod} {line}"),
+            Err(e) => global.warn(format!("log stream of {pod} ended: {e}")),
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn engine_logs(cluster: &Cluster, namespace: &str, args: &Args, global: &Global) -> anyhow::Result<ExitCode> {
+    // Make sure the service exists so a typo is not mistaken for silence.
+    let object = Some(("service", args.name.as_str(), namespace));
+    cluster
+        .services(namespace)
+        .get(&args.name)
+        .await
+        .map_err(|e| cluster.error(e, &format!("reading service {:?}", args.name), object))?;
+    let state_dir = crate::cmd::up::state_dir(args.state_dir.clone())?;
+    if args.follow {
+        global.warn("--follow is not available for the engine; showing the logs so far");
+    }
+    let (dir, ns, name, tail) = (state_dir.clone(), namespace.to_owned(), args.name.clone(), args.tail);
+    let lines = tokio::task::spawn_blocking(move || {
+        okonomi_engine::instance::logs::read_service_logs(&dir, &ns, &name, tail)
+    })
+    .await?
+    .map_err(|e| anyhow::anyhow!("reading the engine's logs under {}: {e}", state_dir.display()))?;
+    if lines.is_empty() {
+        global.status(
+            "No logs",
+            format!("{namespace}/{} has logged nothing under {}", args.name, state_dir.display()),
+        );
+    }
+    for line in lines {
+        println!("{line}");
+    }
+    Ok(ExitCode::SUCCESS)
+}
