@@ -82,6 +82,10 @@ pub enum Error {
     /// The verb is not supported on this path.
     #[error("the server does not allow this method on the requested resource")]
     MethodNotAllowed,
+    /// The request is understood but not allowed (e.g. deleting the `default`
+    /// namespace).
+    #[error("{0}")]
+    Forbidden(String),
     /// No or a wrong bearer token.
     #[error("Unauthorized")]
     Unauthorized,
@@ -152,6 +156,7 @@ impl Error {
             Error::UnsupportedMediaType { .. } => 415,
             Error::MethodNotAllowed => 405,
             Error::Unauthorized => 401,
+            Error::Forbidden(_) => 403,
             Error::Storage { .. }
             | Error::Io { .. }
             | Error::Tls(_)
@@ -172,6 +177,7 @@ impl Error {
             Error::UnsupportedMediaType { .. } => "UnsupportedMediaType",
             Error::MethodNotAllowed => "MethodNotAllowed",
             Error::Unauthorized => "Unauthorized",
+            Error::Forbidden(_) => "Forbidden",
             _ => "InternalError",
         }
     }

@@ -631,6 +631,12 @@ impl Store {
         let _guard = self.inner.write_lock.lock().await;
         let ns = if rt.namespaced { namespace } else { "" };
         let target = Arc::new(self.get(rt, ns, name)?);
+        if rt.storage_key() == ResourceType::namespace().storage_key() && name == DEFAULT_NAMESPACE
+        {
+            return Err(Error::Forbidden(format!(
+                "namespaces \"{name}\" is forbidden: this namespace may not be deleted"
+            )));
+        }
         let mut changes = vec![Change::Delete {
             rt_key: rt.storage_key(),
             object: target.clone(),

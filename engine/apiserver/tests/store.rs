@@ -522,3 +522,14 @@ async fn admission_defaults_and_rejects_with_causes() {
     let causes = status.details.unwrap().causes;
     assert_eq!(causes[0].field, "spec.template.spec.containers[0].image");
 }
+
+#[tokio::test]
+async fn default_namespace_exists_and_cannot_be_deleted() {
+    let store = Store::open_in_memory().await.unwrap();
+    let ns = ResourceType::namespace();
+    let default = store.get(&ns, "", "default").unwrap();
+    assert_eq!(default["status"]["phase"], "Active");
+    let err = store.delete(&ns, "", "default").await.unwrap_err();
+    assert_eq!(err.code(), 403);
+    assert!(store.get(&ns, "", "default").is_ok());
+}

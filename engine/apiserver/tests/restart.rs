@@ -1,0 +1,143 @@
+//! Persistence: the standalone server killed with SIGKILL and started again on the
+//! same state directory brings back every acknowledged object, keeps its
+//! certificates and token, and continues resourceVersions above the old maximum.
+
+#![allow(clippy::unwrap_used)]
+
+use std::path::Path;
+use std::process::Stdio;
+use std::time::Duration;
+
+use kube::api::{Api, ListParams, PostParams};
+use kube::config::{KubeConfigOptions, Kubeconfig};
+use kube::{Client, Config};
+use okonomi_knative::serving::Service;
+use serde_json::json;
+use tokio::io::{AsyncBufReadExt, BufReader};
+
+struct Child {
+    process: tokio::process::Child,
+    url: String,
+}
+
+async fn start(state: &Path, kubeconfig: &Path, listen: &str) -> Child {
+    let mut process = tokio::process::Command::new(env!("CARGO_BIN_EXE_okonomi-apiserver"))
+        .args(["--state-dir", state.to_str().unwrap(), "--listen", listen])
+        .args(["--kubeconfig", kubeconfig.to_str().unwrap()])
+        .stdout(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let stdout = process.stdout.take().unwrap();
+    let mut lines = BufReader::new(stdout).lines();
+    let url = tokio::time::timeout(Duration::from_secs(30), lines.next_line())
+        .await
+        .expect("server prints its URL within 30s")
+        .unwrap()
+        .expect("a URL line");
+    Child { process, url }
+}
+
+async fn connect(kubeconfig: &Path) -> Client {
+    let config = Config::from_custom_kubeconfig(
+        Kubeconfig::read_from(kubeconfig).unwrap(),
+        &KubeConfigOptions::default(),
+    )
+    .await
+    .unwrap();
+    Client::try_from(config).unwrap()
+}
+
+fn service(name: &str) -> Service {
+    serde_json::from_value(json!({
+        "apiVersion": "serving.knative.dev/v1",
+        "kind": "Service",
+        "metadata": {"name": name},
+        "spec": {"template": {"spec": {"containers": [{"image": "img"}]}}},
+    }))
+    .unwrap()
+}
+
+fn rv(s: &Service) -> u64 {
+    s.metadata
+        .resource_version
+        .as_deref()
+        .unwrap()
+        .parse()
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_and_restart_keeps_objects_and_monotonic_versions() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = dir.path().join("state");
+    let kubeconfig = dir.path().join("kubeconfig");
+
+    let mut first = start(&state, &kubeconfig, "127.0.0.1:0").await;
+    let services: Api<Service> = Api::namespaced(connect(&kubeconfig).await, "default");
+    let mut max_rv = 0;
+    let mut names = Vec::new();
+    for i in 0..40 {
+        let name = format!("svc-{i:02}");
+        let created = services
+            .create(&PostParams::default(), &service(&name))
+            .await
+            .unwrap();
+        max_rv = max_rv.max(rv(&created));
+        names.push(name);
+    }
+    // Deleting one leaves the highest resourceVersion on no stored object.
+    services
+        .delete("svc-39", &Default::default())
+        .await
+        .unwrap();
+    names.pop();
+    let after_delete = services.list(&ListParams::default()).await.unwrap();
+    let list_rv: u64 = after_delete
+        .metadata
+        .resource_version
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(list_rv > max_rv);
+
+    // kill -9: no chance to flush anything.
+    let pid = first.process.id().unwrap();
+    let killed = unsafe_free_kill(pid);
+    assert!(killed, "SIGKILL delivered");
+    first.process.wait().await.unwrap();
+
+    // Same port is not needed: the kubeconfig is rewritten with the new URL, and the
+    // CA and token stay the same.
+    let second = start(&state, &kubeconfig, "127.0.0.1:0").await;
+    assert!(second.url.starts_with("https://127.0.0.1:"));
+    let services: Api<Service> = Api::namespaced(connect(&kubeconfig).await, "default");
+    let listed = services.list(&ListParams::default()).await.unwrap();
+    let mut back: Vec<String> = listed
+        .items
+        .iter()
+        .map(|s| s.metadata.name.clone().unwrap())
+        .collect();
+    back.sort();
+    assert_eq!(back, names);
+    let relisted_rv: u64 = listed.metadata.resource_version.unwrap().parse().unwrap();
+    assert!(relisted_rv >= list_rv);
+    let created = services
+        .create(&PostParams::default(), &service("after-restart"))
+        .await
+        .unwrap();
+    assert!(
+        rv(&created) > list_rv,
+        "resourceVersion {} continues above {list_rv}",
+        rv(&created)
+    );
+}
+
+/// Send SIGKILL with the `kill` command (no unsafe libc call in tests).
+fn unsafe_free_kill(pid: u32) -> bool {
+    std::process::Command::new("kill")
+        .args(["-9", &pid.to_string()])
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false)
+}
