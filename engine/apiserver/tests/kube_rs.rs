@@ -577,3 +577,51 @@ async fn kn_service_create_update_describe_delete() {
         .unwrap_err();
     assert_eq!(api_error(error).0, 404);
 }
+
+/// The watch-list protocol (`sendInitialEvents=true`): initial objects as ADDED,
+/// then a bookmark annotated `k8s.io/initial-events-end`, then changes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn streaming_list_watcher() {
+    let server = Server::start().await;
+    let client = connect(&server).await;
+    let services: Api<Service> = Api::namespaced(client.clone(), "default");
+    for name in ["a", "b"] {
+        services
+            .create(&PostParams::default(), &service(name, "i"))
+            .await
+            .unwrap();
+    }
+    let mut events = watcher(
+        services.clone(),
+        watcher::Config::default().streaming_lists(),
+    )
+    .boxed();
+    let mut initial = Vec::new();
+    loop {
+        match within("streaming init", events.try_next())
+            .await
+            .unwrap()
+            .unwrap()
+        {
+            watcher::Event::InitApply(s) => initial.push(s.name().to_string()),
+            watcher::Event::InitDone => break,
+            _ => {}
+        }
+    }
+    initial.sort();
+    assert_eq!(initial, ["a", "b"]);
+    services
+        .create(&PostParams::default(), &service("c", "i"))
+        .await
+        .unwrap();
+    loop {
+        if let watcher::Event::Apply(s) = within("apply after init", events.try_next())
+            .await
+            .unwrap()
+            .unwrap()
+        {
+            assert_eq!(s.name(), "c");
+            break;
+        }
+    }
+}
