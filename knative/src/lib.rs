@@ -9,6 +9,7 @@ pub mod defaults;
 pub mod error;
 pub mod keys;
 pub mod manifest;
+pub mod render;
 pub mod serving;
 pub mod validation;
 

@@ -1,0 +1,75 @@
+//! The schema check itself is trustworthy: it loads every reference CRD,
+//! accepts what Knative's own examples contain and rejects what a cluster
+//! would reject.
+
+#![allow(clippy::unwrap_used)] // a failed unwrap is a failed test
+
+#[path = "common/schema.rs"]
+mod schema;
+
+use schema::Schemas;
+use serde_json::json;
+
+fn hello() -> serde_json::Value {
+    json!({
+        "apiVersion": "serving.knative.dev/v1",
+        "kind": "Service",
+        "metadata": {"name": "hello"},
+        "spec": {"template": {"spec": {"containers": [{
+            "image": "ghcr.io/knative/helloworld-go:latest",
+            "ports": [{"containerPort": 8080}],
+            "env": [{"name": "TARGET", "value": "World"}],
+            "readinessProbe": {"httpGet": {"path": "/", "port": 8080}}
+        }]}}}
+    })
+}
+
+#[test]
+fn every_knative_and_istio_crd_loads() {
+    // service, configuration, revision, route, domainmapping (v1alpha1, v1beta1)
+    assert!(Schemas::knative().len() >= 5);
+    // AuthorizationPolicy, PeerAuthentication (2 versions each), Gateway, VirtualService (3 each)
+    assert_eq!(Schemas::istio().len(), 10);
+}
+
+#[test]
+fn knatives_hello_world_is_valid() {
+    Schemas::knative().assert_valid(&hello());
+}
+
+#[test]
+fn unknown_fields_and_wrong_types_are_rejected() {
+    let schemas = Schemas::knative();
+    let mut typo = hello();
+    typo["spec"]["template"]["spec"]["containers"][0]["imagePolicy"] = json!("Always");
+    let violations = schemas.violations(&typo);
+    assert!(
+        violations.iter().any(|v| v.contains("imagePolicy")),
+        "{violations:?}"
+    );
+
+    let mut wrong_type = hello();
+    wrong_type["spec"]["traffic"] = json!([{"percent": "100", "latestRevision": true}]);
+    let violations = schemas.violations(&wrong_type);
+    assert!(
+        violations
+            .iter()
+            .any(|v| v.starts_with("/spec/traffic/0/percent")),
+        "{violations:?}"
+    );
+
+    let mut missing = hello();
+    missing["spec"]["template"]["spec"] = json!({"timeoutSeconds": 30});
+    assert!(!schemas.violations(&missing).is_empty());
+
+    // Preserve-unknown-fields keeps open what Knative keeps open.
+    let mut open = hello();
+    open["spec"]["template"]["metadata"] = json!({"annotations": {"a": "b"}, "somethingElse": 1});
+    schemas.assert_valid(&open);
+}
+
+#[test]
+fn an_unknown_kind_is_reported() {
+    let violations = Schemas::knative().violations(&json!({"apiVersion": "v1", "kind": "Pod"}));
+    assert_eq!(violations.len(), 1, "{violations:?}");
+}
