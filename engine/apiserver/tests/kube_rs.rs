@@ -625,3 +625,82 @@ async fn streaming_list_watcher() {
         }
     }
 }
+
+/// Rejects images named `bad` and defaults a label, as the engine's Knative
+/// admission would.
+struct TestAdmission;
+
+impl okonomi_apiserver::Admission for TestAdmission {
+    fn admit(
+        &self,
+        request: &okonomi_apiserver::AdmissionRequest<'_>,
+        object: &mut Value,
+    ) -> Result<(), Vec<okonomi_apiserver::StatusCause>> {
+        if request.operation == okonomi_apiserver::Operation::UpdateStatus {
+            return Ok(());
+        }
+        if let Some(meta) = object.get_mut("metadata").and_then(Value::as_object_mut) {
+            let labels = meta.entry("labels").or_insert_with(|| json!({}));
+            labels["defaulted"] = json!("yes");
+        }
+        if object.pointer("/spec/template/spec/containers/0/image") == Some(&json!("bad")) {
+            return Err(vec![okonomi_apiserver::StatusCause::invalid(
+                "spec.template.spec.containers[0].image",
+                "Invalid value: \"bad\": not a usable image reference",
+            )]);
+        }
+        Ok(())
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn admission_defaults_and_rejections_reach_clients_as_invalid_with_causes() {
+    let server = Server::start_with(
+        tempfile::tempdir().unwrap(),
+        Some(std::sync::Arc::new(TestAdmission)),
+    )
+    .await;
+    let services: Api<Service> = Api::namespaced(connect(&server).await, "default");
+    let created = services
+        .create(&PostParams::default(), &service("good", "img"))
+        .await
+        .unwrap();
+    assert_eq!(created.metadata.labels.unwrap()["defaulted"], "yes");
+    let error = services
+        .create(&PostParams::default(), &service("broken", "bad"))
+        .await
+        .unwrap_err();
+    match error {
+        kube::Error::Api(status) => {
+            assert_eq!(status.code, 422);
+            assert_eq!(status.reason, "Invalid");
+            assert!(
+                status.message.contains("spec.template.spec.containers[0].image"),
+                "{}",
+                status.message
+            );
+            let causes = status.details.unwrap().causes;
+            assert_eq!(causes[0].field, "spec.template.spec.containers[0].image");
+            assert_eq!(causes[0].reason, "FieldValueInvalid");
+        }
+        other => panic!("{other}"),
+    }
+
+    // kubectl prints the message naming the field.
+    let manifest = server.manifest(
+        "bad.yaml",
+        "apiVersion: serving.knative.dev/v1\nkind: Service\nmetadata:\n  name: broken\nspec:\n  template:\n    spec:\n      containers:\n        - image: bad\n",
+    );
+    let output = server
+        .kubectl_command(&harness::kubectl_binary(None))
+        .args(["apply", "-f", manifest.to_str().unwrap()])
+        .output()
+        .await
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success());
+    assert!(
+        stderr.contains("is invalid: spec.template.spec.containers[0].image"),
+        "{stderr}"
+    );
+}

@@ -32,9 +32,20 @@ impl Server {
     }
 
     pub async fn start_in(dir: tempfile::TempDir) -> Server {
-        let store = Store::open(&dir.path().join("state.db"))
+        Self::start_with(dir, None).await
+    }
+
+    /// A server whose API writes go through `admission`.
+    pub async fn start_with(
+        dir: tempfile::TempDir,
+        admission: Option<std::sync::Arc<dyn okonomi_apiserver::Admission>>,
+    ) -> Server {
+        let mut store = Store::open(&dir.path().join("state.db"))
             .await
             .expect("open store");
+        if let Some(admission) = admission {
+            store = store.with_admission(admission);
+        }
         let credentials =
             Credentials::load_or_create(&dir.path().join("pki")).expect("credentials");
         let api = Api::new(store.clone(), ResourceType::all_builtin())
