@@ -675,7 +675,9 @@ async fn admission_defaults_and_rejections_reach_clients_as_invalid_with_causes(
             assert_eq!(status.code, 422);
             assert_eq!(status.reason, "Invalid");
             assert!(
-                status.message.contains("spec.template.spec.containers[0].image"),
+                status
+                    .message
+                    .contains("spec.template.spec.containers[0].image"),
                 "{}",
                 status.message
             );

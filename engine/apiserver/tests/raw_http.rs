@@ -1,0 +1,392 @@
+//! Request-level checks of the API over HTTPS (through kube's client, which
+//! handles TLS and the token): discovery negotiation, tables, OpenAPI, watch
+//! timeouts, dry runs and the error statuses.
+
+#![allow(clippy::unwrap_used)]
+
+#[path = "support/harness.rs"]
+mod harness;
+
+use std::time::Duration;
+
+use futures::StreamExt;
+use harness::Server;
+use http_body_util::BodyExt;
+use kube::client::Body;
+use kube::config::{KubeConfigOptions, Kubeconfig};
+use kube::{Client, Config};
+use serde_json::{Value, json};
+
+async fn connect(server: &Server) -> Client {
+    let config = Config::from_custom_kubeconfig(
+        Kubeconfig::read_from(&server.kubeconfig).unwrap(),
+        &KubeConfigOptions::default(),
+    )
+    .await
+    .unwrap();
+    Client::try_from(config).unwrap()
+}
+
+struct Answer {
+    code: u16,
+    content_type: String,
+    body: Vec<u8>,
+}
+
+impl Answer {
+    fn json(&self) -> Value {
+        serde_json::from_slice(&self.body)
+            .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&self.body)))
+    }
+}
+
+async fn send(
+    client: &Client,
+    method: &str,
+    uri: &str,
+    headers: &[(&str, &str)],
+    body: Option<&str>,
+) -> Answer {
+    let mut builder = http::Request::builder().method(method).uri(uri);
+    for (k, v) in headers {
+        builder = builder.header(*k, *v);
+    }
+    let request = builder
+        .body(Body::from(body.unwrap_or("").as_bytes().to_vec()))
+        .unwrap();
+    let response = tokio::time::timeout(Duration::from_secs(30), client.send(request))
+        .await
+        .expect("answer within 30s")
+        .unwrap();
+    let code = response.status().as_u16();
+    let content_type = response
+        .headers()
+        .get("content-type")
+        .map(|v| v.to_str().unwrap().to_string())
+        .unwrap_or_default();
+    let body = tokio::time::timeout(Duration::from_secs(30), response.into_body().collect())
+        .await
+        .expect("body within 30s")
+        .unwrap()
+        .to_bytes()
+        .to_vec();
+    Answer {
+        code,
+        content_type,
+        body,
+    }
+}
+
+const V2: &str = "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList,application/json;g=apidiscovery.k8s.io;v=v2beta1;as=APIGroupDiscoveryList,application/json";
+const V2BETA1: &str =
+    "application/json;g=apidiscovery.k8s.io;v=v2beta1;as=APIGroupDiscoveryList,application/json";
+const TABLE: &str = "application/json;as=Table;v=v1;g=meta.k8s.io,application/json;as=Table;v=v1beta1;g=meta.k8s.io,application/json";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn discovery_negotiation() {
+    let server = Server::start().await;
+    let client = connect(&server).await;
+
+    let version = send(&client, "GET", "/version", &[], None).await.json();
+    assert_eq!(version["major"], "1");
+    assert_eq!(version["minor"], "33");
+
+    let v2 = send(&client, "GET", "/apis", &[("Accept", V2)], None).await;
+    assert_eq!(
+        v2.content_type,
+        "application/json;g=apidiscovery.k8s.io;v=v2;as=APIGroupDiscoveryList"
+    );
+    let doc = v2.json();
+    assert_eq!(doc["apiVersion"], "apidiscovery.k8s.io/v2");
+    let resources = doc["items"][0]["versions"][0]["resources"]
+        .as_array()
+        .unwrap();
+    let ksvc = resources
+        .iter()
+        .find(|r| r["resource"] == "services")
+        .unwrap();
+    assert_eq!(ksvc["shortNames"], json!(["kservice", "ksvc"]));
+    assert_eq!(ksvc["categories"], json!(["all", "knative", "serving"]));
+    assert_eq!(ksvc["verbs"].as_array().unwrap().len(), 8);
+    assert_eq!(ksvc["subresources"][0]["subresource"], "status");
+
+    // A client that only knows v2beta1 never gets v2.
+    let beta = send(&client, "GET", "/apis", &[("Accept", V2BETA1)], None).await;
+    assert!(
+        beta.content_type.contains("v=v2beta1"),
+        "{}",
+        beta.content_type
+    );
+    assert_eq!(beta.json()["apiVersion"], "apidiscovery.k8s.io/v2beta1");
+
+    let legacy = send(
+        &client,
+        "GET",
+        "/apis",
+        &[("Accept", "application/json")],
+        None,
+    )
+    .await;
+    assert_eq!(legacy.content_type, "application/json");
+    assert_eq!(legacy.json()["kind"], "APIGroupList");
+    let list = send(&client, "GET", "/apis/serving.knative.dev/v1", &[], None)
+        .await
+        .json();
+    assert_eq!(list["kind"], "APIResourceList");
+    let names: Vec<&str> = list["resources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["name"].as_str().unwrap())
+        .collect();
+    for name in [
+        "services",
+        "services/status",
+        "configurations",
+        "revisions",
+        "routes/status",
+    ] {
+        assert!(names.contains(&name), "{names:?}");
+    }
+    let core = send(&client, "GET", "/api/v1", &[], None).await.json();
+    assert_eq!(core["resources"][0]["name"], "namespaces");
+    assert_eq!(
+        send(&client, "GET", "/apis/nope.example/v1", &[], None)
+            .await
+            .code,
+        404
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn openapi_documents() {
+    let server = Server::start().await;
+    let client = connect(&server).await;
+    let root = send(&client, "GET", "/openapi/v3", &[], None).await.json();
+    let url = root["paths"]["apis/serving.knative.dev/v1"]["serverRelativeURL"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let group = send(&client, "GET", &url, &[], None).await.json();
+    let patch = &group["paths"]["/apis/serving.knative.dev/v1/namespaces/{namespace}/services/{name}"]
+        ["patch"];
+    assert_eq!(patch["x-kubernetes-group-version-kind"]["kind"], "Service");
+    assert!(
+        patch["parameters"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|p| p["name"] == "fieldValidation" && p["in"] == "query")
+    );
+    assert!(
+        patch["requestBody"]["content"]
+            .get("application/strategic-merge-patch+json")
+            .is_none()
+    );
+    let v2 = send(&client, "GET", "/openapi/v2", &[], None).await;
+    assert_eq!(v2.code, 200);
+    assert!(v2.content_type.contains("protobuf"));
+    // The protobuf names the path, the parameter and the GVK extension.
+    let text = String::from_utf8_lossy(&v2.body);
+    assert!(text.contains("/apis/serving.knative.dev/v1/namespaces/{namespace}/services/{name}"));
+    assert!(text.contains("fieldValidation"));
+    assert!(text.contains("x-kubernetes-group-version-kind"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tables_errors_dry_run_and_watch_timeout() {
+    let server = Server::start().await;
+    let client = connect(&server).await;
+    let base = "/apis/serving.knative.dev/v1/namespaces/default/services";
+    let json_ct = ("Content-Type", "application/json");
+    let svc = r#"{"apiVersion":"serving.knative.dev/v1","kind":"Service","metadata":{"name":"hello"},"spec":{"template":{"spec":{"containers":[{"image":"i"}]}}}}"#;
+
+    // dryRun=All: 201 with the object, nothing stored.
+    let dry = send(
+        &client,
+        "POST",
+        &format!("{base}?dryRun=All&fieldValidation=Strict"),
+        &[json_ct],
+        Some(svc),
+    )
+    .await;
+    assert_eq!(dry.code, 201);
+    assert_eq!(dry.json()["metadata"]["name"], "hello");
+    assert_eq!(
+        send(&client, "GET", &format!("{base}/hello"), &[], None)
+            .await
+            .code,
+        404
+    );
+
+    let created = send(&client, "POST", base, &[json_ct], Some(svc)).await;
+    assert_eq!(created.code, 201);
+    server
+        .store
+        .patch_status(
+            &okonomi_apiserver::ResourceType::knative_service(),
+            "default",
+            "hello",
+            &okonomi_apiserver::Patch::Merge(json!({"status": {
+                "url": "http://hello.default.localhost",
+                "latestCreatedRevisionName": "hello-00001",
+                "conditions": [{"type": "Ready", "status": "False", "reason": "RevisionFailed"}]}})),
+        )
+        .await
+        .unwrap();
+
+    // Table: NAME then Knative's columns; cells from the object; row objects.
+    let table = send(
+        &client,
+        "GET",
+        &format!("{base}?limit=500"),
+        &[("Accept", TABLE)],
+        None,
+    )
+    .await
+    .json();
+    assert_eq!(table["kind"], "Table");
+    let columns: Vec<&str> = table["columnDefinitions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        columns,
+        [
+            "Name",
+            "URL",
+            "LatestCreated",
+            "LatestReady",
+            "Ready",
+            "Reason"
+        ]
+    );
+    assert_eq!(
+        table["rows"][0]["cells"],
+        json!([
+            "hello",
+            "http://hello.default.localhost",
+            "hello-00001",
+            null,
+            "False",
+            "RevisionFailed"
+        ])
+    );
+    assert_eq!(table["rows"][0]["object"]["kind"], "PartialObjectMetadata");
+    assert_eq!(
+        table["rows"][0]["object"]["metadata"]["namespace"],
+        "default"
+    );
+
+    // Errors as Status.
+    let strategic = send(
+        &client,
+        "PATCH",
+        &format!("{base}/hello"),
+        &[("Content-Type", "application/strategic-merge-patch+json")],
+        Some("{}"),
+    )
+    .await;
+    assert_eq!(strategic.code, 415);
+    assert_eq!(strategic.json()["reason"], "UnsupportedMediaType");
+    let not_allowed = send(
+        &client,
+        "POST",
+        &format!("{base}/hello"),
+        &[json_ct],
+        Some(svc),
+    )
+    .await;
+    assert_eq!(not_allowed.code, 405);
+    assert_eq!(not_allowed.json()["reason"], "MethodNotAllowed");
+    let bad_selector = send(
+        &client,
+        "GET",
+        &format!("{base}?labelSelector=a%20in"),
+        &[],
+        None,
+    )
+    .await;
+    assert_eq!(bad_selector.code, 400);
+    assert_eq!(bad_selector.json()["kind"], "Status");
+    let bad_field = send(
+        &client,
+        "GET",
+        &format!("{base}?fieldSelector=spec.x%3Dy"),
+        &[],
+        None,
+    )
+    .await;
+    assert_eq!(bad_field.code, 400);
+    let garbage = send(&client, "POST", base, &[json_ct], Some("{not json")).await;
+    assert_eq!(garbage.code, 400);
+    let wrong_ns = send(
+        &client,
+        "POST",
+        base,
+        &[json_ct],
+        Some(&svc.replace(r#""name":"hello""#, r#""name":"x","namespace":"other""#)),
+    )
+    .await;
+    assert_eq!(wrong_ns.code, 400);
+    let unauthenticated = {
+        let request = http::Request::builder()
+            .uri(format!("{}{base}", server.url))
+            .body(Body::empty())
+            .unwrap();
+        // A client without the token: same TLS trust, no Authorization header.
+        let mut config = Config::from_custom_kubeconfig(
+            Kubeconfig::read_from(&server.kubeconfig).unwrap(),
+            &KubeConfigOptions::default(),
+        )
+        .await
+        .unwrap();
+        config.auth_info.token = None;
+        let anonymous = Client::try_from(config).unwrap();
+        anonymous.send(request).await.unwrap()
+    };
+    assert_eq!(unauthenticated.status().as_u16(), 401);
+
+    // A watch with timeoutSeconds ends by itself.
+    let watch = http::Request::builder()
+        .uri(format!(
+            "{base}?watch=true&timeoutSeconds=1&resourceVersion=0"
+        ))
+        .body(Vec::new())
+        .unwrap();
+    let mut events = client.request_events::<Value>(watch).await.unwrap().boxed();
+    let first = tokio::time::timeout(Duration::from_secs(30), events.next())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap();
+    assert!(matches!(first, kube::api::WatchEvent::Added(_)));
+    let end = tokio::time::timeout(Duration::from_secs(30), events.next())
+        .await
+        .expect("the watch ends after timeoutSeconds");
+    assert!(end.is_none());
+
+    // A watch under the Table Accept carries one-row Tables.
+    let watch = http::Request::builder()
+        .uri(format!(
+            "{base}?watch=true&timeoutSeconds=1&resourceVersion=0"
+        ))
+        .header("Accept", TABLE)
+        .body(Vec::new())
+        .unwrap();
+    let mut events = client.request_events::<Value>(watch).await.unwrap().boxed();
+    match tokio::time::timeout(Duration::from_secs(30), events.next())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap()
+    {
+        kube::api::WatchEvent::Added(table) => {
+            assert_eq!(table["kind"], "Table");
+            assert_eq!(table["rows"][0]["cells"][0], "hello");
+        }
+        other => panic!("{other:?}"),
+    }
+}
