@@ -2,10 +2,17 @@
 
 pub mod build;
 pub mod completions;
+pub mod delete;
+pub mod deploy;
+pub mod describe;
 pub mod invoke;
+pub mod list;
+pub mod logs;
 pub mod new;
 pub mod resolve;
 pub mod run;
+pub mod traffic;
+pub mod up;
 
 use std::process::ExitCode;
 
@@ -28,6 +35,20 @@ pub enum Command {
     Resolve(resolve::Args),
     /// Print shell completions.
     Completions(completions::Args),
+    /// Start Knative Serving on this machine (the engine) in the foreground.
+    Up(up::Args),
+    /// Build, push, apply to the kube context and wait for Ready; print the URL.
+    Deploy(deploy::Args),
+    /// List Knative Services.
+    List(list::Args),
+    /// Show a Service's URL, traffic, conditions and revisions.
+    Describe(describe::Args),
+    /// Split traffic between revisions and tag them.
+    Traffic(traffic::Args),
+    /// Delete Knative Services.
+    Delete(delete::Args),
+    /// Show a function's logs.
+    Logs(logs::Args),
 }
 
 impl Command {
@@ -40,6 +61,13 @@ impl Command {
             Command::Build(args) => build::run(args, global).await,
             Command::Resolve(args) => resolve::run(args, global).await,
             Command::Completions(args) => completions::run(args, global).await,
+            Command::Up(args) => up::run(args, global).await,
+            Command::Deploy(args) => deploy::run(args, global).await,
+            Command::List(args) => list::run(args, global).await,
+            Command::Describe(args) => describe::run(args, global).await,
+            Command::Traffic(args) => traffic::run(args, global).await,
+            Command::Delete(args) => delete::run(args, global).await,
+            Command::Logs(args) => logs::run(args, global).await,
         }
     }
 }

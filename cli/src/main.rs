@@ -7,6 +7,7 @@
 //! (unknown flag, missing argument); 3 `invoke` got a non-2xx answer;
 //! 130 interrupted (Ctrl-C).
 
+mod cluster;
 mod cmd;
 mod global;
 mod manifest;

@@ -47,7 +47,11 @@ impl Cluster {
                 })?,
         };
         if !kubeconfig.contexts.iter().any(|c| c.name == name) {
-            let available: Vec<&str> = kubeconfig.contexts.iter().map(|c| c.name.as_str()).collect();
+            let available: Vec<&str> = kubeconfig
+                .contexts
+                .iter()
+                .map(|c| c.name.as_str())
+                .collect();
             if available.is_empty() {
                 return Err(ClusterError::NoContext {
                     detail: format!("the kubeconfig has no contexts, so not {name:?} either"),
@@ -83,21 +87,32 @@ impl Cluster {
     }
 
     /// Maps a kube error (see [`ClusterError::from_kube`]).
-    pub fn error(&self, source: kube::Error, action: &str, object: Option<(&'static str, &str, &str)>) -> ClusterError {
+    pub fn error(
+        &self,
+        source: kube::Error,
+        action: &str,
+        object: Option<(&'static str, &str, &str)>,
+    ) -> ClusterError {
         ClusterError::from_kube(source, action, &self.context, &self.server, object)
     }
 
     /// Fails with [`ClusterError::KnativeMissing`] unless discovery lists
     /// `serving.knative.dev/v1` with its services.
     pub async fn ensure_knative(&self) -> Result<(), ClusterError> {
-        match self.client.list_api_group_resources(okonomi_knative::keys::API_VERSION).await {
+        match self
+            .client
+            .list_api_group_resources(okonomi_knative::keys::API_VERSION)
+            .await
+        {
             Ok(list) if list.resources.iter().any(|r| r.name == "services") => Ok(()),
             Ok(_) => Err(ClusterError::KnativeMissing {
                 context: self.context.clone(),
             }),
-            Err(kube::Error::Api(status)) if status.code == 404 => Err(ClusterError::KnativeMissing {
-                context: self.context.clone(),
-            }),
+            Err(kube::Error::Api(status)) if status.code == 404 => {
+                Err(ClusterError::KnativeMissing {
+                    context: self.context.clone(),
+                })
+            }
             Err(e) => Err(self.error(e, "discovering the cluster's APIs", None)),
         }
     }

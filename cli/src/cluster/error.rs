@@ -21,7 +21,9 @@ pub enum ClusterError {
         detail: String,
     },
     /// `--context NAME` names a context the kubeconfig does not have.
-    #[error("the kubeconfig has no context {name:?} (it has: {available}); list them with `kubectl config get-contexts`")]
+    #[error(
+        "the kubeconfig has no context {name:?} (it has: {available}); list them with `kubectl config get-contexts`"
+    )]
     UnknownContext {
         /// The context asked for.
         name: String,
@@ -38,8 +40,10 @@ pub enum ClusterError {
         source: kube::config::KubeconfigError,
     },
     /// The API server did not answer.
-    #[error("cannot reach the Kubernetes API at {server} (context {context:?}): {detail}; \
-is the cluster up? For the local engine run `okonomi up`")]
+    #[error(
+        "cannot reach the Kubernetes API at {server} (context {context:?}): {detail}; \
+is the cluster up? For the local engine run `okonomi up`"
+    )]
     Unreachable {
         /// The context.
         context: String,
@@ -49,15 +53,19 @@ is the cluster up? For the local engine run `okonomi up`")]
         detail: String,
     },
     /// The cluster has no `serving.knative.dev/v1` API.
-    #[error("Knative Serving is not installed on the cluster of context {context:?} (its API has no serving.knative.dev/v1); \
-install Knative Serving and net-istio as {INSTALL_DOC} describes for your cloud, or use the local engine: `okonomi up`")]
+    #[error(
+        "Knative Serving is not installed on the cluster of context {context:?} (its API has no serving.knative.dev/v1); \
+install Knative Serving and net-istio as {INSTALL_DOC} describes for your cloud, or use the local engine: `okonomi up`"
+    )]
     KnativeMissing {
         /// The context.
         context: String,
     },
     /// The target namespace does not exist.
-    #[error("namespace {namespace:?} does not exist on the cluster of context {context:?}; \
-create it with `kubectl create namespace {namespace}` or choose another with --namespace")]
+    #[error(
+        "namespace {namespace:?} does not exist on the cluster of context {context:?}; \
+create it with `kubectl create namespace {namespace}` or choose another with --namespace"
+    )]
     NamespaceMissing {
         /// The namespace.
         namespace: String,
@@ -65,8 +73,10 @@ create it with `kubectl create namespace {namespace}` or choose another with --n
         context: String,
     },
     /// A function or service name that Knative would reject.
-    #[error("{name:?} is not a valid service name: {reason}; use lowercase letters, digits and '-', \
-starting with a letter, at most 63 characters (set [function] name in okonomi.toml or pass --name)")]
+    #[error(
+        "{name:?} is not a valid service name: {reason}; use lowercase letters, digits and '-', \
+starting with a letter, at most 63 characters (set [function] name in okonomi.toml or pass --name)"
+    )]
     InvalidName {
         /// The name.
         name: String,
@@ -74,7 +84,9 @@ starting with a letter, at most 63 characters (set [function] name in okonomi.to
         reason: String,
     },
     /// The object does not exist.
-    #[error("{kind} {name:?} not found in namespace {namespace:?}; `okonomi list -n {namespace}` shows what is deployed")]
+    #[error(
+        "{kind} {name:?} not found in namespace {namespace:?}; `okonomi list -n {namespace}` shows what is deployed"
+    )]
     NotFound {
         /// Kind, e.g. "service".
         kind: &'static str,
@@ -94,7 +106,9 @@ starting with a letter, at most 63 characters (set [function] name in okonomi.to
         message: String,
     },
     /// RBAC said no.
-    #[error("not allowed to {action} on context {context:?}: {message}; ask the cluster admin for access")]
+    #[error(
+        "not allowed to {action} on context {context:?}: {message}; ask the cluster admin for access"
+    )]
     Forbidden {
         /// What was attempted.
         action: String,

@@ -56,14 +56,21 @@ pub async fn wait_ready(
     timeout: Duration,
 ) -> Result<Service, ClusterError> {
     let mut last: Option<Service> = None;
-    let watched = tokio::time::timeout(timeout, watch_until_settled(cluster, namespace, name, min_generation, &mut last)).await;
+    let watched = tokio::time::timeout(
+        timeout,
+        watch_until_settled(cluster, namespace, name, min_generation, &mut last),
+    )
+    .await;
     match watched {
         Ok(Ok(WaitOutcome::Ready(service))) => Ok(*service),
         Ok(Ok(WaitOutcome::Failed(service))) => Err(not_ready(cluster, namespace, &service).await),
         Ok(Ok(WaitOutcome::Pending)) => unreachable_pending(name),
         Ok(Err(e)) => Err(e),
         Err(_elapsed) => {
-            let state = last.as_ref().map(describe_state).unwrap_or_else(|| "no status yet".into());
+            let state = last
+                .as_ref()
+                .map(describe_state)
+                .unwrap_or_else(|| "no status yet".into());
             let revision = match &last {
                 Some(service) => revision_problems(cluster, namespace, service).await,
                 None => String::new(),
@@ -105,7 +112,11 @@ async fn watch_until_settled(
             .list(&ListParams::default().fields(&format!("metadata.name={name}")))
             .await
             .map_err(|e| cluster.error(e, &format!("reading service {name:?}"), object))?;
-        let resource_version = list.metadata.resource_version.clone().unwrap_or_else(|| "0".into());
+        let resource_version = list
+            .metadata
+            .resource_version
+            .clone()
+            .unwrap_or_else(|| "0".into());
         let Some(service) = list.items.into_iter().next() else {
             return Err(ClusterError::NotFound {
                 kind: "service",
@@ -161,7 +172,9 @@ async fn not_ready(cluster: &Cluster, namespace: &str, service: &Service) -> Clu
     let ready = service.ready_condition();
     ClusterError::NotReady {
         name: service.name().to_owned(),
-        reason: ready.and_then(|c| c.reason.clone()).unwrap_or_else(|| "Unknown".into()),
+        reason: ready
+            .and_then(|c| c.reason.clone())
+            .unwrap_or_else(|| "Unknown".into()),
         message: ready.and_then(|c| c.message.clone()).unwrap_or_default(),
         revision: revision_problems(cluster, namespace, service).await,
     }
@@ -207,7 +220,10 @@ pub async fn revision_problems(cluster: &Cluster, namespace: &str, service: &Ser
     let mut text = String::new();
     let mut shown: Vec<&str> = Vec::new();
     for condition in revision.conditions().iter().filter(|c| c.is_false()) {
-        text.push_str(&format!("\n  revision {revision_name}: {}=False", condition.type_));
+        text.push_str(&format!(
+            "\n  revision {revision_name}: {}=False",
+            condition.type_
+        ));
         if let Some(reason) = &condition.reason {
             text.push_str(&format!(" {reason}"));
         }
@@ -243,24 +259,47 @@ mod tests {
     #[test]
     fn ready_counts_only_at_the_observed_generation() {
         let ready = Condition::true_(condition_type::READY);
-        assert!(matches!(classify(service(2, Some(1), Some(ready.clone())), None), WaitOutcome::Pending));
-        assert!(matches!(classify(service(2, Some(2), Some(ready.clone())), None), WaitOutcome::Ready(_)));
+        assert!(matches!(
+            classify(service(2, Some(1), Some(ready.clone())), None),
+            WaitOutcome::Pending
+        ));
+        assert!(matches!(
+            classify(service(2, Some(2), Some(ready.clone())), None),
+            WaitOutcome::Ready(_)
+        ));
         // Our write produced generation 3: an older Ready does not count.
-        assert!(matches!(classify(service(2, Some(2), Some(ready)), Some(3)), WaitOutcome::Pending));
+        assert!(matches!(
+            classify(service(2, Some(2), Some(ready)), Some(3)),
+            WaitOutcome::Pending
+        ));
     }
 
     #[test]
     fn ready_false_fails_and_unknown_waits() {
-        let failed = Condition::false_(condition_type::READY, "RevisionFailed", "image pull failed");
-        assert!(matches!(classify(service(1, Some(1), Some(failed)), Some(1)), WaitOutcome::Failed(_)));
+        let failed =
+            Condition::false_(condition_type::READY, "RevisionFailed", "image pull failed");
+        assert!(matches!(
+            classify(service(1, Some(1), Some(failed)), Some(1)),
+            WaitOutcome::Failed(_)
+        ));
         let unknown = Condition::unknown(condition_type::READY, "Deploying", "");
-        assert!(matches!(classify(service(1, Some(1), Some(unknown)), Some(1)), WaitOutcome::Pending));
-        assert!(matches!(classify(service(1, Some(1), None), Some(1)), WaitOutcome::Pending));
+        assert!(matches!(
+            classify(service(1, Some(1), Some(unknown)), Some(1)),
+            WaitOutcome::Pending
+        ));
+        assert!(matches!(
+            classify(service(1, Some(1), None), Some(1)),
+            WaitOutcome::Pending
+        ));
     }
 
     #[test]
     fn timeout_state_names_the_condition() {
-        let unknown = Condition::unknown(condition_type::READY, "Deploying", "waiting for an instance");
+        let unknown = Condition::unknown(
+            condition_type::READY,
+            "Deploying",
+            "waiting for an instance",
+        );
         assert_eq!(
             describe_state(&service(1, Some(1), Some(unknown))),
             "Ready=Unknown (Deploying: waiting for an instance)"

@@ -30,7 +30,11 @@ pub struct Args {
 pub async fn run(args: Args, global: &Global) -> anyhow::Result<ExitCode> {
     let cluster = Cluster::connect(args.cluster.context.as_deref()).await?;
     cluster.ensure_knative().await?;
-    let namespace = args.cluster.namespace.clone().unwrap_or_else(|| cluster.default_namespace.clone());
+    let namespace = args
+        .cluster
+        .namespace
+        .clone()
+        .unwrap_or_else(|| cluster.default_namespace.clone());
     let api = cluster.services(&namespace);
     let params = DeleteParams {
         propagation_policy: Some(PropagationPolicy::Background),
@@ -47,7 +51,13 @@ pub async fn run(args: Args, global: &Global) -> anyhow::Result<ExitCode> {
                     match api.get_opt(name).await {
                         Ok(None) => return Ok(()),
                         Ok(Some(_)) => tokio::time::sleep(Duration::from_millis(200)).await,
-                        Err(e) => return Err(cluster.error(e, &format!("reading service {name:?}"), object)),
+                        Err(e) => {
+                            return Err(cluster.error(
+                                e,
+                                &format!("reading service {name:?}"),
+                                object,
+                            ));
+                        }
                     }
                 }
             })

@@ -4,8 +4,6 @@
 //! URL. `--dry-run -o yaml` prints what would be applied, in a form
 //! `kubectl apply -f -` and `kn service create NAME --filename` accept.
 
-mod render;
-
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -14,10 +12,10 @@ use anyhow::{Context, bail};
 use k8s_openapi::api::core::v1::EnvVar;
 use kube::api::{Patch, PatchParams};
 use okonomi_knative::manifest::{FunctionManifest, FunctionSection};
+use okonomi_knative::render::RenderOptions;
 use okonomi_knative::validation::check_dns1035_label;
 use okonomi_knative::{Service, TrafficTarget, keys};
 use serde_json::Value;
-
 
 use crate::cluster::{Cluster, ClusterArgs, ClusterError, FIELD_MANAGER, wait_ready};
 use crate::cmd::build::TargetArgs;
@@ -115,7 +113,7 @@ pub async fn run(args: Args, global: &Global) -> anyhow::Result<ExitCode> {
     }
 
     let image = image_for(&args, &manifest, cluster.as_ref(), global).await?;
-    let mut service = render_service(&manifest, &image)?;
+    let mut service = render_service(&manifest, &image, &namespace, global)?;
     service.metadata.namespace = Some(namespace.clone());
     overrides.apply(&mut service);
     let mut objects = vec![serde_json::to_value(&service)?];
@@ -129,7 +127,13 @@ pub async fn run(args: Args, global: &Global) -> anyhow::Result<ExitCode> {
     };
     let name = manifest.function.name.clone();
     let applied = apply_service(&cluster, &namespace, &service).await?;
-    global.status("Applied", format!("service {namespace}/{name} (generation {})", applied.metadata.generation.unwrap_or(0)));
+    global.status(
+        "Applied",
+        format!(
+            "service {namespace}/{name} (generation {})",
+            applied.metadata.generation.unwrap_or(0)
+        ),
+    );
     if args.istio {
         for object in &objects[1..] {
             apply_dynamic(&cluster, &namespace, object).await?;
@@ -138,8 +142,21 @@ pub async fn run(args: Args, global: &Global) -> anyhow::Result<ExitCode> {
     if args.no_wait {
         return Ok(ExitCode::SUCCESS);
     }
-    global.status("Waiting", format!("for {name} to become Ready (up to {}s)", args.timeout.as_secs()));
-    let ready = wait_ready(&cluster, &namespace, &name, applied.metadata.generation, args.timeout).await?;
+    global.status(
+        "Waiting",
+        format!(
+            "for {name} to become Ready (up to {}s)",
+            args.timeout.as_secs()
+        ),
+    );
+    let ready = wait_ready(
+        &cluster,
+        &namespace,
+        &name,
+        applied.metadata.generation,
+        args.timeout,
+    )
+    .await?;
     let status = ready.status.clone().unwrap_or_default();
     let url = status.url.clone().unwrap_or_default();
     global.status(
@@ -160,7 +177,10 @@ pub async fn run(args: Args, global: &Global) -> anyhow::Result<ExitCode> {
 
 async fn load_manifest(args: &Args) -> anyhow::Result<FunctionManifest> {
     let path = args.path.clone();
-    let has_manifest = path.join(okonomi_knative::manifest::MANIFEST_FILE).is_file() || path.is_file();
+    let has_manifest = path
+        .join(okonomi_knative::manifest::MANIFEST_FILE)
+        .is_file()
+        || path.is_file();
     if !has_manifest {
         if args.image.is_some() {
             let Some(name) = args.name.clone() else {
@@ -232,13 +252,38 @@ pass --registry, set OKONOMI_REGISTRY, or set [build] registry in okonomi.toml",
     let absolute = std::fs::canonicalize(&args.path)
         .with_context(|| format!("resolving {}", args.path.display()))?;
     let image = format!("okonomi://{}", absolute.display());
-    global.status("Using", format!("{image} (no registry; the engine builds it)"));
+    global.status(
+        "Using",
+        format!("{image} (no registry; the engine builds it)"),
+    );
     Ok(image)
 }
 
-/// okonomi.toml + image → Knative Service.
-fn render_service(manifest: &FunctionManifest, image: &str) -> anyhow::Result<Service> {
-    Ok(render::service(manifest, image))
+/// okonomi.toml + image → Knative Service (okonomi-knative's renderer,
+/// which also validates it), with a note when the cluster needs feature flags.
+fn render_service(
+    manifest: &FunctionManifest,
+    image: &str,
+    namespace: &str,
+    global: &Global,
+) -> anyhow::Result<Service> {
+    let profile = manifest.profile.as_ref();
+    let options = RenderOptions {
+        namespace: Some(namespace),
+        profile,
+        version: None,
+    };
+    let rendered = okonomi_knative::render::render_service(manifest, image, &options)
+        .with_context(|| {
+            format!(
+                "rendering {} into a Knative Service",
+                manifest.function.name
+            )
+        })?;
+    if let Some(note) = rendered.feature_note() {
+        global.warn(note);
+    }
+    Ok(rendered.service)
 }
 
 /// The per-function Istio objects.
@@ -262,7 +307,11 @@ impl Overrides {
                 _ => bail!("{flag} {text:?} is not KEY=VALUE"),
             }
         };
-        let env = args.env.iter().map(|e| pair(e, "--env")).collect::<anyhow::Result<Vec<_>>>()?;
+        let env = args
+            .env
+            .iter()
+            .map(|e| pair(e, "--env"))
+            .collect::<anyhow::Result<Vec<_>>>()?;
         for (key, _) in &env {
             if keys::RESERVED_ENV_VARS.contains(&key.as_str()) {
                 bail!("--env {key}: Knative sets {key} itself; pick another name");
@@ -296,7 +345,10 @@ impl Overrides {
         }
         let template = &mut service.spec.template;
         if !self.annotations.is_empty() {
-            let map = template.metadata.annotations.get_or_insert_with(Default::default);
+            let map = template
+                .metadata
+                .annotations
+                .get_or_insert_with(Default::default);
             for (key, value) in &self.annotations {
                 map.insert(key.clone(), value.clone());
             }
@@ -325,30 +377,48 @@ impl Overrides {
 
 /// Server-side apply with field manager `okonomi`, forcing ownership of the
 /// fields it renders (okonomi.toml is the source of truth for them).
-pub async fn apply_service(cluster: &Cluster, namespace: &str, service: &Service) -> Result<Service, ClusterError> {
+pub async fn apply_service(
+    cluster: &Cluster,
+    namespace: &str,
+    service: &Service,
+) -> Result<Service, ClusterError> {
     let name = service.name().to_owned();
     let params = PatchParams::apply(FIELD_MANAGER).force();
     cluster
         .services(namespace)
         .patch(&name, &params, &Patch::Apply(service))
         .await
-        .map_err(|e| cluster.error(e, &format!("applying service {name:?}"), Some(("service", &name, namespace))))
+        .map_err(|e| {
+            cluster.error(
+                e,
+                &format!("applying service {name:?}"),
+                Some(("service", &name, namespace)),
+            )
+        })
 }
 
 /// Server-side apply of any object (the Istio policy), found by discovery.
 async fn apply_dynamic(cluster: &Cluster, namespace: &str, object: &Value) -> anyhow::Result<()> {
     let api_version = object["apiVersion"].as_str().unwrap_or_default();
     let kind = object["kind"].as_str().unwrap_or_default();
-    let name = object["metadata"]["name"].as_str().unwrap_or_default().to_owned();
+    let name = object["metadata"]["name"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
     let (group, version) = api_version.split_once('/').unwrap_or(("", api_version));
     let gvk = kube::api::GroupVersionKind::gvk(group, version, kind);
     let (resource, _) = kube::discovery::pinned_kind(&cluster.client, &gvk).await.with_context(|| {
         format!("the cluster of context {:?} does not serve {api_version} {kind}: is Istio installed? (see docs/clouds/)", cluster.context)
     })?;
-    let api: kube::Api<kube::api::DynamicObject> = kube::Api::namespaced_with(cluster.client.clone(), namespace, &resource);
-    api.patch(&name, &PatchParams::apply(FIELD_MANAGER).force(), &Patch::Apply(object))
-        .await
-        .map_err(|e| cluster.error(e, &format!("applying {kind} {name:?}"), None))?;
+    let api: kube::Api<kube::api::DynamicObject> =
+        kube::Api::namespaced_with(cluster.client.clone(), namespace, &resource);
+    api.patch(
+        &name,
+        &PatchParams::apply(FIELD_MANAGER).force(),
+        &Patch::Apply(object),
+    )
+    .await
+    .map_err(|e| cluster.error(e, &format!("applying {kind} {name:?}"), None))?;
     Ok(())
 }
 
@@ -372,11 +442,7 @@ fn print_manifests(global: &Global, objects: &[Value]) -> anyhow::Result<()> {
             println!("{}", serde_json::to_string_pretty(&value)?);
         }
         Format::Yaml | Format::Text => {
-            let documents = objects
-                .iter()
-                .map(serde_saphyr::to_string)
-                .collect::<Result<Vec<_>, _>>()?;
-            print!("{}", documents.join("---\n"));
+            print!("{}", okonomi_knative::render::to_yaml_documents(objects)?)
         }
     }
     Ok(())

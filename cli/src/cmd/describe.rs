@@ -71,14 +71,22 @@ pub struct RevisionSummary {
 pub async fn run(args: Args, global: &Global) -> anyhow::Result<ExitCode> {
     let cluster = Cluster::connect(args.cluster.context.as_deref()).await?;
     cluster.ensure_knative().await?;
-    let namespace = args.cluster.namespace.clone().unwrap_or_else(|| cluster.default_namespace.clone());
+    let namespace = args
+        .cluster
+        .namespace
+        .clone()
+        .unwrap_or_else(|| cluster.default_namespace.clone());
     let description = describe(&cluster, &namespace, &args.name).await?;
     crate::output::print(global, &description, text)?;
     Ok(ExitCode::SUCCESS)
 }
 
 /// Reads the Service and its revisions.
-pub async fn describe(cluster: &Cluster, namespace: &str, name: &str) -> anyhow::Result<Description> {
+pub async fn describe(
+    cluster: &Cluster,
+    namespace: &str,
+    name: &str,
+) -> anyhow::Result<Description> {
     let object = Some(("service", name, namespace));
     let service = cluster
         .services(namespace)
@@ -108,7 +116,10 @@ pub fn summarise(service: &Service, mut revisions: Vec<Revision>) -> Description
             RevisionSummary {
                 name: revision.name().to_owned(),
                 configuration_generation: generation_of(revision),
-                image: revision.spec.serving_container().and_then(|c| c.image.clone()),
+                image: revision
+                    .spec
+                    .serving_container()
+                    .and_then(|c| c.image.clone()),
                 percent: targets.iter().filter_map(|t| t.percent).sum(),
                 tags: targets.iter().filter_map(|t| t.tag.clone()).collect(),
                 ready: revision
@@ -146,17 +157,29 @@ fn text(d: &Description) -> String {
     let mut out = String::new();
     out.push_str(&format!("Name:        {}\n", d.name));
     out.push_str(&format!("Namespace:   {}\n", d.namespace));
-    out.push_str(&format!("URL:         {}\n", d.url.as_deref().unwrap_or("-")));
+    out.push_str(&format!(
+        "URL:         {}\n",
+        d.url.as_deref().unwrap_or("-")
+    ));
     if let Some(address) = &d.address {
         out.push_str(&format!("Cluster URL: {address}\n"));
     }
     out.push_str(&format!(
         "Generation:  {} (observed {})\n",
-        d.generation.map(|g| g.to_string()).unwrap_or_else(|| "-".into()),
-        d.observed_generation.map(|g| g.to_string()).unwrap_or_else(|| "-".into())
+        d.generation
+            .map(|g| g.to_string())
+            .unwrap_or_else(|| "-".into()),
+        d.observed_generation
+            .map(|g| g.to_string())
+            .unwrap_or_else(|| "-".into())
     ));
     out.push_str("\nTraffic:\n");
-    let mut rows = vec![vec!["PERCENT".to_string(), "REVISION".into(), "TAG".into(), "URL".into()]];
+    let mut rows = vec![vec![
+        "PERCENT".to_string(),
+        "REVISION".into(),
+        "TAG".into(),
+        "URL".into(),
+    ]];
     for t in &d.traffic {
         let revision = match (&t.revision_name, t.latest_revision) {
             (Some(name), Some(true)) => format!("@latest ({name})"),
@@ -172,11 +195,20 @@ fn text(d: &Description) -> String {
     }
     out.push_str(&indent(&align(&rows)));
     out.push_str("\n\nRevisions:\n");
-    let mut rows = vec![vec!["NAME".to_string(), "GEN".into(), "TRAFFIC".into(), "TAGS".into(), "READY".into(), "IMAGE".into()]];
+    let mut rows = vec![vec![
+        "NAME".to_string(),
+        "GEN".into(),
+        "TRAFFIC".into(),
+        "TAGS".into(),
+        "READY".into(),
+        "IMAGE".into(),
+    ]];
     for r in &d.revisions {
         rows.push(vec![
             r.name.clone(),
-            r.configuration_generation.map(|g| g.to_string()).unwrap_or_default(),
+            r.configuration_generation
+                .map(|g| g.to_string())
+                .unwrap_or_default(),
             format!("{}%", r.percent),
             r.tags.join(","),
             r.ready.clone(),
@@ -185,7 +217,12 @@ fn text(d: &Description) -> String {
     }
     out.push_str(&indent(&align(&rows)));
     out.push_str("\n\nConditions:\n");
-    let mut rows = vec![vec!["TYPE".to_string(), "STATUS".into(), "REASON".into(), "MESSAGE".into()]];
+    let mut rows = vec![vec![
+        "TYPE".to_string(),
+        "STATUS".into(),
+        "REASON".into(),
+        "MESSAGE".into(),
+    ]];
     for c in &d.conditions {
         rows.push(vec![
             c.type_.clone(),
@@ -199,5 +236,8 @@ fn text(d: &Description) -> String {
 }
 
 fn indent(text: &str) -> String {
-    text.lines().map(|l| format!("  {l}")).collect::<Vec<_>>().join("\n")
+    text.lines()
+        .map(|l| format!("  {l}"))
+        .collect::<Vec<_>>()
+        .join("\n")
 }

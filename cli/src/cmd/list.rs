@@ -58,8 +58,12 @@ impl ServiceRow {
             url: status.and_then(|s| s.url.clone()),
             latest_created: status.and_then(|s| s.latest_created_revision_name.clone()),
             latest_ready: status.and_then(|s| s.latest_ready_revision_name.clone()),
-            ready: ready.map(|c| format!("{:?}", c.status)).unwrap_or_else(|| "Unknown".into()),
-            reason: ready.filter(|c| !c.is_true()).and_then(|c| c.reason.clone()),
+            ready: ready
+                .map(|c| format!("{:?}", c.status))
+                .unwrap_or_else(|| "Unknown".into()),
+            reason: ready
+                .filter(|c| !c.is_true())
+                .and_then(|c| c.reason.clone()),
         }
     }
 }
@@ -68,7 +72,11 @@ impl ServiceRow {
 pub async fn run(args: Args, global: &Global) -> anyhow::Result<ExitCode> {
     let cluster = Cluster::connect(args.cluster.context.as_deref()).await?;
     cluster.ensure_knative().await?;
-    let namespace = args.cluster.namespace.clone().unwrap_or_else(|| cluster.default_namespace.clone());
+    let namespace = args
+        .cluster
+        .namespace
+        .clone()
+        .unwrap_or_else(|| cluster.default_namespace.clone());
     let api = if args.all_namespaces {
         cluster.all_services()
     } else {
@@ -84,7 +92,17 @@ pub async fn run(args: Args, global: &Global) -> anyhow::Result<ExitCode> {
     let all = args.all_namespaces;
     crate::output::print(global, &rows, |rows| table(rows, all))?;
     if rows.is_empty() && global.output == crate::global::Format::Text {
-        global.status("Empty", format!("no services in {}", if all { "any namespace".into() } else { format!("namespace {namespace:?}") }));
+        global.status(
+            "Empty",
+            format!(
+                "no services in {}",
+                if all {
+                    "any namespace".into()
+                } else {
+                    format!("namespace {namespace:?}")
+                }
+            ),
+        );
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -120,7 +138,14 @@ fn table(rows: &[ServiceRow], with_namespace: bool) -> String {
 pub fn align(lines: &[Vec<String>]) -> String {
     let columns = lines.iter().map(Vec::len).max().unwrap_or(0);
     let widths: Vec<usize> = (0..columns)
-        .map(|i| lines.iter().filter_map(|l| l.get(i)).map(|c| c.chars().count()).max().unwrap_or(0))
+        .map(|i| {
+            lines
+                .iter()
+                .filter_map(|l| l.get(i))
+                .map(|c| c.chars().count())
+                .max()
+                .unwrap_or(0)
+        })
         .collect();
     lines
         .iter()

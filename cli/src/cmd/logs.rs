@@ -1,6 +1,6 @@
-//! `okonomi logs NAME`: a function's logs. On a real cluster: the
-//! `user-container` logs of the service's pods (label
-//! `serving.knative.dev/service`) through the core API. On okonomi's engine,
+//! `okonomi logs NAME`: a function's logs. On a real cluster: the serving
+//! container's logs (`user-container` unless named) of the service's pods
+//! (label `serving.knative.dev/service`) through the core API. On okonomi's engine,
 //! which has no pods: the per-instance log files it keeps under its state
 //! directory.
 
@@ -44,7 +44,11 @@ pub struct Args {
 /// Runs `okonomi logs`.
 pub async fn run(args: Args, global: &Global) -> anyhow::Result<ExitCode> {
     let cluster = Cluster::connect(args.cluster.context.as_deref()).await?;
-    let namespace = args.cluster.namespace.clone().unwrap_or_else(|| cluster.default_namespace.clone());
+    let namespace = args
+        .cluster
+        .namespace
+        .clone()
+        .unwrap_or_else(|| cluster.default_namespace.clone());
     if cluster.serves_pods().await? {
         pod_logs(&cluster, &namespace, &args, global).await
     } else {
@@ -52,31 +56,65 @@ pub async fn run(args: Args, global: &Global) -> anyhow::Result<ExitCode> {
     }
 }
 
-async fn pod_logs(cluster: &Cluster, namespace: &str, args: &Args, global: &Global) -> anyhow::Result<ExitCode> {
+async fn pod_logs(
+    cluster: &Cluster,
+    namespace: &str,
+    args: &Args,
+    global: &Global,
+) -> anyhow::Result<ExitCode> {
+    let object = Some(("service", args.name.as_str(), namespace));
+    let service = cluster
+        .services(namespace)
+        .get(&args.name)
+        .await
+        .map_err(|e| cluster.error(e, &format!("reading service {:?}", args.name), object))?;
+    // Knative keeps the name okonomi gave the serving container (else
+    // "user-container"); the queue-proxy beside it is not the function.
+    let container = service
+        .spec
+        .template
+        .spec
+        .serving_container()
+        .map(|c| c.name.clone())
+        .filter(|n| !n.is_empty())
+        .unwrap_or_else(|| keys::DEFAULT_CONTAINER_NAME.to_owned());
     let pods: Api<Pod> = Api::namespaced(cluster.client.clone(), namespace);
     let list = pods
         .list(&ListParams::default().labels(&format!("{}={}", keys::SERVICE_LABEL, args.name)))
         .await
         .map_err(|e| cluster.error(e, &format!("listing the pods of {:?}", args.name), None))?;
     if list.items.is_empty() {
-        global.status("No pods", format!("{namespace}/{} has no running instance (scaled to zero?)", args.name));
+        global.status(
+            "No pods",
+            format!(
+                "{namespace}/{} has no running instance (scaled to zero?)",
+                args.name
+            ),
+        );
         return Ok(ExitCode::SUCCESS);
     }
     let params = LogParams {
-        container: Some(keys::DEFAULT_CONTAINER_NAME.to_owned()),
+        container: Some(container),
         follow: args.follow,
         tail_lines: Some(i64::try_from(args.tail).unwrap_or(i64::MAX)),
         ..Default::default()
     };
     let mut streams = Vec::new();
     for pod in &list.items {
-        let Some(name) = pod.metadata.name.clone() else { continue };
+        let Some(name) = pod.metadata.name.clone() else {
+            continue;
+        };
         let reader = pods
             .log_stream(&name, &params)
             .await
             .map_err(|e| cluster.error(e, &format!("reading the logs of pod {name:?}"), None))?;
         let prefix = name.clone();
-        streams.push(reader.lines().map(move |line| (prefix.clone(), line)).boxed());
+        streams.push(
+            reader
+                .lines()
+                .map(move |line| (prefix.clone(), line))
+                .boxed(),
+        );
     }
     let mut merged = futures::stream::select_all(streams);
     while let Some((pod, line)) = merged.next().await {
@@ -88,7 +126,12 @@ async fn pod_logs(cluster: &Cluster, namespace: &str, args: &Args, global: &Glob
     Ok(ExitCode::SUCCESS)
 }
 
-async fn engine_logs(cluster: &Cluster, namespace: &str, args: &Args, global: &Global) -> anyhow::Result<ExitCode> {
+async fn engine_logs(
+    cluster: &Cluster,
+    namespace: &str,
+    args: &Args,
+    global: &Global,
+) -> anyhow::Result<ExitCode> {
     // Make sure the service exists so a typo is not mistaken for silence.
     let object = Some(("service", args.name.as_str(), namespace));
     cluster
@@ -100,16 +143,30 @@ async fn engine_logs(cluster: &Cluster, namespace: &str, args: &Args, global: &G
     if args.follow {
         global.warn("--follow is not available for the engine; showing the logs so far");
     }
-    let (dir, ns, name, tail) = (state_dir.clone(), namespace.to_owned(), args.name.clone(), args.tail);
+    let (dir, ns, name, tail) = (
+        state_dir.clone(),
+        namespace.to_owned(),
+        args.name.clone(),
+        args.tail,
+    );
     let lines = tokio::task::spawn_blocking(move || {
         okonomi_engine::instance::logs::read_service_logs(&dir, &ns, &name, tail)
     })
     .await?
-    .map_err(|e| anyhow::anyhow!("reading the engine's logs under {}: {e}", state_dir.display()))?;
+    .map_err(|e| {
+        anyhow::anyhow!(
+            "reading the engine's logs under {}: {e}",
+            state_dir.display()
+        )
+    })?;
     if lines.is_empty() {
         global.status(
             "No logs",
-            format!("{namespace}/{} has logged nothing under {}", args.name, state_dir.display()),
+            format!(
+                "{namespace}/{} has logged nothing under {}",
+                args.name,
+                state_dir.display()
+            ),
         );
     }
     for line in lines {

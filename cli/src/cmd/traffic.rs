@@ -55,10 +55,18 @@ pub async fn run(args: Args, global: &Global) -> anyhow::Result<ExitCode> {
         .iter()
         .map(|t| parse_percent(t))
         .collect::<anyhow::Result<Vec<_>>>()?;
-    let tags = args.tags.iter().map(|t| parse_pair(t, "--tag", "REVISION=TAG")).collect::<anyhow::Result<Vec<_>>>()?;
+    let tags = args
+        .tags
+        .iter()
+        .map(|t| parse_pair(t, "--tag", "REVISION=TAG"))
+        .collect::<anyhow::Result<Vec<_>>>()?;
     let cluster = Cluster::connect(args.cluster.context.as_deref()).await?;
     cluster.ensure_knative().await?;
-    let namespace = args.cluster.namespace.clone().unwrap_or_else(|| cluster.default_namespace.clone());
+    let namespace = args
+        .cluster
+        .namespace
+        .clone()
+        .unwrap_or_else(|| cluster.default_namespace.clone());
     let name = args.name.as_str();
     let object = Some(("service", name, namespace.as_str()));
     let api = cluster.services(&namespace);
@@ -78,11 +86,23 @@ pub async fn run(args: Args, global: &Global) -> anyhow::Result<ExitCode> {
             .await
             .map_err(|e| cluster.error(e, &format!("updating the traffic of {name:?}"), object))?;
         global.status("Updated", format!("traffic of {namespace}/{name}"));
-        wait_ready(&cluster, &namespace, name, updated.metadata.generation, args.timeout).await?;
+        wait_ready(
+            &cluster,
+            &namespace,
+            name,
+            updated.metadata.generation,
+            args.timeout,
+        )
+        .await?;
     }
     let description = crate::cmd::describe::describe(&cluster, &namespace, name).await?;
     crate::output::print(global, &description.traffic, |traffic| {
-        let mut rows = vec![vec!["PERCENT".to_string(), "REVISION".into(), "TAG".into(), "URL".into()]];
+        let mut rows = vec![vec![
+            "PERCENT".to_string(),
+            "REVISION".into(),
+            "TAG".into(),
+            "URL".into(),
+        ]];
         for t in traffic {
             rows.push(vec![
                 format!("{}%", t.percent.unwrap_or(0)),
@@ -99,10 +119,9 @@ pub async fn run(args: Args, global: &Global) -> anyhow::Result<ExitCode> {
 /// `REV=PERCENT` → (REV, percent).
 fn parse_percent(text: &str) -> anyhow::Result<(String, i64)> {
     let (target, percent) = parse_pair(text, "--traffic", "REVISION=PERCENT")?;
-    let percent: i64 = percent
-        .trim_end_matches('%')
-        .parse()
-        .with_context(|| format!("--traffic {text:?}: {percent:?} is not a whole number of percent"))?;
+    let percent: i64 = percent.trim_end_matches('%').parse().with_context(|| {
+        format!("--traffic {text:?}: {percent:?} is not a whole number of percent")
+    })?;
     if !(0..=100).contains(&percent) {
         bail!("--traffic {text:?}: the percent must be between 0 and 100");
     }
@@ -111,7 +130,9 @@ fn parse_percent(text: &str) -> anyhow::Result<(String, i64)> {
 
 fn parse_pair(text: &str, flag: &str, shape: &str) -> anyhow::Result<(String, String)> {
     match text.split_once('=') {
-        Some((left, right)) if !left.is_empty() && !right.is_empty() => Ok((left.to_owned(), right.to_owned())),
+        Some((left, right)) if !left.is_empty() && !right.is_empty() => {
+            Ok((left.to_owned(), right.to_owned()))
+        }
         _ => bail!("{flag} {text:?} is not {shape}"),
     }
 }
@@ -167,11 +188,17 @@ pub fn plan(
         }
     }
     for (reference, tag) in tags {
-        if targets.iter().any(|t| t.tag.as_deref() == Some(tag.as_str())) {
+        if targets
+            .iter()
+            .any(|t| t.tag.as_deref() == Some(tag.as_str()))
+        {
             bail!("tag {tag:?} is already in use; remove it first with --untag {tag}");
         }
         let wanted = to_target(reference);
-        match targets.iter_mut().find(|t| t.tag.is_none() && same_target(t, &wanted)) {
+        match targets
+            .iter_mut()
+            .find(|t| t.tag.is_none() && same_target(t, &wanted))
+        {
             Some(target) => target.tag = Some(tag.clone()),
             None => {
                 let mut target = wanted;
@@ -226,14 +253,26 @@ mod tests {
 
     #[test]
     fn split_between_a_revision_and_latest() {
-        let planned = plan(&[], &[("hello-00001".into(), 50), ("@latest".into(), 50)], &[], &[]).unwrap();
-        assert_eq!(planned, vec![rev("hello-00001", 50), TrafficTarget::latest(50)]);
+        let planned = plan(
+            &[],
+            &[("hello-00001".into(), 50), ("@latest".into(), 50)],
+            &[],
+            &[],
+        )
+        .unwrap();
+        assert_eq!(
+            planned,
+            vec![rev("hello-00001", 50), TrafficTarget::latest(50)]
+        );
     }
 
     #[test]
     fn percents_must_sum_to_100() {
         let error = plan(&[], &[("hello-00001".into(), 50)], &[], &[]).unwrap_err();
-        assert_eq!(error.to_string(), "the --traffic percents add up to 50, not 100");
+        assert_eq!(
+            error.to_string(),
+            "the --traffic percents add up to 50, not 100"
+        );
     }
 
     #[test]
@@ -242,7 +281,10 @@ mod tests {
         let planned = plan(
             &current,
             &[],
-            &[("hello-00001".into(), "v1".into()), ("hello-00002".into(), "v2".into())],
+            &[
+                ("hello-00001".into(), "v1".into()),
+                ("hello-00002".into(), "v2".into()),
+            ],
             &[],
         )
         .unwrap();
@@ -287,8 +329,21 @@ mod tests {
 
     #[test]
     fn flags_are_parsed_with_clear_errors() {
-        assert_eq!(parse_percent("@latest=50%").unwrap(), ("@latest".into(), 50));
-        assert!(parse_percent("a=150").unwrap_err().to_string().contains("between 0 and 100"));
-        assert!(parse_percent("a").unwrap_err().to_string().contains("is not REVISION=PERCENT"));
+        assert_eq!(
+            parse_percent("@latest=50%").unwrap(),
+            ("@latest".into(), 50)
+        );
+        assert!(
+            parse_percent("a=150")
+                .unwrap_err()
+                .to_string()
+                .contains("between 0 and 100")
+        );
+        assert!(
+            parse_percent("a")
+                .unwrap_err()
+                .to_string()
+                .contains("is not REVISION=PERCENT")
+        );
     }
 }

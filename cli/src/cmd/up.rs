@@ -54,7 +54,9 @@ pub struct Args {
 
 /// The state directory: the flag / $OKONOMI_HOME, else ~/.okonomi.
 pub fn state_dir(flag: Option<PathBuf>) -> anyhow::Result<PathBuf> {
-    Ok(flag.filter(|p| !p.as_os_str().is_empty()).unwrap_or_else(EngineConfig::default_state_dir))
+    Ok(flag
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or_else(EngineConfig::default_state_dir))
 }
 
 /// Runs `okonomi up` until Ctrl-C or SIGTERM.
@@ -67,7 +69,9 @@ pub async fn run(args: Args, global: &Global) -> anyhow::Result<ExitCode> {
     config.api_addr.set_port(args.api_port);
     config.http_addr.set_port(args.http_port);
     let (engine, started) = EngineThread::start(config)?;
-    let info = started.await.context("the engine stopped while starting")??;
+    let info = started
+        .await
+        .context("the engine stopped while starting")??;
 
     let kubeconfig = okonomi_apiserver::kubeconfig::default_path()?;
     let entry = okonomi_apiserver::kubeconfig::KubeconfigEntry {
@@ -81,11 +85,29 @@ pub async fn run(args: Args, global: &Global) -> anyhow::Result<ExitCode> {
     let path = kubeconfig.clone();
     tokio::task::spawn_blocking(move || okonomi_apiserver::kubeconfig::merge(&path, &entry))
         .await?
-        .with_context(|| format!("merging the context {CONTEXT:?} into {}", kubeconfig.display()))?;
+        .with_context(|| {
+            format!(
+                "merging the context {CONTEXT:?} into {}",
+                kubeconfig.display()
+            )
+        })?;
 
     global.status("Engine", format!("state in {}", info.state_dir.display()));
-    global.status("API", format!("{} (context {CONTEXT:?} in {})", info.api_url, kubeconfig.display()));
-    global.status("Router", format!("http://{} (Host: NAME.NAMESPACE.{})", info.http_addr, args.domain));
+    global.status(
+        "API",
+        format!(
+            "{} (context {CONTEXT:?} in {})",
+            info.api_url,
+            kubeconfig.display()
+        ),
+    );
+    global.status(
+        "Router",
+        format!(
+            "http://{} (Host: NAME.NAMESPACE.{})",
+            info.http_addr, args.domain
+        ),
+    );
 
     for path in &args.deploy {
         let deploy = DeployCli::try_parse_from([
@@ -133,14 +155,22 @@ struct EngineThread {
 }
 
 impl EngineThread {
-    fn start(config: EngineConfig) -> anyhow::Result<(Self, tokio::sync::oneshot::Receiver<anyhow::Result<Started>>)> {
+    fn start(
+        config: EngineConfig,
+    ) -> anyhow::Result<(
+        Self,
+        tokio::sync::oneshot::Receiver<anyhow::Result<Started>>,
+    )> {
         let stop = CancellationToken::new();
         let (tx, rx) = tokio::sync::oneshot::channel();
         let token = stop.clone();
         let thread = std::thread::Builder::new()
             .name("okonomi-engine".into())
             .spawn(move || {
-                let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+                let runtime = match tokio::runtime::Builder::new_multi_thread()
+                    .enable_all()
+                    .build()
+                {
                     Ok(runtime) => runtime,
                     Err(e) => {
                         let _ = tx.send(Err(anyhow::anyhow!("starting the engine's runtime: {e}")));
@@ -152,7 +182,8 @@ impl EngineThread {
                     let engine = match Engine::start(config).await {
                         Ok(engine) => engine,
                         Err(e) => {
-                            let _ = tx.send(Err(anyhow::Error::new(e).context("starting the engine")));
+                            let _ =
+                                tx.send(Err(anyhow::Error::new(e).context("starting the engine")));
                             return;
                         }
                     };
