@@ -7,6 +7,7 @@
 
 pub mod defaults;
 pub mod error;
+pub mod istio;
 pub mod keys;
 pub mod manifest;
 pub mod render;

@@ -73,3 +73,25 @@ fn an_unknown_kind_is_reported() {
     let violations = Schemas::knative().violations(&json!({"apiVersion": "v1", "kind": "Pod"}));
     assert_eq!(violations.len(), 1, "{violations:?}");
 }
+
+#[test]
+fn istio_enums_and_unknown_fields_are_enforced() {
+    let schemas = Schemas::istio();
+    let good = json!({
+        "apiVersion": "security.istio.io/v1",
+        "kind": "PeerAuthentication",
+        "metadata": {"name": "default"},
+        "spec": {"mtls": {"mode": "STRICT"}}
+    });
+    schemas.assert_valid(&good);
+    let mut bad_mode = good.clone();
+    bad_mode["spec"]["mtls"]["mode"] = json!("STRICTLY");
+    let violations = schemas.violations(&bad_mode);
+    assert!(
+        violations.iter().any(|v| v.starts_with("/spec/mtls/mode")),
+        "{violations:?}"
+    );
+    let mut typo = good;
+    typo["spec"]["mTLS"] = json!({"mode": "STRICT"});
+    assert!(schemas.violations(&typo).iter().any(|v| v.contains("mTLS")));
+}

@@ -75,7 +75,7 @@ impl Schemas {
                         "{} {kind} {name} has no openAPIV3Schema",
                         path.display()
                     );
-                    let schema = to_json_schema(openapi);
+                    let schema = to_json_schema(&with_object_fields(openapi));
                     let validator = jsonschema::draft7::new(&schema).unwrap_or_else(|e| {
                         panic!(
                             "{} {kind} {name}: schema does not compile: {e}",
@@ -123,6 +123,24 @@ impl Schemas {
             serde_json::to_string_pretty(object).unwrap_or_default()
         );
     }
+}
+
+/// The API server accepts apiVersion, kind and metadata on every object,
+/// whether or not the CRD's schema lists them (Istio's do not).
+fn with_object_fields(root: &Value) -> Value {
+    let mut root = root.clone();
+    if let Some(properties) = root.get_mut("properties").and_then(Value::as_object_mut) {
+        for (field, ty) in [
+            ("apiVersion", "string"),
+            ("kind", "string"),
+            ("metadata", "object"),
+        ] {
+            properties
+                .entry(field)
+                .or_insert_with(|| serde_json::json!({"type": ty}));
+        }
+    }
+    root
 }
 
 /// Converts one openAPIV3Schema node (recursively) into JSON Schema draft 7.
