@@ -5,6 +5,7 @@
 //! The crate does no network I/O by default: everything that needs a client
 //! lives behind the `client` cargo feature, so the types stay cheap to share.
 
+pub mod admission;
 pub mod defaults;
 pub mod error;
 pub mod istio;
