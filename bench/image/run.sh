@@ -32,9 +32,14 @@ registry_pid=$!
 for _ in $(seq 50); do curl -sf "http://127.0.0.1:$port/v2/" >/dev/null && break; sleep 0.1; done
 registry="127.0.0.1:$port/okonomi"
 
-echo "== building the okonomi CLI (release)"
-cargo build --release -p okonomi-cli -q
-okonomi="$root/target/release/okonomi"
+# OKONOMI_BIN=target/debug/okonomi skips the (long, fat-LTO) release build of the CLI.
+okonomi="${OKONOMI_BIN:-}"
+if [ -z "$okonomi" ]; then
+  echo "== building the okonomi CLI (release)"
+  cargo build --release -p okonomi-cli -q
+  okonomi="$root/target/release/okonomi"
+fi
+okonomi="$(cd "$(dirname "$okonomi")" && pwd)/$(basename "$okonomi")"
 export NO_COLOR=1 DOCKER_CONFIG="$work/docker"
 mkdir -p "$DOCKER_CONFIG"
 

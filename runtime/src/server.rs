@@ -173,7 +173,9 @@ impl BoundServer {
         let graceful = Arc::new(GracefulShutdown::new());
         let (stop_tx, stop_rx) = watch::channel(false);
         let mut builder = auto::Builder::new(TokioExecutor::new());
-        builder.http1().timer(TokioTimer::new());
+        // No HTTP/1 header-read timer: it would arm a timer for every request on
+        // a keep-alive connection, and in Knative the queue-proxy in front
+        // already guards against slow clients. HTTP/2 needs one for its pings.
         builder.http2().timer(TokioTimer::new());
 
         tracing::info!(

@@ -2,12 +2,13 @@
 //! returns into the stack's response type; a service error becomes 500.
 
 use std::convert::Infallible;
-use std::future::Future;
-use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use bytes::Bytes;
+use futures::FutureExt;
+use futures::future::Map;
 use http::StatusCode;
+use tower::util::Oneshot;
 use tower::{Layer, Service, ServiceExt};
 
 use super::text_response;
@@ -31,6 +32,27 @@ pub struct Adapt<S> {
     inner: S,
 }
 
+fn adapt_result<B, E>(result: Result<http::Response<B>, E>) -> Result<Response, Infallible>
+where
+    B: http_body::Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<BoxError>,
+    E: Into<BoxError>,
+{
+    match result {
+        Ok(response) => Ok(response.map(Body::new)),
+        Err(error) => {
+            let error: BoxError = error.into();
+            tracing::error!(error = %error, "the function's service failed");
+            Ok(text_response(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal error: the function failed; see its logs",
+            ))
+        }
+    }
+}
+
+type AdaptFn<B, E> = fn(Result<http::Response<B>, E>) -> Result<Response, Infallible>;
+
 impl<S, B> Service<Request> for Adapt<S>
 where
     S: Service<Request, Response = http::Response<B>> + Clone + Send + 'static,
@@ -41,28 +63,18 @@ where
 {
     type Response = Response;
     type Error = Infallible;
-    type Future = Pin<Box<dyn Future<Output = Result<Response, Infallible>> + Send>>;
+    type Future = Map<Oneshot<S, Request>, AdaptFn<B, S::Error>>;
 
     fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        // Readiness of the function's service is awaited per request below, so
-        // the layers above never hold a slot they do not use.
+        // Readiness of the function's service is awaited per request (oneshot),
+        // so the layers above never hold a slot they do not use.
         Poll::Ready(Ok(()))
     }
 
     fn call(&mut self, req: Request) -> Self::Future {
-        let service = self.inner.clone();
-        Box::pin(async move {
-            match service.oneshot(req).await {
-                Ok(response) => Ok(response.map(Body::new)),
-                Err(error) => {
-                    let error: BoxError = error.into();
-                    tracing::error!(error = %error, "the function's service failed");
-                    Ok(text_response(
-                        StatusCode::INTERNAL_SERVER_ERROR,
-                        "internal error: the function failed; see its logs",
-                    ))
-                }
-            }
-        })
+        self.inner
+            .clone()
+            .oneshot(req)
+            .map(adapt_result::<B, S::Error> as AdaptFn<B, S::Error>)
     }
 }

@@ -3,12 +3,11 @@
 
 use std::any::Any;
 use std::convert::Infallible;
-use std::future::Future;
 use std::panic::AssertUnwindSafe;
-use std::pin::Pin;
 use std::task::{Context, Poll};
 
 use futures::FutureExt;
+use futures::future::{CatchUnwind, Either, Map, Ready, ready};
 use http::StatusCode;
 use tower::{Layer, Service};
 
@@ -33,14 +32,24 @@ pub struct CatchPanic<S> {
     inner: S,
 }
 
+fn caught(
+    result: std::thread::Result<Result<Response, Infallible>>,
+) -> Result<Response, Infallible> {
+    result.unwrap_or_else(|panic| Ok(panicked(panic)))
+}
+
+type Caught<F> = Map<
+    CatchUnwind<AssertUnwindSafe<F>>,
+    fn(std::thread::Result<Result<Response, Infallible>>) -> Result<Response, Infallible>,
+>;
+
 impl<S> Service<Request> for CatchPanic<S>
 where
     S: Service<Request, Response = Response, Error = Infallible>,
-    S::Future: Send + 'static,
 {
     type Response = Response;
     type Error = Infallible;
-    type Future = Pin<Box<dyn Future<Output = Result<Response, Infallible>> + Send>>;
+    type Future = Either<Caught<S::Future>, Ready<Result<Response, Infallible>>>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)
@@ -48,13 +57,8 @@ where
 
     fn call(&mut self, req: Request) -> Self::Future {
         match std::panic::catch_unwind(AssertUnwindSafe(|| self.inner.call(req))) {
-            Ok(future) => Box::pin(AssertUnwindSafe(future).catch_unwind().map(
-                |result| match result {
-                    Ok(response) => response,
-                    Err(panic) => Ok(panicked(panic)),
-                },
-            )),
-            Err(panic) => Box::pin(futures::future::ready(Ok(panicked(panic)))),
+            Ok(future) => Either::Left(AssertUnwindSafe(future).catch_unwind().map(caught as _)),
+            Err(panic) => Either::Right(ready(Ok(panicked(panic)))),
         }
     }
 }

@@ -6,6 +6,8 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
+use tokio::time::{Instant, Sleep};
+
 use http::StatusCode;
 use tower::{Layer, Service};
 
@@ -46,29 +48,63 @@ pub struct Timeout<S> {
 impl<S> Service<Request> for Timeout<S>
 where
     S: Service<Request, Response = Response, Error = Infallible>,
-    S::Future: Send + 'static,
 {
     type Response = Response;
     type Error = Infallible;
-    type Future = Pin<Box<dyn Future<Output = Result<Response, Infallible>> + Send>>;
+    type Future = TimeoutFuture<S::Future>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)
     }
 
     fn call(&mut self, req: Request) -> Self::Future {
-        let timeout = self.timeout;
-        let future = tokio::time::timeout(timeout, self.inner.call(req));
-        Box::pin(async move {
-            match future.await {
-                Ok(response) => response,
-                Err(_) => Ok(text_response(
+        TimeoutFuture {
+            inner: self.inner.call(req),
+            deadline: Instant::now() + self.timeout,
+            sleep: None,
+            timeout: self.timeout,
+        }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// A request's response, or 504 at its deadline.
+    pub struct TimeoutFuture<F> {
+        #[pin]
+        inner: F,
+        deadline: Instant,
+        // Armed only once the handler is pending: most answers come first.
+        sleep: Option<Pin<Box<Sleep>>>,
+        timeout: Duration,
+    }
+}
+
+impl<F> Future for TimeoutFuture<F>
+where
+    F: Future<Output = Result<Response, Infallible>>,
+{
+    type Output = Result<Response, Infallible>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        if let Poll::Ready(response) = this.inner.poll(cx) {
+            return Poll::Ready(response);
+        }
+        let deadline = *this.deadline;
+        let sleep = this
+            .sleep
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
+        match sleep.as_mut().poll(cx) {
+            Poll::Ready(()) => {
+                let timeout = *this.timeout;
+                Poll::Ready(Ok(text_response(
                     StatusCode::GATEWAY_TIMEOUT,
                     format!(
                         "the function did not answer within {timeout:?}; raise OKONOMI_REQUEST_TIMEOUT (timeoutSeconds) or make it faster"
                     ),
-                )),
+                )))
             }
-        })
+            Poll::Pending => Poll::Pending,
+        }
     }
 }
