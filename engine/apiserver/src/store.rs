@@ -89,6 +89,17 @@ impl Filter {
         }
         self.labels.matches(object) && self.fields.matches(object)
     }
+
+    /// Whether `object` matched when its labels were `labels` (name and namespace
+    /// never change, so only the labels of an earlier version matter).
+    fn matched_with_labels(&self, object: &Value, labels: &Value) -> bool {
+        if let Some(ns) = &self.namespace
+            && object::namespace(object) != ns
+        {
+            return false;
+        }
+        self.labels.matches_labels(labels.as_object()) && self.fields.matches(object)
+    }
 }
 
 /// The answer to a list: the matching objects and the store's resourceVersion.
@@ -148,27 +159,42 @@ pub(crate) enum EventKind {
     Deleted,
 }
 
-/// One committed change, shared by every watcher.
+/// One committed change, shared by every live watcher.
 #[derive(Debug)]
 pub(crate) struct Event {
     pub key: String,
     pub kind: EventKind,
     pub object: Arc<Value>,
-    /// The object before a modification (to tell watchers with selectors when an
+    /// The labels before a modification (to tell watchers with selectors when an
     /// object leaves or enters their selection).
-    pub previous: Option<Arc<Value>>,
+    pub previous_labels: Option<Value>,
     pub resource_version: u64,
 }
 
-/// A change with its resourceVersion: (storage key, kind, object, previous, rv).
-type Prepared = (String, EventKind, Value, Option<Arc<Value>>, u64);
+/// A past change kept for watches that resume from an older resourceVersion. The
+/// object is kept serialized: old versions are many and rarely read, and the
+/// string is the one written to SQLite anyway.
+#[derive(Debug)]
+pub(crate) struct Retained {
+    pub key: String,
+    pub kind: EventKind,
+    pub body: Arc<str>,
+    pub previous_labels: Option<Value>,
+    pub resource_version: u64,
+}
+
+/// A change with its resourceVersion: (storage key, kind, object, previous labels, rv).
+type Prepared = (String, EventKind, Value, Option<Value>, u64);
+
+/// A row to persist: (storage key, namespace, name, rv, body; `None` deletes).
+type Row = (String, String, String, u64, Option<Arc<str>>);
 
 type Objects = BTreeMap<(String, String), Arc<Value>>;
 
 pub(crate) struct State {
     objects: HashMap<String, Objects>,
     resource_version: u64,
-    history: VecDeque<Arc<Event>>,
+    history: VecDeque<Retained>,
     /// Every event with a resourceVersion above this is in `history`.
     history_floor: u64,
 }
@@ -204,7 +230,8 @@ enum Change {
     Put {
         rt_key: String,
         object: Value,
-        previous: Option<Arc<Value>>,
+        /// For a modification, the labels of the version it replaces.
+        previous_labels: Option<Value>,
     },
     Delete {
         rt_key: String,
@@ -419,7 +446,7 @@ impl Store {
             .commit(vec![Change::Put {
                 rt_key: rt.storage_key(),
                 object,
-                previous: None,
+                previous_labels: None,
             }])
             .await?;
         committed
@@ -519,7 +546,11 @@ impl Store {
             .commit(vec![Change::Put {
                 rt_key: rt.storage_key(),
                 object: result,
-                previous: Some(Arc::new(old)),
+                previous_labels: Some(
+                    old.pointer("/metadata/labels")
+                        .cloned()
+                        .unwrap_or(Value::Null),
+                ),
             }])
             .await?;
         committed
@@ -707,15 +738,15 @@ impl Store {
                 Change::Put {
                     rt_key,
                     mut object,
-                    previous,
+                    previous_labels,
                 } => {
                     object::set_resource_version(&mut object, rv)?;
-                    let kind = if previous.is_some() {
+                    let kind = if previous_labels.is_some() {
                         EventKind::Modified
                     } else {
                         EventKind::Added
                     };
-                    prepared.push((rt_key, kind, object, previous, rv));
+                    prepared.push((rt_key, kind, object, previous_labels, rv));
                 }
                 Change::Delete { rt_key, object } => {
                     let mut object = (*object).clone();
@@ -727,19 +758,20 @@ impl Store {
         if self.write_options.dry_run {
             return Ok(prepared.into_iter().map(|p| p.2).collect());
         }
-        let rows: Vec<(String, String, String, u64, Option<String>)> = prepared
+        let bodies: Vec<Arc<str>> = prepared
             .iter()
-            .map(|(key, kind, object, _, rv)| {
-                let body = match kind {
-                    EventKind::Deleted => None,
-                    _ => Some(object.to_string()),
-                };
+            .map(|(_, _, object, _, _)| Arc::from(object.to_string()))
+            .collect();
+        let rows: Vec<Row> = prepared
+            .iter()
+            .zip(&bodies)
+            .map(|((key, kind, object, _, rv), body)| {
                 (
                     key.clone(),
                     object::namespace(object).to_string(),
                     object::name(object).to_string(),
                     *rv,
-                    body,
+                    (*kind != EventKind::Deleted).then(|| body.clone()),
                 )
             })
             .collect();
@@ -753,7 +785,7 @@ impl Store {
                         namespace,
                         name,
                         resource_version: *rv,
-                        body: body.clone(),
+                        body,
                     },
                     None => RowChange::Delete {
                         key,
@@ -769,7 +801,7 @@ impl Store {
 
         let mut state = self.inner.state.write().map_err(|_| lock_poisoned())?;
         let mut results = Vec::with_capacity(prepared.len());
-        for (key, kind, object, previous, rv) in prepared {
+        for ((key, kind, object, previous_labels, rv), body) in prepared.into_iter().zip(bodies) {
             let object = Arc::new(object);
             let id = (
                 object::namespace(&object).to_string(),
@@ -784,21 +816,26 @@ impl Store {
                     objects.insert(id, object.clone());
                 }
             }
-            let event = Arc::new(Event {
-                key,
+            state.history.push_back(Retained {
+                key: key.clone(),
                 kind,
-                object: object.clone(),
-                previous,
+                body,
+                previous_labels: previous_labels.clone(),
                 resource_version: rv,
             });
-            state.history.push_back(event.clone());
             if state.history.len() > HISTORY
                 && let Some(dropped) = state.history.pop_front()
             {
                 state.history_floor = dropped.resource_version;
             }
             // No receivers is fine: nobody is watching.
-            let _ = self.inner.events.send(event);
+            let _ = self.inner.events.send(Arc::new(Event {
+                key,
+                kind,
+                object: object.clone(),
+                previous_labels,
+                resource_version: rv,
+            }));
             results.push((*object).clone());
         }
         state.resource_version = rv;

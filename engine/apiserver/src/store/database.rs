@@ -23,7 +23,7 @@ pub(crate) enum RowChange<'a> {
         namespace: &'a str,
         name: &'a str,
         resource_version: u64,
-        body: String,
+        body: &'a str,
     },
     Delete {
         key: &'a str,

@@ -70,18 +70,22 @@ struct Watcher {
     done: bool,
 }
 
-fn translate(filter: &Filter, event: &Event) -> Option<WatchEvent> {
-    let now = filter.matches(&event.object);
-    let object = || (*event.object).clone();
-    match event.kind {
-        EventKind::Added => now.then(|| WatchEvent::Added(object())),
-        EventKind::Deleted => now.then(|| WatchEvent::Deleted(object())),
+fn translate(
+    filter: &Filter,
+    kind: EventKind,
+    object: &Value,
+    previous_labels: Option<&Value>,
+) -> Option<WatchEvent> {
+    let now = filter.matches(object);
+    match kind {
+        EventKind::Added => now.then(|| WatchEvent::Added(object.clone())),
+        EventKind::Deleted => now.then(|| WatchEvent::Deleted(object.clone())),
         EventKind::Modified => {
-            let before = event.previous.as_ref().is_none_or(|p| filter.matches(p));
+            let before = previous_labels.is_none_or(|l| filter.matched_with_labels(object, l));
             match (before, now) {
-                (true, true) => Some(WatchEvent::Modified(object())),
-                (false, true) => Some(WatchEvent::Added(object())),
-                (true, false) => Some(WatchEvent::Deleted(object())),
+                (true, true) => Some(WatchEvent::Modified(object.clone())),
+                (false, true) => Some(WatchEvent::Added(object.clone())),
+                (true, false) => Some(WatchEvent::Deleted(object.clone())),
                 (false, false) => None,
             }
         }
@@ -115,7 +119,13 @@ impl Watcher {
                         if event.key != self.key {
                             continue;
                         }
-                        if let Some(out) = translate(&self.filter, &event) {
+                        let out = translate(
+                            &self.filter,
+                            event.kind,
+                            &event.object,
+                            event.previous_labels.as_ref(),
+                        );
+                        if let Some(out) = out {
                             return Some(out);
                         }
                     }
@@ -177,13 +187,20 @@ pub(super) fn start(
                 oldest: state.history_floor,
             });
         }
-        pending.extend(
-            state
-                .history
-                .iter()
-                .filter(|e| e.resource_version > from && e.key == key)
-                .filter_map(|e| translate(&filter, e)),
-        );
+        for retained in state
+            .history
+            .iter()
+            .filter(|e| e.resource_version > from && e.key == key)
+        {
+            let object: Value = serde_json::from_str(&retained.body)
+                .map_err(|e| Error::Internal(format!("a retained watch event is not JSON: {e}")))?;
+            pending.extend(translate(
+                &filter,
+                retained.kind,
+                &object,
+                retained.previous_labels.as_ref(),
+            ));
+        }
         last_rv = state.resource_version.max(from);
     }
     drop(state);
