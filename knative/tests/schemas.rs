@@ -95,3 +95,34 @@ fn istio_enums_and_unknown_fields_are_enforced() {
     typo["spec"]["mTLS"] = json!({"mode": "STRICT"});
     assert!(schemas.violations(&typo).iter().any(|v| v.contains("mTLS")));
 }
+
+#[test]
+fn typed_objects_with_status_are_schema_valid() {
+    use okonomi_knative::{Configuration, Revision, Route, Service};
+    let schemas = Schemas::knative();
+    let condition =
+        json!({"type": "Ready", "status": "True", "lastTransitionTime": "2026-11-27T07:00:00Z"});
+    let service: Service = serde_json::from_value(json!({
+        "metadata": {"name": "hello"},
+        "spec": hello()["spec"].clone(),
+        "status": {"observedGeneration": 1, "conditions": [condition],
+            "url": "http://hello.default.localhost", "address": {"url": "http://hello.default.svc.cluster.local"},
+            "latestCreatedRevisionName": "hello-00001", "latestReadyRevisionName": "hello-00001",
+            "traffic": [{"revisionName": "hello-00001", "latestRevision": true, "percent": 100}]}
+    }))
+    .unwrap();
+    schemas.assert_valid(&serde_json::to_value(&service).unwrap());
+
+    let configuration = Configuration::new("hello", service.spec.configuration_spec());
+    schemas.assert_valid(&serde_json::to_value(&configuration).unwrap());
+    let route = Route::new("hello", service.spec.route_spec());
+    schemas.assert_valid(&serde_json::to_value(&route).unwrap());
+    let revision: Revision = serde_json::from_value(json!({
+        "metadata": {"name": "hello-00001"},
+        "spec": hello()["spec"]["template"]["spec"].clone(),
+        "status": {"observedGeneration": 1, "conditions": [condition], "actualReplicas": 0, "desiredReplicas": 0,
+            "containerStatuses": [{"name": "user-container", "imageDigest": "example.com/hello@sha256:00"}]}
+    }))
+    .unwrap();
+    schemas.assert_valid(&serde_json::to_value(&revision).unwrap());
+}

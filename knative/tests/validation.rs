@@ -4,9 +4,11 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use k8s_openapi::api::core::v1::ResourceRequirements;
 use k8s_openapi::api::core::v1::{
     Container, ContainerPort, EnvVar, Probe, TCPSocketAction, Toleration, Volume, VolumeMount,
 };
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use okonomi_knative::validation::{CauseType, FeatureFlags};
 use okonomi_knative::{
@@ -264,6 +266,27 @@ fn service_rules_table() {
                 .spec(|s| s.pod_spec.tolerations = Some(vec![Toleration::default()]))
                 .build(),
             &["spec.template.spec.tolerations"],
+        ),
+        (
+            "a malformed quantity and env name",
+            Svc::new("a")
+                .spec(|s| {
+                    let c = &mut s.pod_spec.containers[0];
+                    c.resources = Some(ResourceRequirements {
+                        limits: Some(BTreeMap::from([("memory".into(), Quantity("lots".into()))])),
+                        ..Default::default()
+                    });
+                    c.env = Some(vec![EnvVar {
+                        name: "A B".into(),
+                        value: Some("x".into()),
+                        ..Default::default()
+                    }]);
+                })
+                .build(),
+            &[
+                "spec.template.spec.containers[0].resources.limits.memory",
+                "spec.template.spec.containers[0].env[0].name",
+            ],
         ),
         (
             "nodeName is not a Knative field",

@@ -9,8 +9,8 @@ use k8s_openapi::api::core::v1::{Container, Probe};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 use super::{
-    FieldError, FieldErrors, ValidationConfig, check_dns1035_label, check_dns1123_label, join,
-    validate_autoscaling_annotations,
+    FieldError, FieldErrors, ValidationConfig, check_dns1035_label, check_dns1123_label,
+    check_quantity, join, validate_autoscaling_annotations,
 };
 use crate::keys;
 use crate::serving::{RevisionSpec, RevisionTemplateSpec};
@@ -457,6 +457,14 @@ fn validate_container(
                 join(&env_path, "name"),
                 "an environment variable needs a name",
             ));
+        } else if env.name.contains('=') || !env.name.chars().all(|c| c.is_ascii_graphic()) {
+            errors.push(FieldError::invalid(
+                join(&env_path, "name"),
+                format!(
+                    "{:?} must be printable ASCII without '=' or spaces",
+                    env.name
+                ),
+            ));
         } else if keys::RESERVED_ENV_VARS.contains(&env.name.as_str()) {
             errors.push(FieldError::invalid(
                 join(&env_path, "name"),
@@ -471,6 +479,21 @@ fn validate_container(
                 &env_path,
                 "expected exactly one, got both: value, valueFrom",
             ));
+        }
+    }
+    if let Some(resources) = &container.resources {
+        for (kind, map) in [
+            ("requests", &resources.requests),
+            ("limits", &resources.limits),
+        ] {
+            for (name, quantity) in map.iter().flatten() {
+                if let Err(problem) = check_quantity(&quantity.0) {
+                    errors.push(FieldError::invalid(
+                        format!("{}.{kind}.{name}", join(path, "resources")),
+                        problem,
+                    ));
+                }
+            }
         }
     }
     for (j, mount) in container.volume_mounts.iter().flatten().enumerate() {
