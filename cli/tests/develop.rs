@@ -40,7 +40,7 @@ fn cargo_test(crate_dir: &Path) {
     assert!(stdout.contains("test result: ok. 1 passed"), "{stdout}");
 }
 
-/// `okonomi run` in its own process group, killed with its function on drop.
+/// `okonomi run`, interrupted (and so its function stopped) on drop.
 struct Running {
     child: Child,
     log: PathBuf,
@@ -48,7 +48,6 @@ struct Running {
 
 impl Running {
     fn start(crate_dir: &Path, port: u16, log: PathBuf) -> Self {
-        use std::os::unix::process::CommandExt;
         let docker = log.parent().unwrap().join("docker");
         let child = okonomi(&docker)
             .args(["run", "--port", &port.to_string(), "--debounce-ms", "200"])
@@ -56,7 +55,6 @@ impl Running {
             .env("CARGO_TARGET_DIR", workspace().join("target"))
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log).unwrap())
-            .process_group(0)
             .spawn()
             .unwrap();
         Running { child, log }
@@ -81,10 +79,23 @@ impl Running {
 
 impl Drop for Running {
     fn drop(&mut self) {
-        // The process group: okonomi run and the function it started.
-        let _ = Command::new("kill")
-            .args(["-KILL", &format!("-{}", self.child.id())])
-            .status();
+        // SIGINT, like Ctrl-C: okonomi run drops its function child (kill on drop) and exits.
+        if let Ok(pid) = i32::try_from(self.child.id())
+            && pid > 1
+        {
+            // SAFETY: kill(2) on our own child's pid (not yet reaped).
+            unsafe {
+                libc::kill(pid, libc::SIGINT);
+            }
+        }
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let _ = self.child.kill();
         let _ = self.child.wait();
     }
 }

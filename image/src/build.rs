@@ -3,6 +3,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use crate::cache::LayerCache;
 use crate::cargo::{self, CargoOutput, FunctionCrate};
 use crate::error::{Error, Result};
 use crate::image::{self, Blob, ImageMetadata, PlatformImage};
@@ -30,6 +31,8 @@ pub struct BuildOptions {
     pub ca_certificates: PathBuf,
     /// Where cargo's output goes.
     pub cargo_output: CargoOutput,
+    /// Reuse compressed binary layers from `<target-dir>/okonomi/layers`.
+    pub layer_cache: bool,
 }
 
 impl BuildOptions {
@@ -43,6 +46,7 @@ impl BuildOptions {
             env: Vec::new(),
             ca_certificates: PathBuf::from(HOST_CA_CERTIFICATES),
             cargo_output: CargoOutput::Inherit,
+            layer_cache: true,
         }
     }
 }
@@ -145,9 +149,12 @@ pub async fn build_function(options: &BuildOptions) -> Result<BuiltImage> {
         p.dedup();
         p
     };
-    // Check every toolchain before compiling anything: fail fast on a missing zig.
-    for platform in &platforms {
-        cargo::check_toolchain(*platform).await?;
+    // With several platforms, check every toolchain before compiling anything:
+    // fail fast on a missing zig (compile checks each one again).
+    if platforms.len() > 1 {
+        for platform in &platforms {
+            cargo::check_toolchain(*platform).await?;
+        }
     }
     let mut images = Vec::with_capacity(platforms.len());
     for platform in platforms {
@@ -157,8 +164,14 @@ pub async fn build_function(options: &BuildOptions) -> Result<BuiltImage> {
             .await
             .map_err(|e| Error::io(&executable, e))?;
         let bin_name = function.binary.clone();
+        let cache = options
+            .layer_cache
+            .then(|| LayerCache::new(function.target_dir.join("okonomi/layers")));
         let bin_layer = blocking(
-            move || image::binary_layer(&bin_name, binary, epoch),
+            move || match cache {
+                Some(cache) => cache.binary_layer(&bin_name, binary, epoch),
+                None => image::binary_layer(&bin_name, binary, epoch),
+            },
             &executable,
         )
         .await?;

@@ -28,6 +28,8 @@ pub struct FunctionCrate {
     pub workspace_root: PathBuf,
     /// The `repository` field of the package, for the source label.
     pub repository: Option<String>,
+    /// Cargo's target directory (honours CARGO_TARGET_DIR).
+    pub target_dir: PathBuf,
 }
 
 impl FunctionCrate {
@@ -145,7 +147,12 @@ pub fn select_function(
         .as_str()
         .map(PathBuf::from)
         .unwrap_or_else(|| dir.clone());
+    let target_dir = metadata["target_directory"]
+        .as_str()
+        .map(PathBuf::from)
+        .unwrap_or_else(|| workspace_root.join("target"));
     Ok(FunctionCrate {
+        target_dir,
         package: name,
         binary,
         repository: package["repository"].as_str().map(str::to_string),
@@ -342,6 +349,7 @@ mod tests {
     fn metadata(deps: serde_json::Value, kinds: serde_json::Value) -> serde_json::Value {
         serde_json::json!({
             "workspace_root": "/ws",
+            "target_directory": "/ws/target",
             "packages": [{
                 "name": "f", "manifest_path": "/ws/f/Cargo.toml", "repository": null,
                 "dependencies": deps,

@@ -15,6 +15,7 @@
 //! ```
 
 pub mod build;
+pub mod cache;
 pub mod cargo;
 pub mod credentials;
 pub mod digest;

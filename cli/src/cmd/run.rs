@@ -7,7 +7,7 @@ use std::process::{ExitCode, Stdio};
 use std::time::Duration;
 
 use anyhow::Context;
-use notify_debouncer_mini::{DebounceEventResult, new_debouncer, notify::RecursiveMode};
+use notify::{EventKind, RecursiveMode, Watcher};
 use okonomi_image::{CargoOutput, FunctionCrate};
 use tokio::process::{Child, Command};
 use tokio::sync::mpsc;
@@ -48,18 +48,14 @@ pub async fn run(args: Args, global: &Global) -> anyhow::Result<ExitCode> {
     let function = okonomi_image::cargo::inspect(&args.path).await?;
     let settings = crate::manifest::read(&function.dir)?;
     let name = settings.name.unwrap_or_else(|| function.package.clone());
-    let staging = function.workspace_root.join("target/okonomi-run");
+    let staging = function.target_dir.join("okonomi-run");
     std::fs::create_dir_all(&staging).with_context(|| format!("creating {}", staging.display()))?;
 
     let (tx, mut changes) = mpsc::channel::<()>(1);
     let _watcher = if args.no_watch {
         None
     } else {
-        Some(watch(
-            &function.dir,
-            Duration::from_millis(args.debounce_ms),
-            tx,
-        )?)
+        Some(watch(&function.dir, tx)?)
     };
 
     let mut generation = 0u32;
@@ -75,6 +71,9 @@ pub async fn run(args: Args, global: &Global) -> anyhow::Result<ExitCode> {
     loop {
         tokio::select! {
             Some(()) = changes.recv() => {
+                // Debounce: wait for a quiet period, folding in further changes.
+                let quiet = Duration::from_millis(args.debounce_ms);
+                while let Ok(Some(())) = tokio::time::timeout(quiet, changes.recv()).await {}
                 generation += 1;
                 global.status("Changed", "rebuilding");
                 match build(&function, &args, &staging, generation, global).await {
@@ -175,35 +174,35 @@ async fn stop(mut child: Child) {
     let _ = child.kill().await;
 }
 
-fn watch(
-    dir: &Path,
-    debounce: Duration,
-    tx: mpsc::Sender<()>,
-) -> anyhow::Result<
-    notify_debouncer_mini::Debouncer<notify_debouncer_mini::notify::RecommendedWatcher>,
-> {
+fn watch(dir: &Path, tx: mpsc::Sender<()>) -> anyhow::Result<notify::RecommendedWatcher> {
     let root = dir.to_path_buf();
-    let mut debouncer = new_debouncer(debounce, move |result: DebounceEventResult| {
-        if let Ok(events) = result
-            && events.iter().any(|e| is_source(&root, &e.path))
+    let mut watcher = notify::recommended_watcher(move |result: notify::Result<notify::Event>| {
+        // Reads are not changes: rustc opening the sources must not trigger a rebuild.
+        if let Ok(event) = result
+            && !matches!(event.kind, EventKind::Access(_))
+            && event.paths.iter().any(|p| is_source(&root, p))
         {
             // A full channel already holds a pending rebuild: this change joins it.
             let _ = tx.try_send(());
         }
     })
     .context("starting the file watcher")?;
-    debouncer
-        .watcher()
+    watcher
         .watch(dir, RecursiveMode::Recursive)
         .with_context(|| format!("watching {}", dir.display()))?;
-    Ok(debouncer)
+    Ok(watcher)
 }
 
-/// Changes under target/ or hidden directories are build output, not sources.
+/// Changes under target/ or hidden directories are build output, not sources;
+/// so is Cargo.lock, which cargo itself rewrites during the build.
 fn is_source(root: &Path, path: &Path) -> bool {
     let Ok(rel) = path.strip_prefix(root) else {
         return true;
     };
+    // The directory itself changes when target/ appears; Cargo.lock is rewritten by cargo.
+    if rel.as_os_str().is_empty() || rel == Path::new("Cargo.lock") {
+        return false;
+    }
     !rel.components().any(|c| {
         let s = c.as_os_str().to_string_lossy();
         s == "target" || s.starts_with('.')
@@ -221,5 +220,7 @@ mod tests {
         assert!(is_source(root, Path::new("/f/okonomi.toml")));
         assert!(!is_source(root, Path::new("/f/target/debug/f")));
         assert!(!is_source(root, Path::new("/f/.git/index")));
+        assert!(!is_source(root, Path::new("/f/Cargo.lock")));
+        assert!(!is_source(root, Path::new("/f")));
     }
 }
