@@ -467,3 +467,22 @@ fn resolve_puts_digests_in_place_of_references() {
     assert!(!ok);
     assert!(stderr.contains("invalid YAML"), "{stderr}");
 }
+
+#[test]
+fn no_registry_fails_before_building() {
+    let docker = tempfile::tempdir().unwrap();
+    let output = okonomi(docker.path())
+        .args(["build", "functions/hello"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("no registry configured: pass --registry, set OKONOMI_REGISTRY"),
+        "{stderr}"
+    );
+    assert!(
+        !stderr.contains("Building"),
+        "it must not build first: {stderr}"
+    );
+}

@@ -79,9 +79,17 @@ pub struct BuildReport {
 
 /// Runs `okonomi build`.
 pub async fn run(args: Args, global: &Global) -> anyhow::Result<ExitCode> {
+    // Know where the image goes before spending a build on it.
+    let registry = match &args.local {
+        Some(_) => None,
+        None => {
+            let settings = manifest::read(&args.path)?;
+            Some(registry(&args.target, settings.registry.as_deref())?)
+        }
+    };
     let image = build(&args.path, &args.target, global).await?;
-    let report = match &args.local {
-        Some(dir) => {
+    let report = match (&args.local, registry) {
+        (Some(dir), _) => {
             let written = okonomi_image::write_layout(&image, dir, &args.target.tag).await?;
             global.status(
                 "Wrote",
@@ -89,9 +97,7 @@ pub async fn run(args: Args, global: &Global) -> anyhow::Result<ExitCode> {
             );
             report(&image, written.transport_reference(), 0, 0)
         }
-        None => {
-            let settings = manifest::read(&image.function.dir)?;
-            let registry = registry(&args.target, settings.registry.as_deref())?;
+        (None, Some(registry)) => {
             let published = publish(&image, &registry, &args.target, global).await?;
             report(
                 &image,
@@ -100,6 +106,7 @@ pub async fn run(args: Args, global: &Global) -> anyhow::Result<ExitCode> {
                 published.blobs_skipped,
             )
         }
+        (None, None) => return Err(okonomi_image::Error::NoRegistry.into()),
     };
     crate::output::print(global, &report, |r| r.reference.clone())?;
     Ok(ExitCode::SUCCESS)
