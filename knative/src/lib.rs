@@ -1,9 +1,14 @@
 //! Knative Serving for okonomi: the `serving.knative.dev/v1` resource types
-//! shared by the engine, the CLI and the tests, the well-known label and
-//! annotation keys, the function manifest (okonomi.toml), and validation.
+//! shared by the engine, the CLI and the tests ([`serving`], [`keys`]),
+//! the function manifest okonomi.toml ([`manifest`]), Knative's defaulting
+//! and admission rules ([`defaults`], [`validation`], [`admission`]),
+//! rendering a function into a Service ([`render`]) and its Istio policy
+//! ([`istio`]).
 //!
-//! The crate does no network I/O by default: everything that needs a client
-//! lives behind the `client` cargo feature, so the types stay cheap to share.
+//! The crate does no network I/O (reading okonomi.toml aside), so the engine
+//! and the CLI share it cheaply; talking to clusters lives in the CLI. The
+//! types implement k8s-openapi's `Resource` and `Metadata`, which makes them
+//! `kube::Resource` wherever kube is in the build.
 
 pub mod admission;
 pub mod defaults;
