@@ -5,7 +5,10 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use okonomi_apiserver::http::Api;
-use okonomi_apiserver::{Admission, NoAdmission, ResourceType, Store};
+use okonomi_apiserver::{Admission, AdmissionRequest, Operation, ResourceType, StatusCause, Store};
+use okonomi_knative::ValidationConfig;
+use okonomi_knative::admission::{KnativeKind, Write, admit};
+use serde_json::Value;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
@@ -23,9 +26,60 @@ pub struct ApiHandle {
     pub token: String,
 }
 
+/// Knative's defaulting and validation (from okonomi-knative) for the four
+/// serving kinds; other kinds pass unchanged.
+#[derive(Debug, Clone, Default)]
+pub struct KnativeAdmission {
+    config: ValidationConfig,
+}
+
+impl KnativeAdmission {
+    /// Admission with the engine's autoscaler limits.
+    pub fn new(autoscaler: &crate::autoscaler::AutoscalerConfig) -> Self {
+        Self {
+            config: ValidationConfig {
+                allow_zero_initial_scale: autoscaler.allow_zero_initial_scale,
+                max_scale_limit: autoscaler.max_scale_limit,
+                ..ValidationConfig::default()
+            },
+        }
+    }
+}
+
+impl Admission for KnativeAdmission {
+    fn admit(
+        &self,
+        request: &AdmissionRequest<'_>,
+        object: &mut Value,
+    ) -> Result<(), Vec<StatusCause>> {
+        if request.resource.group != okonomi_knative::keys::GROUP {
+            return Ok(());
+        }
+        let Some(kind) = KnativeKind::parse(&request.resource.kind) else {
+            return Ok(());
+        };
+        let write = match request.operation {
+            Operation::Create => Write::Create,
+            Operation::Update => Write::Update,
+            Operation::UpdateStatus => Write::UpdateStatus,
+        };
+        admit(kind, write, request.old, object, &self.config).map_err(|errors| {
+            errors
+                .0
+                .into_iter()
+                .map(|e| StatusCause {
+                    reason: e.cause.as_str().to_string(),
+                    message: e.message,
+                    field: e.field,
+                })
+                .collect()
+        })
+    }
+}
+
 /// The admission the engine installs into its store.
-pub fn admission() -> Arc<dyn Admission> {
-    Arc::new(NoAdmission)
+pub fn admission(autoscaler: &crate::autoscaler::AutoscalerConfig) -> Arc<dyn Admission> {
+    Arc::new(KnativeAdmission::new(autoscaler))
 }
 
 async fn token(config: &EngineConfig) -> Result<String> {

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
-use okonomi_apiserver::{Store, WriteOptions};
+use okonomi_apiserver::{ListOptions, ResourceType, Store, WriteOptions};
 use tokio::net::TcpListener;
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
@@ -127,7 +127,7 @@ impl Engine {
         let store = Store::open(&db)
             .await
             .map_err(|e| Error::Api(format!("opening {}: {e}", db.display())))?
-            .with_admission(crate::api::admission());
+            .with_admission(crate::api::admission(&autoscaler));
         let controller_store = store.with_write_options(WriteOptions {
             field_manager: Some("okonomi-engine".into()),
             ..WriteOptions::default()
@@ -174,6 +174,20 @@ impl Engine {
             http_port: http_addr.port(),
             queue,
         });
+
+        // Restore the routing table before the data plane accepts anything,
+        // so a restarted engine answers at once for every service.
+        let routes_now = ctx
+            .store
+            .list(&ResourceType::knative_route(), &ListOptions::default())
+            .map_err(|e| Error::Api(format!("listing routes: {e}")))?;
+        for route in routes_now.items {
+            let namespace = route["metadata"]["namespace"].as_str().unwrap_or("default");
+            let name = route["metadata"]["name"].as_str().unwrap_or_default();
+            if let Err(error) = controller::route::reconcile(&ctx, namespace, name).await {
+                tracing::warn!(%namespace, %name, %error, "restoring route");
+            }
+        }
 
         let api = crate::api::start(&config, store.clone(), shutdown.child_token()).await?;
 

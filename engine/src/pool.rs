@@ -56,6 +56,9 @@ pub struct PoolStatus {
     pub desired: u32,
     /// Whether some instance was ever ready.
     pub ever_ready: bool,
+    /// Whether the revision starts at zero instances (initial-scale 0), so
+    /// it counts as ready before any instance ran.
+    pub starts_at_zero: bool,
     /// The last failure (reason, message with log tail), cleared when an
     /// instance becomes ready.
     pub failure: Option<(String, String)>,
@@ -146,6 +149,7 @@ impl Pool {
             revision: key.name.clone(),
         };
         let state = restored_scale.map(KpaState::restored);
+        let starts_at_zero = spec.initial_scale == 0;
         Arc::new(Self {
             key,
             spec,
@@ -160,6 +164,7 @@ impl Pool {
             next: AtomicUsize::new(0),
             status: Mutex::new(PoolStatus {
                 desired: restored_scale.unwrap_or(0),
+                starts_at_zero,
                 ..PoolStatus::default()
             }),
             ever_ready: AtomicBool::new(false),

@@ -125,7 +125,16 @@ async fn get(
     addr: SocketAddr,
     host: &str,
 ) -> (u16, String) {
-    let request = http::Request::get(format!("http://{addr}/"))
+    get_path(client, addr, host, "/").await
+}
+
+async fn get_path(
+    client: &Client<HttpConnector, Empty<Bytes>>,
+    addr: SocketAddr,
+    host: &str,
+    path: &str,
+) -> (u16, String) {
+    let request = http::Request::get(format!("http://{addr}{path}"))
         .header("host", host)
         .body(Empty::new())
         .unwrap();
@@ -140,7 +149,7 @@ async fn get(
 
 /// `okonomi_revision_requests_total` per revision from /metrics.
 async fn requests_per_revision(addr: SocketAddr) -> std::collections::BTreeMap<String, u64> {
-    let (_, text) = get(&client(), addr, "metrics.invalid").await;
+    let (_, text) = get_path(&client(), addr, "metrics.invalid", "/metrics").await;
     let mut counts = std::collections::BTreeMap::new();
     for line in text.lines() {
         if let Some(rest) = line.strip_prefix("okonomi_revision_requests_total{") {

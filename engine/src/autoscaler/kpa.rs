@@ -119,13 +119,14 @@ pub fn decide(
     // Scale to zero only after the grace period (which starts once no
     // traffic was seen for a whole stable window, i.e. when the decision
     // first drops to zero).
-    if desired == 0 && !state.at_zero {
-        let since = *state.zero_wanted_since.get_or_insert(now);
-        if !spec.enable_scale_to_zero || now.duration_since(since) < spec.scale_to_zero_grace {
-            desired = 1;
+    if desired == 0 {
+        if !state.at_zero {
+            let since = *state.zero_wanted_since.get_or_insert(now);
+            if !spec.enable_scale_to_zero || now.duration_since(since) < spec.scale_to_zero_grace {
+                desired = 1;
+            }
         }
-    }
-    if desired > 0 {
+    } else {
         state.zero_wanted_since = None;
     }
     state.at_zero = desired == 0;

@@ -13,7 +13,8 @@ use crate::pool::PoolStatus;
 
 /// The conditions a pool status means for its revision.
 pub fn conditions(pool: &PoolStatus, previously_ready: bool) -> Vec<Condition> {
-    let ever_ready = pool.ever_ready || previously_ready;
+    let ever_ready =
+        pool.ever_ready || previously_ready || (pool.starts_at_zero && pool.failure.is_none());
     let failing = pool.ready == 0 && pool.failure.is_some();
     let (resources, container) = match (&pool.failure, failing) {
         (Some((why, message)), true) => {
@@ -111,6 +112,7 @@ mod tests {
             ready: 0,
             desired: 1,
             ever_ready: false,
+            starts_at_zero: false,
             failure: Some((
                 "ExitedBeforeReady".into(),
                 "exit status: 3; last log lines:\nboom".into(),
@@ -129,6 +131,7 @@ mod tests {
             ready: 0,
             desired: 0,
             ever_ready: true,
+            starts_at_zero: false,
             failure: None,
         };
         let conditions = conditions(&status, true);
