@@ -454,6 +454,11 @@ impl FunctionManifest {
         {
             errors.push(FieldError::invalid("function.namespace", problem));
         }
+        if let Some(registry) = &self.build.registry
+            && let Err(problem) = check_registry(registry)
+        {
+            errors.push(FieldError::invalid("build.registry", problem));
+        }
         for (i, platform) in self.build.platforms.iter().enumerate() {
             if !SUPPORTED_PLATFORMS.contains(&platform.as_str()) {
                 errors.push(FieldError::not_supported(
@@ -729,6 +734,20 @@ impl FunctionManifest {
             .registry
             .clone()
             .or_else(|| profile.and_then(Profile::registry))
+    }
+}
+
+/// A registry prefix as image references use it: `HOST[:PORT][/PATH]`.
+pub(crate) fn check_registry(registry: &str) -> Result<(), String> {
+    let hint = "write HOST[:PORT]/REPOSITORY, e.g. 127.0.0.1:5000/okonomi or europe-docker.pkg.dev/PROJECT/REPO";
+    if registry.contains("://") {
+        Err(format!("{registry:?} has a URL scheme; {hint}"))
+    } else if registry.is_empty() || registry.starts_with('/') || registry.ends_with('/') {
+        Err(format!("{registry:?} is not a registry prefix; {hint}"))
+    } else if registry.chars().any(|c| c.is_whitespace() || c == '@') {
+        Err(format!("{registry:?} contains a space or '@'; {hint}"))
+    } else {
+        Ok(())
     }
 }
 

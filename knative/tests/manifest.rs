@@ -226,6 +226,7 @@ fn every_broken_rule_is_reported_with_its_field() {
 name = "Hello_World"
 namespace = "-bad"
 [build]
+registry = "https://ghcr.io/me"
 platforms = ["windows/amd64"]
 [scale]
 min = 5
@@ -260,6 +261,7 @@ account = "12"
     for field in [
         "function.name",
         "function.namespace",
+        "build.registry",
         "build.platforms[0]",
         "scale.min",
         "scale.target",
@@ -282,7 +284,7 @@ account = "12"
             "no cause for {field} in:\n{causes}"
         );
     }
-    assert_eq!(causes.iter().count(), 18, "{causes}");
+    assert_eq!(causes.iter().count(), 19, "{causes}");
     assert!(
         err.to_string()
             .contains("scale.min: min (5) is above max (2)"),

@@ -62,6 +62,21 @@ fn unknown_fields_and_wrong_types_are_rejected() {
     missing["spec"]["template"]["spec"] = json!({"timeoutSeconds": 30});
     assert!(!schemas.violations(&missing).is_empty());
 
+    // int-or-string: a named probe port is fine, a boolean is not.
+    let mut named_port = hello();
+    named_port["spec"]["template"]["spec"]["containers"][0]["readinessProbe"]["httpGet"]["port"] =
+        json!("http1");
+    schemas.assert_valid(&named_port);
+    named_port["spec"]["template"]["spec"]["containers"][0]["readinessProbe"]["httpGet"]["port"] =
+        json!(true);
+    let violations = schemas.violations(&named_port);
+    assert!(
+        violations
+            .iter()
+            .any(|v| v.contains("readinessProbe/httpGet/port")),
+        "{violations:?}"
+    );
+
     // Preserve-unknown-fields keeps open what Knative keeps open.
     let mut open = hello();
     open["spec"]["template"]["metadata"] = json!({"annotations": {"a": "b"}, "somethingElse": 1});

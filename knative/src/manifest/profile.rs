@@ -221,6 +221,11 @@ impl Profile {
             }
             _ => {}
         }
+        if let Some(registry) = &self.registry
+            && let Err(problem) = super::check_registry(registry)
+        {
+            errors.push(FieldError::invalid(format!("{field}.registry"), problem));
+        }
         if let Some(account) = &self.account
             && (account.len() != 12 || !account.chars().all(|c| c.is_ascii_digit()))
         {
