@@ -16,17 +16,20 @@ target=x86_64-unknown-linux-musl
 cargo build --release -q -p hello --target "$target"
 cp "target/$target/release/hello" "$work/hello-mimalloc"
 
-# the same sources on musl's own allocator
-mkdir -p "$work/hello-musl/src"
-cp functions/hello/src/*.rs "$work/hello-musl/src/"
-cp Cargo.lock "$work/hello-musl/"
-cat > "$work/hello-musl/Cargo.toml" <<TOML
+
+# the same sources with other runtime features: musl's own allocator, and no OTLP exporter
+variant_build() {  # name features
+  local dir="$work/src-$1"
+  mkdir -p "$dir/src"
+  cp functions/hello/src/*.rs "$dir/src/"
+  cp Cargo.lock "$dir/"
+  cat > "$dir/Cargo.toml" <<TOML
 [package]
-name = "hello"
+name = "hello-$1"
 version = "0.1.0"
 edition = "2024"
 [dependencies]
-okonomi = { path = "$root/runtime", default-features = false, features = ["otlp"] }
+okonomi = { path = "$root/runtime", default-features = false, features = [$2] }
 libc = "0.2"
 tokio = { version = "1", features = ["full"] }
 [workspace]
@@ -36,8 +39,17 @@ lto = "fat"
 codegen-units = 1
 strip = true
 TOML
-(cd "$work/hello-musl" && CARGO_TARGET_DIR="$root/target/bench-musl-alloc" cargo build --release -q --target "$target")
-cp "$root/target/bench-musl-alloc/$target/release/hello" "$work/hello-musl-alloc"
+  # The workspace's target dir: dependencies with the same features are reused.
+  (cd "$dir" && CARGO_TARGET_DIR="$root/target" cargo build --release -q --target "$target")
+  cp "$root/target/$target/release/hello-$1" "$work/hello-$1"
+}
+variant_build musl-alloc '"otlp"'
+variant_build no-otlp '"mimalloc"'
+
+echo "== binary sizes (bytes, and gzip -9)"
+for variant in mimalloc musl-alloc no-otlp; do
+  echo "$variant: $(stat -c %s "$work/hello-$variant") $(gzip -9 -c "$work/hello-$variant" | wc -c)"
+done
 
 for variant in mimalloc musl-alloc; do
   port="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"

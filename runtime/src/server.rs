@@ -51,8 +51,18 @@ pub struct BoundServer {
 }
 
 /// Shared between the server and its probes: whether a drain has begun.
-#[derive(Debug, Clone, Default)]
-pub(crate) struct Draining(Arc<AtomicBool>);
+///
+/// A leaked flag rather than an `Arc`: the stack is cloned for every request,
+/// and a shared reference count would bounce between cores each time. One
+/// flag per server, for the life of the process.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Draining(&'static AtomicBool);
+
+impl Default for Draining {
+    fn default() -> Self {
+        Self(Box::leak(Box::new(AtomicBool::new(false))))
+    }
+}
 
 impl Draining {
     pub(crate) fn is_draining(&self) -> bool {
@@ -169,7 +179,7 @@ impl BoundServer {
         F: Future<Output = ()> + Send,
     {
         let draining = Draining::default();
-        let stack = crate::layers::stack(&self.config, draining.clone(), service);
+        let stack = crate::layers::stack(&self.config, draining, service);
         let graceful = Arc::new(GracefulShutdown::new());
         let (stop_tx, stop_rx) = watch::channel(false);
         let mut builder = auto::Builder::new(TokioExecutor::new());

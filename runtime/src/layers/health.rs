@@ -2,7 +2,6 @@
 //! readiness answers 503 once a drain has begun so Knative stops routing here.
 
 use std::convert::Infallible;
-use std::sync::Arc;
 use std::task::{Context, Poll};
 
 use futures::future::{Either, Ready, ready};
@@ -14,16 +13,18 @@ use crate::server::Draining;
 use crate::{Request, Response};
 
 /// Answers the readiness and liveness paths.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Copy)]
 pub struct HealthLayer {
-    paths: Arc<(String, String)>,
+    // Leaked once per server, like the draining flag: cloning the stack per
+    // request then touches no shared reference count.
+    paths: &'static (String, String),
     draining: Draining,
 }
 
 impl HealthLayer {
     pub(crate) fn new(readiness: String, liveness: String, draining: Draining) -> Self {
         Self {
-            paths: Arc::new((readiness, liveness)),
+            paths: Box::leak(Box::new((readiness, liveness))),
             draining,
         }
     }
@@ -35,7 +36,7 @@ impl<S> Layer<S> for HealthLayer {
     fn layer(&self, inner: S) -> Self::Service {
         Health {
             inner,
-            layer: self.clone(),
+            layer: *self,
         }
     }
 }
@@ -61,7 +62,7 @@ where
 
     fn call(&mut self, req: Request) -> Self::Future {
         let path = req.uri().path();
-        let (readiness, liveness) = &*self.layer.paths;
+        let (readiness, liveness) = self.layer.paths;
         if path == readiness {
             let response = if self.layer.draining.is_draining() {
                 text_response(StatusCode::SERVICE_UNAVAILABLE, "draining")
@@ -83,7 +84,7 @@ mod tests {
     use tower::ServiceExt;
 
     fn probe(draining: &Draining, path: &str) -> StatusCode {
-        let layer = HealthLayer::new("/ready".into(), "/alive".into(), draining.clone());
+        let layer = HealthLayer::new("/ready".into(), "/alive".into(), *draining);
         let inner = tower::service_fn(|_req: Request| async {
             Ok::<_, Infallible>(text_response(StatusCode::IM_A_TEAPOT, "function"))
         });

@@ -1,4 +1,5 @@
-//! Bare hyper hello: the same answer as functions/hello, nothing else.
+//! Bare hyper hello: the same answer as functions/hello (the same code makes
+//! the line), nothing else.
 
 use std::convert::Infallible;
 
@@ -13,48 +14,12 @@ use tokio::net::TcpListener;
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-fn repr(text: &str) -> String {
-    let quote = if text.contains('\'') && !text.contains('"') { '"' } else { '\'' };
-    let mut out = String::with_capacity(text.len() + 2);
-    out.push(quote);
-    for c in text.chars() {
-        match c {
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            c if c == quote => {
-                out.push('\\');
-                out.push(c);
-            }
-            c => out.push(c),
-        }
-    }
-    out.push(quote);
-    out
-}
-
-fn uname_tuple() -> String {
-    // SAFETY: utsname is plain data that uname(2) fills.
-    let mut buf: libc::utsname = unsafe { std::mem::zeroed() };
-    // SAFETY: buf is a valid, writable utsname.
-    if unsafe { libc::uname(&mut buf) } != 0 {
-        return "()".into();
-    }
-    let field = |raw: &[libc::c_char]| {
-        let bytes: Vec<u8> = raw.iter().take_while(|c| **c != 0).map(|c| *c as u8).collect();
-        repr(&String::from_utf8_lossy(&bytes))
-    };
-    let fields = [
-        field(&buf.sysname),
-        field(&buf.nodename),
-        field(&buf.release),
-        field(&buf.version),
-        field(&buf.machine),
-    ];
-    format!("({})", fields.join(", "))
-}
+#[path = "../../../../functions/hello/src/uname.rs"]
+#[allow(dead_code)]
+mod uname;
 
 async fn hello(_req: Request<hyper::body::Incoming>) -> Result<Response<Full<Bytes>>, Infallible> {
-    let mut response = Response::new(Full::new(Bytes::from(format!("Hello Container World! {}", uname_tuple()))));
+    let mut response = Response::new(Full::new(Bytes::from(uname::hello_line())));
     response
         .headers_mut()
         .insert("content-type", hyper::header::HeaderValue::from_static("text/plain; charset=utf-8"));
