@@ -229,6 +229,13 @@ async fn handle(State(api): State<Api>, request: Request) -> Response {
         query,
         body,
     };
+    let method = req.method.clone();
+    let response = dispatch(&api, &path, req).await;
+    tracing::debug!(%method, %path, status = response.status().as_u16(), "API request");
+    response
+}
+
+async fn dispatch(api: &Api, path: &str, req: Req) -> Response {
     let segments: Vec<&str> = path.split('/').filter(|s| !s.is_empty()).collect();
     let public = matches!(
         segments.as_slice(),
@@ -237,7 +244,7 @@ async fn handle(State(api): State<Api>, request: Request) -> Response {
     if !public && !api.authorized(&req.headers) {
         return error_response(&Error::Unauthorized);
     }
-    match route(&api, &segments, req).await {
+    match route(api, &segments, req).await {
         Ok(response) => response,
         Err(Error::NotFound { name, .. }) if name.is_empty() => {
             let mut status = crate::status::Status::failure(

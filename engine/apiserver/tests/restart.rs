@@ -101,11 +101,43 @@ async fn sigkill_and_restart_keeps_objects_and_monotonic_versions() {
         .unwrap();
     assert!(list_rv > max_rv);
 
-    // kill -9: no chance to flush anything.
+    // Writers keep creating while the server is killed: every create that was
+    // acknowledged must survive, and versions must continue above theirs.
+    let acknowledged = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let writer = {
+        let services = services.clone();
+        let acknowledged = acknowledged.clone();
+        tokio::spawn(async move {
+            for i in 0.. {
+                let name = format!("load-{i:04}");
+                match services
+                    .create(&PostParams::default(), &service(&name))
+                    .await
+                {
+                    Ok(created) => acknowledged.lock().unwrap().push((name, rv(&created))),
+                    Err(_) => break,
+                }
+            }
+        })
+    };
+    while acknowledged.lock().unwrap().len() < 20 {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    // kill -9 under load: no chance to flush anything.
     let pid = first.process.id().unwrap();
     let killed = unsafe_free_kill(pid);
     assert!(killed, "SIGKILL delivered");
     first.process.wait().await.unwrap();
+    tokio::time::timeout(Duration::from_secs(60), writer)
+        .await
+        .expect("the writer notices the server is gone")
+        .unwrap();
+    let mut highest_acknowledged = list_rv;
+    for (name, version) in acknowledged.lock().unwrap().iter() {
+        names.push(name.clone());
+        highest_acknowledged = highest_acknowledged.max(*version);
+    }
 
     // Same port is not needed: the kubeconfig is rewritten with the new URL, and the
     // CA and token stay the same.
@@ -113,22 +145,26 @@ async fn sigkill_and_restart_keeps_objects_and_monotonic_versions() {
     assert!(second.url.starts_with("https://127.0.0.1:"));
     let services: Api<Service> = Api::namespaced(connect(&kubeconfig).await, "default");
     let listed = services.list(&ListParams::default()).await.unwrap();
-    let mut back: Vec<String> = listed
+    let back: std::collections::BTreeSet<String> = listed
         .items
         .iter()
         .map(|s| s.metadata.name.clone().unwrap())
         .collect();
-    back.sort();
-    assert_eq!(back, names);
+    // Every acknowledged object is back (a create in flight at the kill may or may
+    // not have committed; it was never acknowledged).
+    for name in &names {
+        assert!(back.contains(name), "{name} was acknowledged but is gone");
+    }
+    assert!(!back.contains("svc-39"), "a deleted object came back");
     let relisted_rv: u64 = listed.metadata.resource_version.unwrap().parse().unwrap();
-    assert!(relisted_rv >= list_rv);
+    assert!(relisted_rv >= highest_acknowledged);
     let created = services
         .create(&PostParams::default(), &service("after-restart"))
         .await
         .unwrap();
     assert!(
-        rv(&created) > list_rv,
-        "resourceVersion {} continues above {list_rv}",
+        rv(&created) > highest_acknowledged,
+        "resourceVersion {} continues above {highest_acknowledged}",
         rv(&created)
     );
 }
