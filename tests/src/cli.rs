@@ -56,43 +56,81 @@ impl std::fmt::Display for Run {
     }
 }
 
-/// The `okonomi` binary of this workspace: `$OKONOMI_BIN`, else built once
-/// per test process with `cargo build -p okonomi-cli` (a no-op when fresh).
+/// The `okonomi` binary of this workspace: `$OKONOMI_BIN`, else
+/// `target/debug/okonomi` next to this test's executable, which `cargo test
+/// --workspace` builds (`cargo build -p okonomi-cli` does it alone). A
+/// binary older than a source of the crates it is made of gets a warning on
+/// stderr, so a stale CLI does not go unnoticed. (A nested `cargo build` from inside a
+/// test would wait forever for the lock its own `cargo test` holds.)
 pub fn okonomi_binary() -> anyhow::Result<PathBuf> {
     static BINARY: OnceLock<Result<PathBuf, String>> = OnceLock::new();
     BINARY
-        .get_or_init(|| build_binary().map_err(|e| format!("{e:#}")))
+        .get_or_init(|| find_binary().map_err(|e| format!("{e:#}")))
         .clone()
         .map_err(|e| anyhow::anyhow!(e))
 }
 
-fn build_binary() -> anyhow::Result<PathBuf> {
+fn find_binary() -> anyhow::Result<PathBuf> {
     if let Some(path) = std::env::var_os("OKONOMI_BIN") {
         return Ok(PathBuf::from(path));
     }
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    let output = Command::new(cargo)
-        .args([
-            "build",
-            "-p",
-            "okonomi-cli",
-            "--bin",
-            "okonomi",
-            "--message-format=json",
-        ])
-        .current_dir(crate::tools::workspace_root())
-        .stderr(Stdio::inherit())
-        .output()
-        .context("running cargo build -p okonomi-cli")?;
-    if !output.status.success() {
-        anyhow::bail!("cargo build -p okonomi-cli failed ({})", output.status);
+    let exe = std::env::current_exe()?;
+    // target/debug/deps/TEST-HASH → target/debug/okonomi
+    let profile_dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .context("the test executable is not under target/PROFILE/deps")?;
+    let binary = profile_dir.join("okonomi");
+    let built = std::fs::metadata(&binary)
+        .and_then(|m| m.modified())
+        .map_err(|_| {
+            anyhow::anyhow!(
+                "{} does not exist: run `cargo build -p okonomi-cli` first (or `cargo test --workspace`), or set OKONOMI_BIN",
+                binary.display()
+            )
+        })?;
+    let root = crate::tools::workspace_root();
+    for dir in ["cli", "knative", "engine", "image"] {
+        if let Some(newer) = newer_source(&root.join(dir), built) {
+            eprintln!(
+                "warning: {} is older than {}: these tests run the binary as built; `cargo build -p okonomi-cli` refreshes it",
+                binary.display(),
+                newer.display()
+            );
+            break;
+        }
     }
-    String::from_utf8_lossy(&output.stdout)
-        .lines()
-        .filter_map(|line| serde_json::from_str::<serde_json::Value>(line).ok())
-        .filter(|m| m["reason"] == "compiler-artifact" && m["target"]["name"] == "okonomi")
-        .find_map(|m| m["executable"].as_str().map(PathBuf::from))
-        .context("cargo build -p okonomi-cli reported no okonomi executable")
+    Ok(binary)
+}
+
+/// A `.rs` or `Cargo.toml` under `dir` changed after `time`.
+fn newer_source(dir: &Path, time: std::time::SystemTime) -> Option<PathBuf> {
+    let entries = std::fs::read_dir(dir).ok()?;
+    for entry in entries.flatten() {
+        let path = entry.path();
+        let Ok(kind) = entry.file_type() else {
+            continue;
+        };
+        if kind.is_dir() {
+            if path
+                .file_name()
+                .is_some_and(|n| n == "target" || n == "tests" || n == "benches" || n == "examples")
+            {
+                continue;
+            }
+            if let Some(found) = newer_source(&path, time) {
+                return Some(found);
+            }
+        } else if (path.extension().is_some_and(|e| e == "rs") || path.ends_with("Cargo.toml"))
+            && entry
+                .metadata()
+                .and_then(|m| m.modified())
+                .is_ok_and(|m| m > time)
+        {
+            return Some(path);
+        }
+    }
+    None
 }
 
 /// Runs commands with a fixed environment (kubeconfig, state dir, registry).

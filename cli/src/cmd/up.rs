@@ -9,6 +9,8 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::Parser;
+use okonomi_apiserver::ResourceType;
+use okonomi_apiserver::tls::{Credentials, serve_tls};
 use okonomi_engine::{Engine, EngineConfig};
 use tokio_util::sync::CancellationToken;
 
@@ -66,9 +68,11 @@ pub async fn run(args: Args, global: &Global) -> anyhow::Result<ExitCode> {
         domain: args.domain.clone(),
         ..EngineConfig::default()
     };
-    config.api_addr.set_port(args.api_port);
+    // The engine's own API listens on a free loopback port; `okonomi up`
+    // serves the same store over HTTPS on --api-port.
+    config.api_addr.set_port(0);
     config.http_addr.set_port(args.http_port);
-    let (engine, started) = EngineThread::start(config)?;
+    let (engine, started) = EngineThread::start(config, args.api_port)?;
     let info = started
         .await
         .context("the engine stopped while starting")??;
@@ -157,6 +161,7 @@ struct EngineThread {
 impl EngineThread {
     fn start(
         config: EngineConfig,
+        api_port: u16,
     ) -> anyhow::Result<(
         Self,
         tokio::sync::oneshot::Receiver<anyhow::Result<Started>>,
@@ -187,16 +192,25 @@ impl EngineThread {
                             return;
                         }
                     };
-                    let api = engine.api();
+                    let https = serve_https(&engine, &state_dir, api_port, token.clone()).await;
+                    let (api_url, ca_pem, api_token, server) = match https {
+                        Ok(served) => served,
+                        Err(e) => {
+                            let _ = tx.send(Err(e));
+                            engine.shutdown().await;
+                            return;
+                        }
+                    };
                     let _ = tx.send(Ok(Started {
-                        api_url: api.url.clone(),
-                        ca_pem: String::new(),
-                        token: api.token.clone(),
+                        api_url,
+                        ca_pem,
+                        token: api_token,
                         http_addr: engine.http_addr(),
                         state_dir,
                     }));
                     token.cancelled().await;
                     engine.shutdown().await;
+                    let _ = server.await;
                 });
             })
             .context("starting the engine thread")?;
@@ -208,6 +222,45 @@ impl EngineThread {
             rx,
         ))
     }
+}
+
+/// Serves the engine's Kubernetes API over HTTPS on `port` (kubectl sends
+/// bearer tokens only over TLS): the apiserver's CA and server certificate
+/// from `STATE/pki` (made on first start), its token, the engine's store.
+/// Returns the URL, the CA PEM, the token and the serving task.
+async fn serve_https(
+    engine: &Engine,
+    state_dir: &std::path::Path,
+    port: u16,
+    stop: CancellationToken,
+) -> anyhow::Result<(String, String, String, tokio::task::JoinHandle<()>)> {
+    let pki = state_dir.join("pki");
+    let credentials = tokio::task::spawn_blocking(move || Credentials::load_or_create(&pki))
+        .await?
+        .context("creating the API server's CA and certificate")?;
+    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
+        .await
+        .with_context(|| {
+            format!("binding the Kubernetes API to 127.0.0.1:{port} (is another engine running? pick --api-port)")
+        })?;
+    let address = listener.local_addr()?;
+    let router =
+        okonomi_apiserver::http::Api::new(engine.store().clone(), ResourceType::all_builtin())
+            .with_token(credentials.token.clone())
+            .router();
+    let config = credentials.server_config()?;
+    let server = tokio::spawn(async move {
+        let stopped = async move { stop.cancelled().await };
+        if let Err(error) = serve_tls(listener, router, config, stopped).await {
+            tracing::error!(%error, "the HTTPS API stopped");
+        }
+    });
+    Ok((
+        format!("https://{address}"),
+        credentials.ca_pem.clone(),
+        credentials.token.clone(),
+        server,
+    ))
 }
 
 impl Drop for EngineThread {
