@@ -63,6 +63,10 @@ pub struct FunctionManifest {
     /// The file this manifest was read from (not part of the TOML).
     #[serde(skip)]
     pub source: PathBuf,
+    /// `[package] version` of the Cargo.toml beside it, when [`FunctionManifest::load`]
+    /// found a literal one (not part of the TOML); rendered as `app.kubernetes.io/version`.
+    #[serde(skip)]
+    pub cargo_version: Option<String>,
 }
 
 fn is_default<T: Default + PartialEq>(value: &T) -> bool {
@@ -378,10 +382,11 @@ impl FunctionManifest {
             source,
         })?;
         let mut manifest = Self::parse(&text, &path)?;
+        let package = cargo_package(&dir.join("Cargo.toml"))?;
         if manifest.function.name.is_empty() {
-            manifest.function.name =
-                cargo_package_name(&dir.join("Cargo.toml"))?.unwrap_or_default();
+            manifest.function.name = package.name.unwrap_or_default();
         }
+        manifest.cargo_version = package.version;
         manifest.check_or_error()?;
         Ok(manifest)
     }
@@ -791,10 +796,21 @@ fn check_resources(field: &str, resources: &ResourcesSection, errors: &mut Field
     }
 }
 
-fn cargo_package_name(cargo_toml: &Path) -> Result<Option<String>> {
+/// What okonomi takes from a function's Cargo.toml.
+#[derive(Default)]
+struct CargoPackage {
+    /// The package name, made a valid Knative name candidate.
+    name: Option<String>,
+    /// A literal version (`version.workspace = true` gives none).
+    version: Option<String>,
+}
+
+fn cargo_package(cargo_toml: &Path) -> Result<CargoPackage> {
     let text = match std::fs::read_to_string(cargo_toml) {
         Ok(text) => text,
-        Err(error) if error.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+            return Ok(CargoPackage::default());
+        }
         Err(source) => {
             return Err(Error::Read {
                 path: cargo_toml.to_path_buf(),
@@ -811,12 +827,46 @@ fn cargo_package_name(cargo_toml: &Path) -> Result<Option<String>> {
         field: "(document)".to_owned(),
         message: error.message().trim_end().to_owned(),
     })?;
-    // Cargo allows '_' in package names; a Knative name does not.
-    Ok(table
-        .get("package")
-        .and_then(|package| package.get("name"))
-        .and_then(|name| name.as_str())
-        .map(|name| name.replace('_', "-").to_ascii_lowercase()))
+    let package = table.get("package");
+    let text_field = |key: &str| {
+        package
+            .and_then(|p| p.get(key))
+            .and_then(|v| v.as_str())
+            .map(str::to_owned)
+    };
+    let inherits_version = package
+        .and_then(|p| p.get("version"))
+        .and_then(|v| v.get("workspace"))
+        .and_then(|w| w.as_bool())
+        == Some(true);
+    let version = match text_field("version") {
+        Some(version) => Some(version),
+        None if inherits_version => cargo_toml.parent().and_then(workspace_version),
+        None => None,
+    };
+    Ok(CargoPackage {
+        // Cargo allows '_' in package names; a Knative name does not.
+        name: text_field("name").map(|name| name.replace('_', "-").to_ascii_lowercase()),
+        version,
+    })
+}
+
+/// `[workspace.package] version` of the nearest workspace above `dir`, for
+/// packages that say `version.workspace = true`. Best effort: unreadable
+/// files just mean no version label.
+fn workspace_version(dir: &Path) -> Option<String> {
+    dir.ancestors().skip(1).take(16).find_map(|ancestor| {
+        let text = std::fs::read_to_string(ancestor.join("Cargo.toml")).ok()?;
+        let table: toml::Table = toml::from_str(&text).ok()?;
+        let workspace = table.get("workspace")?;
+        Some(
+            workspace
+                .get("package")?
+                .get("version")?
+                .as_str()?
+                .to_owned(),
+        )
+    })
 }
 
 fn line_column(text: &str, offset: usize) -> String {

@@ -51,7 +51,8 @@ pub struct RenderOptions<'a> {
     /// Deployment target; decides the node labels of `[placement]`
     /// (default: generic `okonomi.dev/*` labels).
     pub profile: Option<&'a Profile>,
-    /// `app.kubernetes.io/version` (e.g. the crate version).
+    /// `app.kubernetes.io/version` (default: the Cargo.toml version
+    /// [`FunctionManifest::load`] found, if any).
     pub version: Option<&'a str>,
 }
 
@@ -109,7 +110,7 @@ pub fn render_service(
             manifest.function.kind.as_str().to_owned(),
         ),
     ]);
-    if let Some(version) = options.version {
+    if let Some(version) = options.version.or(manifest.cargo_version.as_deref()) {
         labels.insert(keys::APP_VERSION_LABEL.to_owned(), version.to_owned());
     }
     // Pods carry the app labels too, so `kubectl get pods -l` and mesh policy find them.

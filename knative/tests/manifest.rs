@@ -307,6 +307,7 @@ fn load_takes_the_name_from_cargo_toml_when_left_out() {
     .unwrap();
     let m = FunctionManifest::load(dir.path()).unwrap();
     assert_eq!(m.function.name, "my-func");
+    assert_eq!(m.cargo_version.as_deref(), Some("0.1.0"));
     assert_eq!(m.source, dir.path().join("okonomi.toml"));
     // The file itself works as well as its folder.
     assert_eq!(
@@ -348,7 +349,14 @@ fn the_functions_in_the_repository_have_valid_manifests() {
     for entry in std::fs::read_dir(&functions).unwrap() {
         let dir = entry.unwrap().path();
         if dir.join("okonomi.toml").exists() {
-            FunctionManifest::load(&dir).unwrap_or_else(|e| panic!("{e}"));
+            let m = FunctionManifest::load(&dir).unwrap_or_else(|e| panic!("{e}"));
+            // The functions inherit the workspace's version.
+            assert_eq!(
+                m.cargo_version.as_deref(),
+                Some(env!("CARGO_PKG_VERSION")),
+                "{}",
+                dir.display()
+            );
             seen += 1;
         }
     }

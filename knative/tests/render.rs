@@ -63,7 +63,7 @@ fn hello_renders_everything_the_issue_lists() {
         &m,
         IMAGE,
         &RenderOptions {
-            version: Some("0.1.0"),
+            version: Some("9.9.9"),
             ..Default::default()
         },
     )
@@ -76,7 +76,10 @@ fn hello_renders_everything_the_issue_lists() {
     let labels = &svc["metadata"]["labels"];
     assert_eq!(labels["app.kubernetes.io/name"], "hello");
     assert_eq!(labels["app.kubernetes.io/managed-by"], "okonomi");
-    assert_eq!(labels["app.kubernetes.io/version"], "0.1.0");
+    assert_eq!(
+        labels["app.kubernetes.io/version"], "9.9.9",
+        "the option wins"
+    );
     assert!(labels.get("networking.knative.dev/visibility").is_none());
 
     let template = &svc["spec"]["template"];
