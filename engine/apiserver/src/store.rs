@@ -4,6 +4,7 @@
 //! Writes are serialised (one at a time, each one SQLite transaction) so that
 //! resourceVersions are handed out in commit order; reads never wait for SQLite.
 
+mod apply;
 mod database;
 mod object;
 mod watch;
@@ -28,6 +29,8 @@ pub use watch::{WatchEvent, WatchStream};
 const HISTORY: usize = 10_000;
 /// How many events a watcher may fall behind before it gets `410 Expired`.
 const WATCH_BUFFER: usize = 16_384;
+/// The field manager recorded for an apply that names none.
+const DEFAULT_APPLY_MANAGER: &str = "okonomi-apiserver";
 /// The namespace that always exists.
 pub const DEFAULT_NAMESPACE: &str = "default";
 
@@ -408,14 +411,16 @@ impl Store {
     /// `NotFound` naming the namespace if it does not exist.
     pub async fn create(&self, rt: &ResourceType, object: Value) -> Result<Value> {
         let _guard = self.inner.write_lock.lock().await;
-        self.create_locked(rt, object, "Update").await
+        self.create_locked(rt, object, "Update", None).await
     }
 
+    /// `applied`: for an apply, the field set the manager applied.
     async fn create_locked(
         &self,
         rt: &ResourceType,
         mut object: Value,
         operation: &str,
+        applied: Option<&Value>,
     ) -> Result<Value> {
         object::normalize_for_create(rt, &mut object, DEFAULT_NAMESPACE)?;
         let name = object::name(&object).to_string();
@@ -437,10 +442,11 @@ impl Store {
         object::record_manager(
             rt,
             &mut object,
-            self.write_options.field_manager.as_deref(),
+            self.manager(operation),
             operation,
             None,
             &time,
+            applied,
         )?;
         let mut committed = self
             .commit(vec![Change::Put {
@@ -461,14 +467,23 @@ impl Store {
     /// unchanged (same resourceVersion).
     pub async fn update(&self, rt: &ResourceType, object: Value) -> Result<Value> {
         let _guard = self.inner.write_lock.lock().await;
-        self.update_locked(rt, object, false, "Update").await
+        self.update_locked(rt, object, false, "Update", None).await
     }
 
     /// Replace an object's status (PUT `/status`); everything else is kept from the
     /// stored object. `metadata.resourceVersion`, when given, must match.
     pub async fn update_status(&self, rt: &ResourceType, object: Value) -> Result<Value> {
         let _guard = self.inner.write_lock.lock().await;
-        self.update_locked(rt, object, true, "Update").await
+        self.update_locked(rt, object, true, "Update", None).await
+    }
+
+    /// The field manager recorded for `operation`; applies always have one.
+    fn manager(&self, operation: &str) -> Option<&str> {
+        match self.write_options.field_manager.as_deref() {
+            Some(m) => Some(m),
+            None if operation == "Apply" => Some(DEFAULT_APPLY_MANAGER),
+            None => None,
+        }
     }
 
     async fn update_locked(
@@ -477,6 +492,7 @@ impl Store {
         new: Value,
         status: bool,
         operation: &str,
+        applied: Option<&Value>,
     ) -> Result<Value> {
         if !new.is_object() {
             return Err(Error::BadRequest("the object must be a JSON object".into()));
@@ -537,10 +553,11 @@ impl Store {
         object::record_manager(
             rt,
             &mut result,
-            self.write_options.field_manager.as_deref(),
+            self.manager(operation),
             operation,
             status.then_some("status"),
             &object::now(),
+            applied,
         )?;
         let mut committed = self
             .commit(vec![Change::Put {
@@ -602,13 +619,17 @@ impl Store {
                     if rt.namespaced {
                         meta.insert("namespace".into(), Value::String(ns.into()));
                     }
-                    return self.create_locked(rt, object, "Apply").await;
+                    let applied = apply::field_set(&object);
+                    return self
+                        .create_locked(rt, object, "Apply", Some(&applied))
+                        .await;
                 }
                 return Err(e);
             }
             Err(e) => return Err(e),
         };
         let mut patched = old.clone();
+        let mut applied = None;
         let operation = match patch {
             Patch::Merge(p) => {
                 json_patch::merge(&mut patched, p);
@@ -622,7 +643,16 @@ impl Store {
                         "the name of the object ({given}) does not match the name on the URL ({name})"
                     )));
                 }
+                let set = apply::field_set(p);
+                if !status {
+                    apply::prune_dropped_fields(
+                        &mut patched,
+                        self.manager("Apply").unwrap_or(DEFAULT_APPLY_MANAGER),
+                        &set,
+                    );
+                }
                 json_patch::merge(&mut patched, p);
+                applied = Some(set);
                 "Apply"
             }
             Patch::Json(p) => {
@@ -652,7 +682,8 @@ impl Store {
                 );
             }
         }
-        self.update_locked(rt, patched, status, operation).await
+        self.update_locked(rt, patched, status, operation, applied.as_ref())
+            .await
     }
 
     /// Delete the object `namespace/name` and, transitively, every object that names

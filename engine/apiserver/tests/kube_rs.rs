@@ -706,3 +706,61 @@ async fn admission_defaults_and_rejections_reach_clients_as_invalid_with_causes(
         "{stderr}"
     );
 }
+
+/// Server-side apply removes what a manager stops applying, keeps what other
+/// writers set, and records the manager's fields.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn apply_removes_fields_the_manager_dropped() {
+    let server = Server::start().await;
+    let services: Api<Service> = Api::namespaced(connect(&server).await, "default");
+    let params = PatchParams::apply("deployer").force();
+    let with_labels = |labels: Value| {
+        let mut s = serde_json::to_value(service("app", "img")).unwrap();
+        s["metadata"]["labels"] = labels;
+        s
+    };
+    services
+        .patch(
+            "app",
+            &params,
+            &Patch::Apply(with_labels(json!({"keep": "1", "drop": "1"}))),
+        )
+        .await
+        .unwrap();
+    // Someone else (an Update) adds a label of their own.
+    services
+        .patch(
+            "app",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"metadata": {"labels": {"theirs": "1"}}})),
+        )
+        .await
+        .unwrap();
+    let applied = services
+        .patch(
+            "app",
+            &params,
+            &Patch::Apply(with_labels(json!({"keep": "2"}))),
+        )
+        .await
+        .unwrap();
+    let labels = applied.metadata.labels.unwrap();
+    assert_eq!(labels.get("keep").map(String::as_str), Some("2"));
+    assert_eq!(labels.get("theirs").map(String::as_str), Some("1"));
+    assert!(!labels.contains_key("drop"), "{labels:?}");
+    let managed = applied.metadata.managed_fields.unwrap();
+    let deployer = managed
+        .iter()
+        .find(|m| m.manager.as_deref() == Some("deployer"))
+        .unwrap();
+    assert_eq!(deployer.operation.as_deref(), Some("Apply"));
+    let fields = serde_json::to_value(deployer.fields_v1.as_ref().unwrap()).unwrap();
+    assert!(
+        fields["f:metadata"]["f:labels"].get("f:keep").is_some(),
+        "{fields}"
+    );
+    assert!(
+        fields["f:metadata"]["f:labels"].get("f:drop").is_none(),
+        "{fields}"
+    );
+}

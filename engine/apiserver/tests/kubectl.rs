@@ -258,6 +258,38 @@ async fn scenario(binary: &Path) {
     .await;
     assert!(out.contains("serverside-applied"), "{out}");
 
+    // A label the manager stops applying is removed.
+    let labeled = server.manifest(
+        "other-labeled.yaml",
+        &HELLO_V1.replace("name: hello", "name: other\n  labels:\n    tier: web"),
+    );
+    ok(
+        &server,
+        binary,
+        &["apply", "--server-side", "-f", labeled.to_str().unwrap()],
+    )
+    .await;
+    let out = ok(
+        &server,
+        binary,
+        &["get", "ksvc", "other", "-o", "jsonpath={.metadata.labels}"],
+    )
+    .await;
+    assert!(out.contains("tier"), "{out}");
+    ok(
+        &server,
+        binary,
+        &["apply", "--server-side", "-f", other.to_str().unwrap()],
+    )
+    .await;
+    let out = ok(
+        &server,
+        binary,
+        &["get", "ksvc", "other", "-o", "jsonpath={.metadata.labels}"],
+    )
+    .await;
+    assert!(!out.contains("tier"), "{out}");
+
     // A namespace that does not exist: NotFound naming it.
     let run = kubectl(
         &server,

@@ -158,6 +158,7 @@ pub(crate) fn record_manager(
     operation: &str,
     subresource: Option<&str>,
     time: &str,
+    fields: Option<&Value>,
 ) -> Result<()> {
     let Some(manager) = manager else {
         return Ok(());
@@ -183,7 +184,7 @@ pub(crate) fn record_manager(
         "apiVersion": rt.api_version(),
         "time": time,
         "fieldsType": "FieldsV1",
-        "fieldsV1": {},
+        "fieldsV1": fields.cloned().unwrap_or_else(|| json!({})),
     });
     if let (Some(sub), Some(map)) = (subresource, entry.as_object_mut()) {
         map.insert("subresource".into(), Value::String(sub.into()));
