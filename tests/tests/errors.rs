@@ -237,3 +237,45 @@ fn knative_missing_points_at_the_install_doc() {
     shutdown.cancel();
     runtime.block_on(server).unwrap().unwrap();
 }
+
+#[test]
+fn dry_run_with_istio_prints_the_service_and_its_mesh_policy() {
+    let dir = tempfile::tempdir().unwrap();
+    let okonomi = okonomi_with_kubeconfig(&dir.path().join("missing-config"));
+    let hello = workspace_root().join("functions/hello");
+    let image = format!("127.0.0.1:1/okonomi/hello@{MISSING_DIGEST}");
+    let run = okonomi
+        .run(&[
+            "deploy",
+            hello.to_str().unwrap(),
+            "--image",
+            &image,
+            "--dry-run",
+            "--istio",
+            "-o",
+            "json",
+        ])
+        .unwrap()
+        .success()
+        .unwrap();
+    let list = run.json().unwrap();
+    assert_eq!(list["kind"], "List", "{run}");
+    let kinds: Vec<&str> = list["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|i| i["kind"].as_str())
+        .collect();
+    assert_eq!(
+        kinds,
+        ["Service", "PeerAuthentication", "AuthorizationPolicy"],
+        "{run}"
+    );
+    for item in list["items"].as_array().unwrap() {
+        assert_eq!(item["metadata"]["namespace"], "default", "{item}");
+    }
+    assert_eq!(
+        list["items"][0]["spec"]["template"]["spec"]["containers"][0]["image"],
+        image.as_str()
+    );
+}

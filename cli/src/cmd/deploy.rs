@@ -118,7 +118,7 @@ pub async fn run(args: Args, global: &Global) -> anyhow::Result<ExitCode> {
     overrides.apply(&mut service);
     let mut objects = vec![serde_json::to_value(&service)?];
     if args.istio {
-        objects.extend(istio_policy(&manifest, &namespace)?);
+        objects.extend(istio_policy(&manifest, &namespace));
     }
 
     let Some(cluster) = cluster else {
@@ -286,10 +286,10 @@ fn render_service(
     Ok(rendered.service)
 }
 
-/// The per-function Istio objects.
-fn istio_policy(manifest: &FunctionManifest, namespace: &str) -> anyhow::Result<Vec<Value>> {
-    let _ = (manifest, namespace);
-    bail!("--istio needs okonomi-knative's Istio rendering, which this build does not have yet")
+/// The per-function Istio objects (PeerAuthentication, AuthorizationPolicy)
+/// rendered from okonomi.toml's `[istio]`.
+fn istio_policy(manifest: &FunctionManifest, namespace: &str) -> Vec<Value> {
+    okonomi_knative::istio::function_policy_objects(manifest, namespace)
 }
 
 /// Command-line changes on top of the rendered Service.
