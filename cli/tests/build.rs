@@ -241,6 +241,45 @@ fn wrong_password_names_the_credential_tried() {
         stdout.starts_with(&format!("{}/hello@sha256:", registry.prefix())),
         "{stdout}"
     );
+
+    // A credential helper (credHelpers), speaking the docker-credential protocol:
+    // the registry on stdin, {"Username", "Secret"} on stdout.
+    let bin = tempfile::tempdir().unwrap();
+    let helper = bin.path().join("docker-credential-okonomitest");
+    std::fs::write(
+        &helper,
+        "#!/bin/sh\n[ \"$1\" = get ] || exit 1\nread -r host\nprintf '{\"ServerURL\":\"%s\",\"Username\":\"okonomi\",\"Secret\":\"%s\"}' \"$host\" \"$OKONOMI_TEST_SECRET\"\n",
+    )
+    .unwrap();
+    std::fs::set_permissions(&helper, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    std::fs::write(
+        &config,
+        serde_json::json!({"credHelpers": {&host: "okonomitest"}}).to_string(),
+    )
+    .unwrap();
+    let path = format!(
+        "{}:{}",
+        bin.path().display(),
+        std::env::var("PATH").unwrap()
+    );
+    let (ok, _, stderr) = run(okonomi(docker.path())
+        .env("PATH", &path)
+        .env("OKONOMI_TEST_SECRET", "wrong-password")
+        .args(["build", "functions/hello", "--registry", &registry.prefix()]));
+    assert!(!ok);
+    assert!(
+        stderr.contains("credentials tried: docker-credential-okonomitest (user \"okonomi\")"),
+        "{stderr}"
+    );
+    let (ok, stdout, stderr) = run(okonomi(docker.path())
+        .env("PATH", &path)
+        .env("OKONOMI_TEST_SECRET", "right-password")
+        .args(["build", "functions/hello", "--registry", &registry.prefix()]));
+    assert!(ok, "{stderr}");
+    assert!(
+        stdout.starts_with(&format!("{}/hello@sha256:", registry.prefix())),
+        "{stdout}"
+    );
 }
 
 #[test]
