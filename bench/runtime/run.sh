@@ -5,17 +5,19 @@
 # run; plus hello's resident memory idle and under load.
 #
 # Usage: bench/runtime/run.sh            (from anywhere in the repository)
-# Knobs: DURATION=10 CONNECTIONS=50 THREADS=1 ROUNDS=5 TARGET=x86_64-unknown-linux-musl
+# Knobs: DURATION=5 CONNECTIONS=50 THREADS=1 ROUNDS=8 TARGET=x86_64-unknown-linux-musl
+# Short alternating rounds pair each hello run with a bare run under the same
+# background load; the ratio reported is the median of those paired ratios.
 # Needs: wrk (apt-get install wrk), python3 with flask (pip install flask),
 #        rustup target add x86_64-unknown-linux-musl, musl-tools.
 set -euo pipefail
 
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$ROOT"
-DURATION=${DURATION:-10}
+DURATION=${DURATION:-5}
 CONNECTIONS=${CONNECTIONS:-50}
 THREADS=${THREADS:-1}
-ROUNDS=${ROUNDS:-5}
+ROUNDS=${ROUNDS:-8}
 TARGET=${TARGET:-x86_64-unknown-linux-musl}
 
 command -v wrk >/dev/null || { echo "wrk is missing: apt-get install wrk" >&2; exit 1; }
