@@ -16,8 +16,8 @@ RUNTIMES=${RUNTIMES:-process container}
 need docker-registry docker-registry
 need curl curl
 build_engine
-cargo build --quiet --release -p okonomi-cli
-OKONOMI="$ROOT/target/release/okonomi"
+cargo build --quiet -p okonomi-cli  # the CLI only builds the image: debug is enough
+OKONOMI="$ROOT/target/debug/okonomi"
 
 # A registry on loopback and hello's image in it.
 REG_PORT=$(free_port)

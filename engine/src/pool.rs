@@ -14,7 +14,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::autoscaler::kpa::{self, KpaState, Observation};
 use crate::autoscaler::{ConcurrencyWindow, ScalingSpec};
-use crate::dataplane::metrics::{Metrics, RevisionLabels};
+use crate::dataplane::metrics::{Metrics, RevisionLabels, RevisionMetrics};
 use crate::instance::logs::LogRing;
 use crate::instance::supervisor::{self, InstanceObserver, SupervisorTiming};
 use crate::instance::{InstanceSpec, Launch};
@@ -127,6 +127,7 @@ pub struct Pool {
     ring: LogRing,
     metrics: Arc<Metrics>,
     labels: RevisionLabels,
+    request_metrics: RevisionMetrics,
     status_changed: Arc<Notify>,
     initial_state: Mutex<Option<KpaState>>,
 }
@@ -150,6 +151,7 @@ impl Pool {
         };
         let state = restored_scale.map(KpaState::restored);
         let starts_at_zero = spec.initial_scale == 0;
+        let request_metrics = metrics.revision(&labels);
         Arc::new(Self {
             key,
             spec,
@@ -171,10 +173,16 @@ impl Pool {
             cold_pending: AtomicU32::new(0),
             ring: LogRing::default(),
             metrics,
+            request_metrics,
             labels,
             status_changed,
             initial_state: Mutex::new(state),
         })
+    }
+
+    /// The revision's request metrics.
+    pub fn request_metrics(&self) -> &RevisionMetrics {
+        &self.request_metrics
     }
 
     /// The revision's scaling spec.
@@ -219,7 +227,7 @@ impl Pool {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .set(Instant::now(), value);
-        self.metrics.in_flight(&self.labels).inc();
+        self.request_metrics.in_flight.inc();
         Tracked { pool: self.clone() }
     }
 
@@ -331,7 +339,7 @@ impl Drop for Tracked {
             .lock()
             .unwrap_or_else(|e| e.into_inner())
             .set(Instant::now(), value);
-        self.pool.metrics.in_flight(&self.pool.labels).dec();
+        self.pool.request_metrics.in_flight.dec();
     }
 }
 

@@ -137,22 +137,13 @@ fn start_registry(dir: &Path) -> (Killed, u16) {
     (registry, port)
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_image_pulled_by_digest_runs_as_a_process() {
+/// Pushes `binary` as an image to a fresh registry; returns the registry
+/// (stopped on drop), the image reference by digest and the digest.
+fn push(work: &Path, binary: &Path) -> (Killed, String, String) {
     tool("skopeo", "skopeo");
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .to_path_buf();
-    let Launch::Process { program, .. } =
-        build::build("functions/hello", &root, "dev").await.unwrap()
-    else {
-        panic!("okonomi:// builds run as processes");
-    };
-    let work = tempfile::tempdir().unwrap();
-    let layout = work.path().join("layout");
-    write_layout(&layout, &program);
-    let (_registry, port) = start_registry(work.path());
+    let layout = work.join("layout");
+    write_layout(&layout, binary);
+    let (registry, port) = start_registry(work);
     let repository = format!("127.0.0.1:{port}/okonomi/hello");
     let copied = Command::new("skopeo")
         .args(["copy", "--dest-tls-verify=false"])
@@ -180,16 +171,65 @@ async fn an_image_pulled_by_digest_runs_as_a_process() {
         .trim()
         .to_string();
     let image = format!("{repository}@{digest}");
+    (registry, image, digest)
+}
 
-    let state = work.path().join("state");
-    let engine = Engine::start(EngineConfig {
-        state_dir: state.clone(),
+async fn wait_ready(engine: &Engine, name: &str) {
+    let deadline = Instant::now() + Duration::from_secs(180);
+    loop {
+        let service = engine
+            .store()
+            .get(&ResourceType::knative_service(), "default", name)
+            .unwrap();
+        let ready = service["status"]["conditions"]
+            .as_array()
+            .and_then(|c| c.iter().find(|c| c["type"] == "Ready"))
+            .cloned();
+        if ready.as_ref().is_some_and(|r| r["status"] == "True") {
+            return;
+        }
+        assert!(Instant::now() < deadline, "not ready: {ready:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn get_seed(engine: &Engine, host: &str) {
+    let client = Client::builder(TokioExecutor::new()).build_http::<Empty<Bytes>>();
+    let request = http::Request::get(format!("http://{}/", engine.http_addr()))
+        .header("host", host)
+        .body(Empty::new())
+        .unwrap();
+    let response = client.request(request).await.unwrap();
+    assert_eq!(response.status(), 200);
+    let body = response.into_body().collect().await.unwrap().to_bytes();
+    assert!(body.starts_with(b"Hello Container World! ("), "{body:?}");
+}
+
+fn engine_config(state: &Path) -> EngineConfig {
+    EngineConfig {
+        state_dir: state.to_path_buf(),
         api_addr: "127.0.0.1:0".parse().unwrap(),
         http_addr: "127.0.0.1:0".parse().unwrap(),
         ..EngineConfig::default()
-    })
-    .await
-    .unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_image_pulled_by_digest_runs_as_a_process() {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf();
+    let Launch::Process { program, .. } =
+        build::build("functions/hello", &root, "dev").await.unwrap()
+    else {
+        panic!("okonomi:// builds run as processes");
+    };
+    let work = tempfile::tempdir().unwrap();
+    let (_registry, image, digest) = push(work.path(), &program);
+
+    let state = work.path().join("state");
+    let engine = Engine::start(engine_config(&state)).await.unwrap();
     engine
         .store()
         .create(
@@ -203,31 +243,8 @@ async fn an_image_pulled_by_digest_runs_as_a_process() {
         )
         .await
         .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(120);
-    loop {
-        let service = engine
-            .store()
-            .get(&ResourceType::knative_service(), "default", "pulled")
-            .unwrap();
-        let ready = service["status"]["conditions"]
-            .as_array()
-            .and_then(|c| c.iter().find(|c| c["type"] == "Ready"))
-            .cloned();
-        if ready.as_ref().is_some_and(|r| r["status"] == "True") {
-            break;
-        }
-        assert!(Instant::now() < deadline, "not ready: {ready:?}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    let client = Client::builder(TokioExecutor::new()).build_http::<Empty<Bytes>>();
-    let request = http::Request::get(format!("http://{}/", engine.http_addr()))
-        .header("host", "pulled.default.localhost")
-        .body(Empty::new())
-        .unwrap();
-    let response = client.request(request).await.unwrap();
-    assert_eq!(response.status(), 200);
-    let body = response.into_body().collect().await.unwrap().to_bytes();
-    assert!(body.starts_with(b"Hello Container World! ("), "{body:?}");
+    wait_ready(&engine, "pulled").await;
+    get_seed(&engine, "pulled.default.localhost").await;
 
     // Unpacked once, under the manifest digest.
     let unpacked = state.join("images/rootfs").join(digest.replace(':', "-"));
@@ -241,4 +258,83 @@ async fn an_image_pulled_by_digest_runs_as_a_process() {
         exe.display()
     );
     engine.shutdown().await;
+}
+
+/// Builds hello statically (musl) so that it runs alone in a container.
+async fn static_hello(root: &Path) -> PathBuf {
+    let output = tokio::process::Command::new("cargo")
+        .args([
+            "build",
+            "-p",
+            "hello",
+            "--target",
+            "x86_64-unknown-linux-musl",
+            "--message-format=json-render-diagnostics",
+        ])
+        .current_dir(root)
+        .output()
+        .await
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "building hello for musl failed (rustup target add x86_64-unknown-linux-musl; apt-get install musl-tools): {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .rev()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|m| m["reason"] == "compiler-artifact" && m["target"]["name"] == "hello")
+        .filter_map(|m| m["executable"].as_str().map(PathBuf::from))
+        .next()
+        .expect("cargo reported hello's executable")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_same_image_runs_under_podman_and_runc() {
+    tool("podman", "podman");
+    tool("runc", "runc");
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf();
+    let binary = static_hello(&root).await;
+    let work = tempfile::tempdir().unwrap();
+    let (_registry, image, _) = push(work.path(), &binary);
+    let state = work.path().join("state");
+    let engine = Engine::start(engine_config(&state)).await.unwrap();
+    engine
+        .store()
+        .create(
+            &ResourceType::knative_service(),
+            json!({
+                "apiVersion": "serving.knative.dev/v1",
+                "kind": "Service",
+                "metadata": {"name": "boxed"},
+                "spec": {"template": {
+                    "metadata": {"annotations": {"okonomi.dev/runtime": "container"}},
+                    "spec": {"containers": [{"image": image}]},
+                }},
+            }),
+        )
+        .await
+        .unwrap();
+    wait_ready(&engine, "boxed").await;
+    get_seed(&engine, "boxed.default.localhost").await;
+    let instances = engine.instances("default", "boxed-00001");
+    assert_eq!(instances.len(), 1);
+    let listing = Command::new("podman")
+        .args(["ps", "--format", "{{.Names}} {{.Image}}"])
+        .output()
+        .unwrap();
+    let listing = String::from_utf8_lossy(&listing.stdout);
+    let name = format!("okonomi-boxed-00001-{}", instances[0].id);
+    assert!(listing.contains(&name), "no container {name} in: {listing}");
+    engine.shutdown().await;
+    // Stopping the engine removes its containers.
+    let listing = Command::new("podman")
+        .args(["ps", "-a", "--format", "{{.Names}}"])
+        .output()
+        .unwrap();
+    assert!(!String::from_utf8_lossy(&listing.stdout).contains(&name));
 }

@@ -187,7 +187,19 @@ pub async fn reconcile(ctx: &Arc<Context>, namespace: &str, name: &str) -> Recon
 
     let route_status = route.status.clone().unwrap_or_default();
     let route_current = route_status.observed_generation == route.metadata.generation;
+    // Like Knative: the Route is not ready for the Service until every
+    // latest-revision target points at the Configuration's latest ready one.
+    let migrated = route_status
+        .traffic
+        .iter()
+        .filter(|t| t.latest_revision == Some(true))
+        .all(|t| t.revision_name == cfg_status.latest_ready_revision_name);
     let route_condition = match route_status.conditions.get_condition(condition_type::READY) {
+        Some(c) if route_current && c.is_true() && !migrated => Condition::unknown(
+            condition_type::ROUTES_READY,
+            "TrafficNotMigrated",
+            "traffic is not yet migrated to the latest ready revision",
+        ),
         Some(c) if route_current => Condition {
             type_: condition_type::ROUTES_READY.to_string(),
             last_transition_time: None,

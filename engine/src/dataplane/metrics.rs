@@ -143,8 +143,40 @@ impl Metrics {
         self.actual.get_or_create(labels).set(i64::from(ready));
     }
 
+    /// Handles to one revision's per-request series, looked up once so the
+    /// request path does no label hashing.
+    pub fn revision(&self, labels: &RevisionLabels) -> RevisionMetrics {
+        let counter = |code: &str| {
+            self.requests
+                .get_or_create(&RequestLabels {
+                    namespace: labels.namespace.clone(),
+                    revision: labels.revision.clone(),
+                    code: code.to_string(),
+                })
+                .clone()
+        };
+        RevisionMetrics {
+            by_class: [
+                counter("1xx"),
+                counter("2xx"),
+                counter("3xx"),
+                counter("4xx"),
+                counter("5xx"),
+            ],
+            latency: self.latency.get_or_create(labels).clone(),
+            in_flight: self.in_flight(labels),
+        }
+    }
+
     /// Drops a deleted revision's series.
     pub fn forget(&self, labels: &RevisionLabels) {
+        for code in ["1xx", "2xx", "3xx", "4xx", "5xx"] {
+            self.requests.remove(&RequestLabels {
+                namespace: labels.namespace.clone(),
+                revision: labels.revision.clone(),
+                code: code.to_string(),
+            });
+        }
         self.latency.remove(labels);
         self.in_flight.remove(labels);
         self.desired.remove(labels);
@@ -159,5 +191,23 @@ impl Metrics {
         // Writing into a String cannot fail.
         let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
         out
+    }
+}
+
+/// One revision's request metrics (see [`Metrics::revision`]).
+#[derive(Debug, Clone)]
+pub struct RevisionMetrics {
+    by_class: [Counter; 5],
+    latency: Histogram,
+    /// Requests in flight.
+    pub in_flight: Gauge,
+}
+
+impl RevisionMetrics {
+    /// Counts a finished request.
+    pub fn request(&self, status: u16, seconds: f64) {
+        let class = usize::from(status / 100).clamp(1, 5) - 1;
+        self.by_class[class].inc();
+        self.latency.observe(seconds);
     }
 }

@@ -11,7 +11,7 @@ use http::{Request, Response, StatusCode};
 use hyper::body::Incoming;
 use tower::Service;
 
-use super::metrics::{Metrics, RevisionLabels};
+use super::metrics::Metrics;
 use super::{Body, RouteTable, Target, text};
 
 /// The shared, swappable routing table.
@@ -89,23 +89,15 @@ where
             );
             return Box::pin(async move { Ok(response) });
         };
-        let labels = RevisionLabels {
-            namespace: pool.key.namespace.clone(),
-            revision: pool.key.name.clone(),
-        };
+        let request_metrics = pool.request_metrics().clone();
         let tracked = pool.track();
         request.extensions_mut().insert(Target { pool, host });
         request.extensions_mut().insert(destination.timeout);
-        let metrics = self.metrics.clone();
         let started = Instant::now();
         let mut inner = self.inner.clone();
         Box::pin(async move {
             let Ok(response) = inner.call(request).await;
-            metrics.request(
-                &labels,
-                response.status().as_u16(),
-                started.elapsed().as_secs_f64(),
-            );
+            request_metrics.request(response.status().as_u16(), started.elapsed().as_secs_f64());
             // The request counts in its revision's concurrency until the
             // whole response body has been sent.
             Ok(super::proxy::hold_until_end(response, tracked))

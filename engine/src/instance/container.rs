@@ -65,12 +65,40 @@ pub fn command(name: &str, image: &str, args: &[String], env: &[(String, String)
         "--pull",
         "never",
     ]);
+    // podman's default rlimits (1048576) may exceed what this process may
+    // grant; pass the engine's own, which are always allowed.
+    // nproc cannot be set to the engine's own here (runc is refused), only
+    // lowered: 4096 processes is plenty for one function instance.
+    for (name, resource, cap) in [
+        ("nofile", libc::RLIMIT_NOFILE, u64::MAX),
+        ("nproc", libc::RLIMIT_NPROC, 4096),
+    ] {
+        let (soft, hard) = rlimit(resource).unwrap_or((cap.min(1024), cap.min(1024)));
+        let (soft, hard) = (soft.min(cap), hard.min(cap));
+        command.arg("--ulimit").arg(format!("{name}={soft}:{hard}"));
+    }
     for (key, value) in env {
         command.arg("--env").arg(format!("{key}={value}"));
     }
     command.arg(image);
     command.args(args);
     command
+}
+
+fn rlimit(resource: libc::__rlimit_resource_t) -> Option<(u64, u64)> {
+    let mut limit = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes into the struct we own; no other
+    // preconditions.
+    let ok = unsafe { libc::getrlimit(resource, &mut limit) } == 0;
+    let finite = |v: libc::rlim_t| (v != libc::RLIM_INFINITY).then_some(v);
+    if ok {
+        Some((finite(limit.rlim_cur)?, finite(limit.rlim_max)?))
+    } else {
+        None
+    }
 }
 
 /// Removes a container left behind (say, by a killed engine).
