@@ -100,24 +100,30 @@ pub fn init(config: &Config) -> Result<TelemetryGuard> {
         .with(text);
 
     #[cfg(feature = "otlp")]
-    let registry = {
+    let (registry, exporting) = {
         let otel = match otlp::provider(&revision)? {
             Some(provider) => {
                 let layer = otlp::layer(&provider);
                 guard.provider = Some(provider);
-                OTLP_ACTIVE.store(true, Ordering::Relaxed);
                 Some(layer)
             }
             None => None,
         };
-        registry.with(otel)
+        let exporting = otel.is_some();
+        (registry.with(otel), exporting)
     };
+    #[cfg(not(feature = "otlp"))]
+    let exporting = false;
 
-    if registry.try_init().is_ok() && format == LogFormat::Json {
-        // Panics become JSON lines too, instead of bare text on stderr.
-        std::panic::set_hook(Box::new(|info| {
-            tracing::error!(panic = %info, "panic");
-        }));
+    if registry.try_init().is_ok() {
+        // Every request needs a span only when spans leave the process.
+        OTLP_ACTIVE.store(exporting, Ordering::Relaxed);
+        if format == LogFormat::Json {
+            // Panics become JSON lines too, instead of bare text on stderr.
+            std::panic::set_hook(Box::new(|info| {
+                tracing::error!(panic = %info, "panic");
+            }));
+        }
     }
     Ok(guard)
 }
