@@ -497,3 +497,99 @@ pub async fn run(
     }
     pool.set_ready(Vec::new());
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::autoscaler::AutoscalerConfig;
+    use std::collections::BTreeMap;
+
+    fn pool(container_concurrency: u32, queue_depth: usize) -> Arc<Pool> {
+        let spec = AutoscalerConfig::default().spec_for(&BTreeMap::new(), container_concurrency);
+        Pool::new(
+            RevisionKey {
+                namespace: "default".into(),
+                name: "hello-00001".into(),
+            },
+            spec,
+            queue_depth,
+            Arc::new(Metrics::default()),
+            Arc::new(Notify::new()),
+            None,
+        )
+    }
+
+    fn addr(port: u16) -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], port))
+    }
+
+    #[tokio::test]
+    async fn requests_wait_for_a_free_slot_within_container_concurrency() {
+        let pool = pool(1, 10);
+        pool.ready("a", addr(1), None);
+        let first = pool.acquire(Duration::from_secs(1)).await.unwrap();
+        // The only slot is taken: the next request waits, then times out.
+        let second = pool.acquire(Duration::from_millis(50)).await;
+        assert_eq!(second.unwrap_err(), Unavailable::Timeout);
+        // Freeing the slot releases a waiting request.
+        let waiter = {
+            let pool = pool.clone();
+            tokio::spawn(
+                async move { pool.acquire(Duration::from_secs(5)).await.map(|l| l.addr()) },
+            )
+        };
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        drop(first);
+        assert_eq!(waiter.await.unwrap().unwrap(), addr(1));
+    }
+
+    #[tokio::test]
+    async fn the_least_loaded_instance_is_picked() {
+        let pool = pool(0, 10);
+        pool.ready("a", addr(1), None);
+        pool.ready("b", addr(2), None);
+        let one = pool.acquire(Duration::from_secs(1)).await.unwrap();
+        let two = pool.acquire(Duration::from_secs(1)).await.unwrap();
+        assert_ne!(one.addr(), two.addr());
+        drop(one);
+        let three = pool.acquire(Duration::from_secs(1)).await.unwrap();
+        assert_ne!(three.addr(), two.addr());
+    }
+
+    #[tokio::test]
+    async fn a_full_activator_queue_refuses_at_once() {
+        let pool = pool(1, 1);
+        // No instance: one request may wait, the next is refused.
+        let waiting = {
+            let pool = pool.clone();
+            tokio::spawn(
+                async move { pool.acquire(Duration::from_secs(5)).await.map(|l| l.addr()) },
+            )
+        };
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        assert_eq!(
+            pool.acquire(Duration::from_secs(5)).await.unwrap_err(),
+            Unavailable::QueueFull
+        );
+        // An instance becoming ready releases the held request.
+        pool.ready("a", addr(7), None);
+        assert_eq!(waiting.await.unwrap().unwrap(), addr(7));
+    }
+
+    #[tokio::test]
+    async fn tracked_requests_are_the_concurrency_the_autoscaler_sees() {
+        let pool = pool(0, 10);
+        let a = pool.track();
+        let b = pool.track();
+        assert_eq!(pool.in_flight.load(Ordering::Acquire), 2);
+        drop((a, b));
+        assert_eq!(pool.in_flight.load(Ordering::Acquire), 0);
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        let average = pool
+            .window
+            .lock()
+            .unwrap()
+            .average(Instant::now(), Duration::from_secs(60));
+        assert!(average > 0.0);
+    }
+}

@@ -176,6 +176,16 @@ async fn run_once<O: InstanceObserver>(
         .stderr(Stdio::piped())
         .kill_on_drop(true)
         .process_group(0);
+    // If the engine dies without stopping its instances (kill -9), they get
+    // SIGTERM instead of lingering as orphans holding their ports.
+    // SAFETY: the closure runs between fork and exec and only calls prctl(2),
+    // which is async-signal-safe.
+    unsafe {
+        command.pre_exec(|| {
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
+            Ok(())
+        });
+    }
 
     let log_file = match logs::open(&spec.log_dir, id).await {
         Ok((_, file)) => Arc::new(tokio::sync::Mutex::new(file)),
