@@ -116,6 +116,22 @@ impl FunctionProcess {
             .collect()
     }
 
+    /// Waits (up to 30 s) for a JSON log line that `matches`, and returns it.
+    /// Lines are read in the background, so one written just before a
+    /// response may arrive a moment after it.
+    pub async fn wait_for_log(
+        &self,
+        matches: impl Fn(&serde_json::Value) -> bool,
+    ) -> Option<serde_json::Value> {
+        for _ in 0..600 {
+            if let Some(line) = self.json_lines().into_iter().find(|l| matches(l)) {
+                return Some(line);
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        None
+    }
+
     /// Sends `signal` (e.g. `libc::SIGTERM`) to the process.
     pub fn signal(&self, signal: libc::c_int) {
         if let Some(pid) = self.child.id() {

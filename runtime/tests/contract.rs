@@ -199,11 +199,12 @@ async fn sigterm_drains_50_in_flight_requests_then_exits_0() {
     let mut function = start(&[("OKONOMI_DRAIN_DEADLINE", "60s")]).await;
     let addr = function.addr();
     let requests: Vec<_> = (0..50)
-        .map(|_| tokio::spawn(async move { send(addr, get("/slow?ms=1500")).await }))
+        .map(|_| tokio::spawn(async move { send(addr, get("/slow?ms=8000")).await }))
         .collect();
-    // Wait until all 50 are inside the handler (bounded: the loop gives up).
+    // Wait until all 50 are inside the handler (bounded: the loop gives up
+    // well before the first of them would finish).
     let mut in_flight = 0;
-    for _ in 0..200 {
+    for _ in 0..300 {
         in_flight = function.get("/inflight").await.unwrap().1.parse().unwrap();
         if in_flight == 50 {
             break;
@@ -226,12 +227,8 @@ async fn sigterm_drains_50_in_flight_requests_then_exits_0() {
     assert_eq!(status.code(), Some(0), "{status}");
     // After the drain nothing listens any more.
     assert!(tokio::net::TcpStream::connect(addr).await.is_err());
-    let messages: Vec<String> = function
-        .json_lines()
-        .iter()
-        .filter_map(|l| l["message"].as_str().map(String::from))
-        .collect();
-    assert!(messages.iter().any(|m| m == "drained"), "{messages:?}");
+    let drained = function.wait_for_log(|l| l["message"] == "drained").await;
+    assert!(drained.is_some(), "{:?}", function.json_lines());
 }
 
 #[tokio::test]
