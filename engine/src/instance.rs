@@ -15,7 +15,7 @@ pub mod supervisor;
 use std::path::PathBuf;
 
 /// Which runtime runs an image that is not an `okonomi://` reference.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 pub enum RuntimeKind {
     /// The image's entrypoint, unpacked once and run directly: fastest.
     #[default]

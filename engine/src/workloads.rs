@@ -4,11 +4,11 @@
 use std::collections::{BTreeMap, HashMap};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use okonomi_knative::Revision;
 use okonomi_knative::keys;
-use tokio::sync::Notify;
+use tokio::sync::{Notify, OnceCell, Semaphore};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
@@ -16,8 +16,7 @@ use crate::autoscaler::AutoscalerConfig;
 use crate::dataplane::metrics::{Metrics, RevisionLabels};
 use crate::instance::supervisor::{InstanceObserver, SupervisorTiming};
 use crate::instance::{
-    self, InstanceSpec, Launch, RUNTIME_ANNOTATION, Readiness, RuntimeKind, build, container,
-    image, logs,
+    InstanceSpec, Launch, RUNTIME_ANNOTATION, Readiness, RuntimeKind, build, container, image, logs,
 };
 use crate::pool::{self, Pool, RevisionKey};
 
@@ -40,6 +39,75 @@ pub struct WorkloadSettings {
     pub queue_depth: usize,
 }
 
+/// What an image reference resolves to, before a revision's command/args.
+#[derive(Debug, Clone)]
+enum Artifact {
+    /// An `okonomi://` crate, built.
+    Built(Launch),
+    /// An image unpacked for the process runtime.
+    Unpacked(image::UnpackedImage),
+    /// An image pulled into podman's store.
+    Pulled(String),
+}
+
+type Fetched = Result<Artifact, (&'static str, String)>;
+
+/// Resolutions shared by revisions with the same image, so a thousand
+/// services of one image build or pull it once.
+#[derive(Debug)]
+struct ArtifactCache {
+    entries: Mutex<HashMap<(String, RuntimeKind), (Instant, Arc<OnceCell<Fetched>>)>>,
+    /// Bounds concurrent builds and pulls.
+    permits: Semaphore,
+}
+
+/// How long a local build is reused: `okonomi://` sources change between
+/// deploys, image digests never do.
+const BUILD_REUSE: Duration = Duration::from_secs(30);
+
+impl ArtifactCache {
+    fn new() -> Self {
+        Self {
+            entries: Mutex::new(HashMap::new()),
+            permits: Semaphore::new(4),
+        }
+    }
+
+    async fn fetch(
+        &self,
+        image_ref: &str,
+        runtime: RuntimeKind,
+        settings: &WorkloadSettings,
+    ) -> Fetched {
+        let local = image_ref.starts_with(build::SCHEME);
+        let key = (
+            image_ref.to_string(),
+            if local { RuntimeKind::Process } else { runtime },
+        );
+        let cell = {
+            let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
+            let fresh = |created: &Instant, cell: &Arc<OnceCell<Fetched>>| {
+                let failed = cell.get().is_some_and(|r| r.is_err());
+                !failed && (!local || created.elapsed() < BUILD_REUSE || !cell.initialized())
+            };
+            match entries.get(&key) {
+                Some((created, cell)) if fresh(created, cell) => cell.clone(),
+                _ => {
+                    let cell = Arc::new(OnceCell::new());
+                    entries.insert(key, (Instant::now(), cell.clone()));
+                    cell
+                }
+            }
+        };
+        cell.get_or_init(|| async {
+            let _permit = self.permits.acquire().await;
+            fetch(image_ref, runtime, settings).await
+        })
+        .await
+        .clone()
+    }
+}
+
 struct Entry {
     pool: Arc<Pool>,
     stop: CancellationToken,
@@ -52,6 +120,7 @@ pub struct Workloads {
     metrics: Arc<Metrics>,
     status_changed: Arc<Notify>,
     entries: Mutex<HashMap<RevisionKey, Entry>>,
+    artifacts: Arc<ArtifactCache>,
     shutdown: CancellationToken,
 }
 
@@ -77,6 +146,7 @@ impl Workloads {
             metrics,
             status_changed,
             entries: Mutex::new(HashMap::new()),
+            artifacts: Arc::new(ArtifactCache::new()),
             shutdown,
         }
     }
@@ -140,16 +210,18 @@ impl Workloads {
         let settings = self.settings.clone();
         let task_pool = pool.clone();
         let task_stop = stop.clone();
+        let artifacts = self.artifacts.clone();
         let task = tokio::spawn(async move {
             let Some(container) = container else {
                 task_pool.failed("", "NoContainer", "the revision has no container".into());
                 return;
             };
             let image_ref = container.image.clone().unwrap_or_default();
-            let resolved = tokio::select! {
+            let fetched = tokio::select! {
                 _ = task_stop.cancelled() => return,
-                resolved = resolve(&image_ref, &container, runtime, &settings) => resolved,
+                fetched = artifacts.fetch(&image_ref, runtime, &settings) => fetched,
             };
+            let resolved = fetched.and_then(|artifact| launch_for(artifact, &container));
             match resolved {
                 Ok(launch) => {
                     pool::run(
@@ -163,7 +235,7 @@ impl Workloads {
                 }
                 Err((reason, error)) => {
                     tracing::warn!(revision = %task_pool.key, %error, "cannot run revision");
-                    task_pool.failed("", reason, error.to_string());
+                    task_pool.failed("", reason, error);
                 }
             }
         });
@@ -254,52 +326,53 @@ fn instance_spec(revision: &Revision, settings: &WorkloadSettings) -> InstanceSp
     }
 }
 
-/// Turns the container's image into a [`Launch`]; errors carry a condition
+/// Builds, unpacks or pulls an image reference; errors carry a condition
 /// reason.
-async fn resolve(
-    image_ref: &str,
-    container: &k8s_openapi::api::core::v1::Container,
-    runtime: RuntimeKind,
-    settings: &WorkloadSettings,
-) -> Result<Launch, (&'static str, crate::Error)> {
-    let command = container.command.clone().unwrap_or_default();
-    let args = container.args.clone().unwrap_or_default();
+async fn fetch(image_ref: &str, runtime: RuntimeKind, settings: &WorkloadSettings) -> Fetched {
     if let Some(path) = image_ref.strip_prefix(build::SCHEME) {
-        let mut launch = build::build(path, &settings.source_root, &settings.build_profile)
+        return build::build(path, &settings.source_root, &settings.build_profile)
             .await
-            .map_err(|e| ("BuildFailed", e))?;
-        if let Launch::Process { args: a, .. } = &mut launch {
-            *a = args;
-        }
-        return Ok(launch);
+            .map(Artifact::Built)
+            .map_err(|e| ("BuildFailed", e.to_string()));
     }
     if image_ref.is_empty() {
-        return Err((
-            "NoImage",
-            crate::Error::Instance {
-                revision: String::new(),
-                message: "the container has no image".into(),
-            },
-        ));
+        return Err(("NoImage", "the container has no image".into()));
     }
     match runtime {
-        instance::RuntimeKind::Process => {
+        RuntimeKind::Process => {
             let cache = settings.state_dir.join("images");
-            let unpacked = image::pull_and_unpack(image_ref, &cache)
+            image::pull_and_unpack(image_ref, &cache)
                 .await
-                .map_err(|e| ("ImagePullFailed", e))?;
-            image::launch(&unpacked, &command, &args).map_err(|e| ("ImageNotRunnable", e))
+                .map(Artifact::Unpacked)
+                .map_err(|e| ("ImagePullFailed", e.to_string()))
         }
-        instance::RuntimeKind::Container => {
-            container::pull(image_ref)
-                .await
-                .map_err(|e| ("ImagePullFailed", e))?;
+        RuntimeKind::Container => container::pull(image_ref)
+            .await
+            .map(|()| Artifact::Pulled(image_ref.to_string()))
+            .map_err(|e| ("ImagePullFailed", e.to_string())),
+    }
+}
+
+/// How one revision runs an artifact, with its container's command and args.
+fn launch_for(
+    artifact: Artifact,
+    container: &k8s_openapi::api::core::v1::Container,
+) -> Result<Launch, (&'static str, String)> {
+    let command = container.command.clone().unwrap_or_default();
+    let args = container.args.clone().unwrap_or_default();
+    match artifact {
+        Artifact::Built(mut launch) => {
+            if let Launch::Process { args: a, .. } = &mut launch {
+                *a = args;
+            }
+            Ok(launch)
+        }
+        Artifact::Unpacked(unpacked) => image::launch(&unpacked, &command, &args)
+            .map_err(|e| ("ImageNotRunnable", e.to_string())),
+        Artifact::Pulled(image) => {
             let mut argv = command;
             argv.extend(args);
-            Ok(Launch::Container {
-                image: image_ref.to_string(),
-                args: argv,
-            })
+            Ok(Launch::Container { image, args: argv })
         }
     }
 }
