@@ -52,11 +52,14 @@ enum Artifact {
 
 type Fetched = Result<Artifact, (&'static str, String)>;
 
+/// A resolution started at some instant, finished or in progress.
+type CacheEntry = (Instant, Arc<OnceCell<Fetched>>);
+
 /// Resolutions shared by revisions with the same image, so a thousand
 /// services of one image build or pull it once.
 #[derive(Debug)]
 struct ArtifactCache {
-    entries: Mutex<HashMap<(String, RuntimeKind), (Instant, Arc<OnceCell<Fetched>>)>>,
+    entries: Mutex<HashMap<(String, RuntimeKind), CacheEntry>>,
     /// Bounds concurrent builds and pulls.
     permits: Semaphore,
 }
