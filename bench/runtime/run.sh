@@ -59,8 +59,16 @@ start() {
     wait_for "$port"
 }
 
+# load PORT PID: prints "requests/s CPU-µs-per-request" (the server's user+system
+# time over the run, divided by the requests wrk counted).
 load() {
-    wrk -t"$THREADS" -c"$CONNECTIONS" -d"${DURATION}s" "http://127.0.0.1:$1/" | awk '/^Requests\/sec:/ { print $2 }'
+    local before after out
+    before=$(awk '{ print $14 + $15 }' "/proc/$2/stat")
+    out=$(wrk -t"$THREADS" -c"$CONNECTIONS" -d"${DURATION}s" "http://127.0.0.1:$1/")
+    after=$(awk '{ print $14 + $15 }' "/proc/$2/stat")
+    echo "$out" | awk -v b="$before" -v a="$after" -v hz="$(getconf CLK_TCK)" '
+        /requests in/ { n = $1 } /^Requests\/sec:/ { rps = $2 }
+        END { printf "%s %.2f\n", rps, (a - b) * 1000000 / hz / n }'
 }
 
 median() { sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
@@ -69,24 +77,28 @@ echo "== $ROUNDS rounds of wrk -t$THREADS -c$CONNECTIONS -d${DURATION}s, alterna
 : >/tmp/okonomi-bench-bare
 : >/tmp/okonomi-bench-hello
 : >/tmp/okonomi-bench-ratio
+: >/tmp/okonomi-bench-bare-cpu
+: >/tmp/okonomi-bench-hello-cpu
 IDLE_RSS=
 LOADED_RSS=
 for round in $(seq 1 "$ROUNDS"); do
     port=$(free_port)
     start "$port" env PORT="$port" "$BARE"
-    rps=$(load "$port")
-    echo "round $round bare hyper: $rps req/s" >&2
+    read -r rps cpu < <(load "$port" "$SERVER_PID")
+    echo "round $round bare hyper: $rps req/s, $cpu µs CPU/request" >&2
     echo "$rps" >>/tmp/okonomi-bench-bare
+    echo "$cpu" >>/tmp/okonomi-bench-bare-cpu
     kill "$SERVER_PID"; wait "$SERVER_PID" 2>/dev/null || true
 
     port=$(free_port)
     start "$port" env OKONOMI_LISTEN="127.0.0.1:$port" OKONOMI_LOG_FORMAT=json "$HELLO"
     sleep 1
     idle=$(rss_kib "$SERVER_PID" VmRSS)
-    rps=$(load "$port")
+    read -r rps cpu < <(load "$port" "$SERVER_PID")
     loaded=$(rss_kib "$SERVER_PID" VmHWM)
-    echo "round $round okonomi hello: $rps req/s (RSS idle ${idle} KiB, peak under load ${loaded} KiB)" >&2
+    echo "round $round okonomi hello: $rps req/s, $cpu µs CPU/request (RSS idle ${idle} KiB, peak under load ${loaded} KiB)" >&2
     echo "$rps" >>/tmp/okonomi-bench-hello
+    echo "$cpu" >>/tmp/okonomi-bench-hello-cpu
     awk -v a="$rps" -v b="$(tail -n 1 /tmp/okonomi-bench-bare)" 'BEGIN { print a / b }' >>/tmp/okonomi-bench-ratio
     IDLE_RSS=${IDLE_RSS:-$idle}
     LOADED_RSS=$loaded
@@ -95,13 +107,15 @@ done
 
 port=$(free_port)
 start "$port" env PORT="$port" python3 bench/runtime/app.py
-flask=$(load "$port")
+read -r flask flask_cpu < <(load "$port" "$SERVER_PID")
 echo "flask (python app.py): $flask req/s" >&2
 kill "$SERVER_PID"; wait "$SERVER_PID" 2>/dev/null || true
 
 bare=$(median </tmp/okonomi-bench-bare)
 hello=$(median </tmp/okonomi-bench-hello)
 ratio=$(median </tmp/okonomi-bench-ratio)
+bare_cpu=$(median </tmp/okonomi-bench-bare-cpu)
+hello_cpu=$(median </tmp/okonomi-bench-hello-cpu)
 cat <<REPORT
 date:                 $(date -u +%Y-%m-%dT%H:%MZ)
 machine:              $(nproc) cores, $(uname -sr)
@@ -110,6 +124,7 @@ bare hyper hello:     $bare req/s
 okonomi hello:        $hello req/s
 flask app.py:         $flask req/s
 hello / bare hyper:   $(awk -v r="$ratio" 'BEGIN { printf "%.3f", r }')   (median of the per-round ratios; target >= 0.95)
+CPU per request:      hello $hello_cpu µs, bare hyper $bare_cpu µs, flask $flask_cpu µs (medians)
 hello / flask:        $(awk -v a="$hello" -v b="$flask" 'BEGIN { printf "%.1f", a / b }')x  (target >= 40)
 hello RSS idle:       $(awk -v k="$IDLE_RSS" 'BEGIN { printf "%.1f MiB", k / 1024 }')   (target <= 8 MiB)
 hello RSS under load: $(awk -v k="$LOADED_RSS" 'BEGIN { printf "%.1f MiB", k / 1024 }') (peak, VmHWM)
