@@ -314,6 +314,17 @@ async fn scenario(binary: &Path) {
     let out = ok(&server, binary, &["get", "ns"]).await;
     assert!(out.contains("nowhere") && out.contains("Active"), "{out}");
 
+    // Deleting the namespace deletes what is in it.
+    let out = ok(&server, binary, &["delete", "namespace", "nowhere"]).await;
+    assert!(out.contains("namespace \"nowhere\" deleted"), "{out}");
+    assert!(
+        server
+            .store
+            .get(&ResourceType::knative_service(), "nowhere", "other")
+            .unwrap_err()
+            .is_not_found()
+    );
+
     // Invalid names come back as Invalid with the field.
     let bad = server.manifest(
         "bad.yaml",
