@@ -253,7 +253,7 @@ async fn accept_loop<S>(
             },
         };
         let _ = stream.set_nodelay(true);
-        let service = hyper_util::service::TowerToHyperService::new(stack.clone());
+        let service = AlwaysReady(stack.clone());
         let conn = builder
             .serve_connection_with_upgrades(TokioIo::new(stream), service)
             .into_owned();
@@ -263,6 +263,27 @@ async fn accept_loop<S>(
                 tracing::debug!(error = %error, "connection ended with an error");
             }
         });
+    }
+}
+
+/// Hands hyper's requests to the stack without tower's readiness dance: every
+/// layer of the stack is ready at all times (the innermost one waits for the
+/// function's own readiness per request), so `call` may come without
+/// `poll_ready`, which saves a state machine per request.
+#[derive(Clone)]
+struct AlwaysReady<S>(S);
+
+impl<S> hyper::service::Service<hyper::Request<hyper::body::Incoming>> for AlwaysReady<S>
+where
+    S: Service<hyper::Request<hyper::body::Incoming>, Response = Response, Error = Infallible>
+        + Clone,
+{
+    type Response = Response;
+    type Error = Infallible;
+    type Future = S::Future;
+
+    fn call(&self, req: hyper::Request<hyper::body::Incoming>) -> Self::Future {
+        self.0.clone().call(req)
     }
 }
 

@@ -6,7 +6,7 @@ use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use tokio::time::{Instant, Sleep};
+use tokio::time::Sleep;
 
 use http::StatusCode;
 use tower::{Layer, Service};
@@ -60,7 +60,6 @@ where
     fn call(&mut self, req: Request) -> Self::Future {
         TimeoutFuture {
             inner: self.inner.call(req),
-            deadline: Instant::now() + self.timeout,
             sleep: None,
             timeout: self.timeout,
         }
@@ -72,8 +71,8 @@ pin_project_lite::pin_project! {
     pub struct TimeoutFuture<F> {
         #[pin]
         inner: F,
-        deadline: Instant,
-        // Armed only once the handler is pending: most answers come first.
+        // Armed only once the handler is pending (right after `call`, in the
+        // same task): most answers come on the first poll and need no clock.
         sleep: Option<Pin<Box<Sleep>>>,
         timeout: Duration,
     }
@@ -90,20 +89,17 @@ where
         if let Poll::Ready(response) = this.inner.poll(cx) {
             return Poll::Ready(response);
         }
-        let deadline = *this.deadline;
+        let timeout = *this.timeout;
         let sleep = this
             .sleep
-            .get_or_insert_with(|| Box::pin(tokio::time::sleep_until(deadline)));
+            .get_or_insert_with(|| Box::pin(tokio::time::sleep(timeout)));
         match sleep.as_mut().poll(cx) {
-            Poll::Ready(()) => {
-                let timeout = *this.timeout;
-                Poll::Ready(Ok(text_response(
-                    StatusCode::GATEWAY_TIMEOUT,
-                    format!(
-                        "the function did not answer within {timeout:?}; raise OKONOMI_REQUEST_TIMEOUT (timeoutSeconds) or make it faster"
-                    ),
-                )))
-            }
+            Poll::Ready(()) => Poll::Ready(Ok(text_response(
+                StatusCode::GATEWAY_TIMEOUT,
+                format!(
+                    "the function did not answer within {timeout:?}; raise OKONOMI_REQUEST_TIMEOUT (timeoutSeconds) or make it faster"
+                ),
+            ))),
             Poll::Pending => Poll::Pending,
         }
     }
