@@ -12,6 +12,7 @@ mod openapi;
 mod protobuf;
 mod resources;
 mod table;
+mod validation;
 mod watch;
 
 use std::collections::HashMap;

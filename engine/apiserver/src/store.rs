@@ -327,6 +327,11 @@ impl Store {
         }
     }
 
+    /// The write options this clone uses.
+    pub fn write_options(&self) -> &WriteOptions {
+        &self.write_options
+    }
+
     /// The highest resourceVersion handed out so far.
     pub fn resource_version(&self) -> u64 {
         self.inner

@@ -114,6 +114,41 @@ async fn kubectl_with_knative_admission() {
         stored["metadata"]["resourceVersion"]
     );
 
+    // A typo is not silently dropped: kubectl's default fieldValidation=Strict
+    // makes it an error naming the field, as on a real cluster.
+    let typo = server.manifest(
+        "typo.yaml",
+        &SERVICE.replace("- image:", "- imagee: x\n          image:"),
+    );
+    let run = kubectl(&server, &["apply", "-f", typo.to_str().unwrap()]).await;
+    assert!(!run.ok, "{run}");
+    assert!(
+        run.stderr
+            .contains("unknown field \"spec.template.spec.containers[0].imagee\""),
+        "{run}"
+    );
+    // With --validate=false (fieldValidation=Ignore) it is dropped, as Knative does.
+    let run = kubectl(
+        &server,
+        &["apply", "--validate=false", "-f", typo.to_str().unwrap()],
+    )
+    .await;
+    assert!(run.ok, "{run}");
+    // With --validate=warn the write goes through and kubectl prints a warning.
+    let warned = server.manifest(
+        "warned.yaml",
+        &SERVICE
+            .replace("name: hello", "name: warned")
+            .replace("- image:", "- imagee: x\n          image:"),
+    );
+    let run = kubectl(
+        &server,
+        &["apply", "--validate=warn", "-f", warned.to_str().unwrap()],
+    )
+    .await;
+    assert!(run.ok, "{run}");
+    assert!(run.stderr.contains("unknown field"), "{run}");
+
     // Out-of-range values: Invalid, naming the field.
     let bad = server.manifest(
         "bad.yaml",

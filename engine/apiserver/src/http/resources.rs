@@ -5,6 +5,7 @@ use axum::response::Response;
 use http::{Method, StatusCode};
 use serde_json::{Value, json};
 
+use super::validation::{FieldValidation, dropped_fields, judge};
 use super::{Api, Req, decode, json, not_found_path, table, watch};
 use crate::error::Error;
 use crate::resource::ResourceType;
@@ -231,11 +232,41 @@ async fn create(
     req: Req,
 ) -> Result<Response, Error> {
     let store = writer(api, &req);
+    let validation = FieldValidation::of(&req);
     let content_type = req.content_type().to_string();
     let mut object = decode(&req.bytes().await?, &content_type)?;
     place(rt, &mut object, namespace, None)?;
+    let warnings = match validation {
+        FieldValidation::Ignore => Vec::new(),
+        mode => {
+            let trial = dry_run(&store).create(rt, object.clone()).await?;
+            judge(mode, rt, dropped_fields(&object, &trial))?
+        }
+    };
     let created = store.create(rt, object).await?;
-    Ok(json(StatusCode::CREATED, &created))
+    Ok(with_warnings(
+        json(StatusCode::CREATED, &created),
+        &warnings,
+    ))
+}
+
+/// The same writer, storing nothing.
+fn dry_run(store: &Store) -> Store {
+    store.with_write_options(WriteOptions {
+        dry_run: true,
+        ..store.write_options().clone()
+    })
+}
+
+/// Add a `Warning: 299 - "…"` header per warning (kubectl prints them).
+fn with_warnings(mut response: Response, warnings: &[String]) -> Response {
+    for warning in warnings {
+        let text = format!("299 - \"{}\"", warning.replace('"', "'"));
+        if let Ok(value) = http::HeaderValue::from_str(&text) {
+            response.headers_mut().append(http::header::WARNING, value);
+        }
+    }
+    response
 }
 
 async fn update(
@@ -247,15 +278,24 @@ async fn update(
     req: Req,
 ) -> Result<Response, Error> {
     let store = writer(api, &req);
+    let validation = FieldValidation::of(&req);
     let content_type = req.content_type().to_string();
     let mut object = decode(&req.bytes().await?, &content_type)?;
     place(rt, &mut object, Some(namespace), Some(name))?;
+    let warnings = match validation {
+        FieldValidation::Ignore => Vec::new(),
+        _ if status => Vec::new(),
+        mode => {
+            let trial = dry_run(&store).update(rt, object.clone()).await?;
+            judge(mode, rt, dropped_fields(&object, &trial))?
+        }
+    };
     let updated = if status {
         store.update_status(rt, object).await?
     } else {
         store.update(rt, object).await?
     };
-    Ok(json(StatusCode::OK, &updated))
+    Ok(with_warnings(json(StatusCode::OK, &updated), &warnings))
 }
 
 async fn patch(
@@ -267,6 +307,7 @@ async fn patch(
     req: Req,
 ) -> Result<Response, Error> {
     let store = writer(api, &req);
+    let validation = FieldValidation::of(&req);
     let content_type = req
         .content_type()
         .split(';')
@@ -304,6 +345,18 @@ async fn patch(
         }
     };
     let existed = api.store.get(rt, namespace, name).is_ok();
+    let submitted = match &patch {
+        Patch::Merge(body) | Patch::Apply(body) => Some(body),
+        Patch::Json(_) => None,
+    };
+    let warnings = match (validation, submitted) {
+        (FieldValidation::Ignore, _) | (_, None) => Vec::new(),
+        _ if status => Vec::new(),
+        (mode, Some(body)) => {
+            let trial = dry_run(&store).patch(rt, namespace, name, &patch).await?;
+            judge(mode, rt, dropped_fields(body, &trial))?
+        }
+    };
     let patched = if status {
         store.patch_status(rt, namespace, name, &patch).await?
     } else {
@@ -314,7 +367,7 @@ async fn patch(
     } else {
         StatusCode::CREATED
     };
-    Ok(json(code, &patched))
+    Ok(with_warnings(json(code, &patched), &warnings))
 }
 
 /// DeleteOptions preconditions and dryRun, when a body is sent.
