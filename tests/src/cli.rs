@@ -161,13 +161,13 @@ impl Okonomi {
 
     /// `kubectl ARGS…` with the same environment.
     pub fn kubectl(&self, args: &[&str]) -> anyhow::Result<Run> {
-        let kubectl = crate::tools::require("kubectl", "kubernetes-client")?;
+        let kubectl = crate::tools::require("kubectl", "kubectl")?;
         self.run_program(&kubectl, args, None)
     }
 
     /// `kubectl ARGS…` with `stdin` piped in.
     pub fn kubectl_stdin(&self, args: &[&str], stdin: &str) -> anyhow::Result<Run> {
-        let kubectl = crate::tools::require("kubectl", "kubernetes-client")?;
+        let kubectl = crate::tools::require("kubectl", "kubectl")?;
         self.run_program(&kubectl, args, Some(stdin))
     }
 
