@@ -6,6 +6,7 @@
 #
 # Usage: bench/runtime/run.sh            (from anywhere in the repository)
 # Knobs: DURATION=5 CONNECTIONS=50 THREADS=1 ROUNDS=8 TARGET=x86_64-unknown-linux-musl
+#        SKIP_BUILD=1 (use the binaries already built)
 # Short alternating rounds pair each hello run with a bare run under the same
 # background load; the ratio reported is the median of those paired ratios.
 # Needs: wrk (apt-get install wrk), python3 with flask (pip install flask),
@@ -23,10 +24,12 @@ TARGET=${TARGET:-x86_64-unknown-linux-musl}
 command -v wrk >/dev/null || { echo "wrk is missing: apt-get install wrk" >&2; exit 1; }
 python3 -c 'import flask' 2>/dev/null || { echo "Flask is missing: pip install flask" >&2; exit 1; }
 
-echo "== building (release, $TARGET)" >&2
-cargo build --quiet --release --target "$TARGET" -p hello
-cargo build --quiet --release --target "$TARGET" \
-    --manifest-path bench/runtime/bare-hyper/Cargo.toml --target-dir target/bench
+if [ -z "${SKIP_BUILD:-}" ]; then
+    echo "== building (release, $TARGET)" >&2
+    cargo build --quiet --release --target "$TARGET" -p hello
+    cargo build --quiet --release --target "$TARGET" \
+        --manifest-path bench/runtime/bare-hyper/Cargo.toml --target-dir target/bench
+fi
 HELLO="target/$TARGET/release/hello"
 BARE="target/bench/$TARGET/release/bare-hyper-hello"
 
