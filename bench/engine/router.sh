@@ -23,7 +23,11 @@ HOST=hello.default.localhost
 start_engine "$WORK/state" "$PORT" \
     --deploy "hello=okonomi://functions/hello,autoscaling.knative.dev/min-scale=1,autoscaling.knative.dev/max-scale=1"
 wait_http "http://127.0.0.1:$PORT/" "$HOST"
-INSTANCE=$(awk '/^instance hello-00001/ {print $3; exit}' "$WORK/engine.log")
+for _ in $(seq 1 100); do
+    INSTANCE=$(awk '/^instance hello-00001/ {print $3; exit}' "$WORK/engine.log")
+    [ -n "$INSTANCE" ] && break
+    sleep 0.1
+done
 [ -n "$INSTANCE" ] || { echo "no instance address in the engine log" >&2; exit 1; }
 
 NGINX_PORT=$(free_port)

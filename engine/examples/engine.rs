@@ -11,6 +11,11 @@
 //! `instance REVISION ADDR`; stops every instance on Ctrl-C or SIGTERM.
 
 use std::collections::BTreeSet;
+
+// The allocator okonomi's binaries use; glibc's malloc showed up at ~10% of
+// the data plane's CPU under load.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 use std::time::Duration;
 
 use okonomi_apiserver::ResourceType;
