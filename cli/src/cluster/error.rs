@@ -255,3 +255,110 @@ fn error_chain(error: &(dyn std::error::Error + 'static)) -> String {
     }
     parts.join(": ")
 }
+
+#[cfg(test)]
+mod tests {
+    use kube::core::response::{StatusCause, StatusDetails};
+
+    use super::*;
+
+    fn api_error(
+        code: u16,
+        reason: &str,
+        message: &str,
+        details: Option<StatusDetails>,
+    ) -> kube::Error {
+        kube::Error::Api(Box::new(kube::core::Status {
+            status: Some(kube::core::response::StatusSummary::Failure),
+            code,
+            message: message.into(),
+            metadata: None,
+            reason: reason.into(),
+            details,
+        }))
+    }
+
+    fn details(kind: &str, name: &str, causes: Vec<StatusCause>) -> Option<StatusDetails> {
+        Some(StatusDetails {
+            name: name.into(),
+            group: String::new(),
+            kind: kind.into(),
+            uid: String::new(),
+            causes,
+            retry_after_seconds: 0,
+        })
+    }
+
+    fn map(error: kube::Error) -> ClusterError {
+        ClusterError::from_kube(
+            error,
+            "applying service \"hello\"",
+            "gke",
+            "https://10.0.0.1",
+            Some(("service", "hello", "prod")),
+        )
+    }
+
+    #[test]
+    fn a_missing_namespace_is_named_with_the_fix() {
+        let error = map(api_error(
+            404,
+            "NotFound",
+            "namespaces \"prod\" not found",
+            details("namespaces", "prod", vec![]),
+        ));
+        assert_eq!(
+            error.to_string(),
+            "namespace \"prod\" does not exist on the cluster of context \"gke\"; create it with `kubectl create namespace prod` or choose another with --namespace"
+        );
+    }
+
+    #[test]
+    fn a_missing_service_points_at_list() {
+        let error = map(api_error(
+            404,
+            "NotFound",
+            "services.serving.knative.dev \"hello\" not found",
+            details("services", "hello", vec![]),
+        ));
+        assert_eq!(
+            error.to_string(),
+            "service \"hello\" not found in namespace \"prod\"; `okonomi list -n prod` shows what is deployed"
+        );
+    }
+
+    #[test]
+    fn invalid_objects_carry_every_cause() {
+        let causes = vec![StatusCause {
+            reason: "FieldValueInvalid".into(),
+            message: "must be at most 600".into(),
+            field: "spec.template.spec.timeoutSeconds".into(),
+        }];
+        let error = map(api_error(
+            422,
+            "Invalid",
+            "Service \"hello\" is invalid",
+            details("Service", "hello", causes),
+        ));
+        assert_eq!(
+            error.to_string(),
+            "the cluster rejected service \"hello\": Service \"hello\" is invalid; spec.template.spec.timeoutSeconds: must be at most 600"
+        );
+    }
+
+    #[test]
+    fn forbidden_says_who_to_ask() {
+        let error = map(api_error(
+            403,
+            "Forbidden",
+            "services is forbidden: User \"dev\" cannot patch",
+            None,
+        ));
+        let text = error.to_string();
+        assert!(
+            text.starts_with("not allowed to applying service"),
+            "{text}"
+        );
+        assert!(text.ends_with("ask the cluster admin for access"), "{text}");
+    }
+}
