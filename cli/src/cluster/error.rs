@@ -107,7 +107,7 @@ starting with a letter, at most 63 characters (set [function] name in okonomi.to
     },
     /// RBAC said no.
     #[error(
-        "not allowed to {action} on context {context:?}: {message}; ask the cluster admin for access"
+        "the cluster of context {context:?} does not allow {action}: {message}; ask the cluster admin for access"
     )]
     Forbidden {
         /// What was attempted.
@@ -356,7 +356,7 @@ mod tests {
         ));
         let text = error.to_string();
         assert!(
-            text.starts_with("not allowed to applying service"),
+            text.starts_with("the cluster of context \"gke\" does not allow applying service \"hello\": services is forbidden"),
             "{text}"
         );
         assert!(text.ends_with("ask the cluster admin for access"), "{text}");
