@@ -51,13 +51,19 @@ for variant in mimalloc musl-alloc no-otlp; do
   echo "$variant: $(stat -c %s "$work/hello-$variant") $(gzip -9 -c "$work/hello-$variant" | wc -c)"
 done
 
-for variant in mimalloc musl-alloc; do
+# Alternate the variants over several rounds: the machine's other load drifts.
+start() {  # variant -> port (server left running as $pid)
   port="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
-  PORT=$port "$work/hello-$variant" >/dev/null 2>&1 &
+  PORT=$port "$work/hello-$1" >/dev/null 2>&1 &
   pid=$!
   for _ in $(seq 50); do curl -sf "http://127.0.0.1:$port/" >/dev/null && break; sleep 0.1; done
-  wrk -t2 -c64 -d5s "http://127.0.0.1:$port/" >/dev/null   # warm-up
-  echo "== $variant"
-  wrk -t2 -c64 -d15s "http://127.0.0.1:$port/" | grep -E "Requests/sec|Latency"
-  kill "$pid"; wait "$pid" 2>/dev/null || true; pid=""
+}
+for round in 1 2 3; do
+  for variant in mimalloc musl-alloc; do
+    start "$variant"
+    wrk -t2 -c64 -d3s "http://127.0.0.1:$port/" >/dev/null   # warm-up
+    rps="$(wrk -t2 -c64 -d10s "http://127.0.0.1:$port/" | awk '/Requests\/sec/ {print $2}')"
+    echo "round $round $variant: $rps req/s"
+    kill "$pid"; wait "$pid" 2>/dev/null || true; pid=""
+  done
 done
