@@ -24,7 +24,7 @@ TOKEN=$(awk '/^api / {print $4; exit}' "$WORK/engine.log")
 cat >"$WORK/kubeconfig" <<CONF
 apiVersion: v1
 kind: Config
-clusters: [{name: bench, cluster: {server: "$API"}}]
+clusters: [{name: bench, cluster: {server: "$API", certificate-authority: "$WORK/state/pki/ca.crt"}}]
 users: [{name: bench, user: {token: "$TOKEN"}}]
 contexts: [{name: bench, context: {cluster: bench, user: bench, namespace: default}}]
 current-context: bench

@@ -5,13 +5,15 @@
 # that is not a 200.
 #
 # Usage: bench/engine/scale.sh
-# Knobs: REQUESTS=20000 CONCURRENCY=50 BURSTS=4
+# Knobs: REQUESTS=20000 CONCURRENCY=50 BURSTS=4 QPS=25 (per connection: bursts
+#        last several autoscaler ticks, so the scale really goes up)
 # Needs: hey, kubectl, curl, python3 (apt-get install hey curl python3; kubectl).
 set -euo pipefail
 source "$(dirname "$0")/common.sh"
 REQUESTS=${REQUESTS:-20000}
 CONCURRENCY=${CONCURRENCY:-50}
 BURSTS=${BURSTS:-4}
+QPS=${QPS:-25}
 need hey hey
 need kubectl kubectl
 build_engine
@@ -30,7 +32,7 @@ TOKEN=$(awk '/^api / {print $4; exit}' "$WORK/engine.log")
 cat >"$WORK/kubeconfig" <<CONF
 apiVersion: v1
 kind: Config
-clusters: [{name: bench, cluster: {server: "$API"}}]
+clusters: [{name: bench, cluster: {server: "$API", certificate-authority: "$WORK/state/pki/ca.crt"}}]
 users: [{name: bench, user: {token: "$TOKEN"}}]
 contexts: [{name: bench, context: {cluster: bench, user: bench, namespace: default}}]
 current-context: bench
@@ -60,17 +62,24 @@ echo "== $REQUESTS requests in $BURSTS bursts, each from zero" >&2
 per=$((REQUESTS / BURSTS)); total_bad=0; total_ok=0; max_ready=0
 for burst in $(seq 1 "$BURSTS"); do
     wait_zero
-    hey -n "$per" -c "$CONCURRENCY" -host "$HOST" "http://127.0.0.1:$PORT/" >"$WORK/hey-$burst.txt"
+    hey -n "$per" -c "$CONCURRENCY" -q "$QPS" -host "$HOST" "http://127.0.0.1:$PORT/" >"$WORK/hey-$burst.txt" &
+    HEY=$!
+    peak=0
+    while kill -0 "$HEY" 2>/dev/null; do
+        n=$(curl -s "http://127.0.0.1:$PORT/metrics" | awk '/^okonomi_revision_ready_instances/ {s += $2} END {print s + 0}')
+        [ "$n" -gt "$peak" ] && peak=$n
+        sleep 0.5
+    done
+    wait "$HEY"
     read -r bad ok < <(failures <"$WORK/hey-$burst.txt")
     total_bad=$((total_bad + bad)); total_ok=$((total_ok + ok))
-    ready=$(curl -s "http://127.0.0.1:$PORT/metrics" | awk '/^okonomi_revision_desired_instances/ {s += $2} END {print s + 0}')
-    echo "  burst $burst: $ok ok, $bad failed, desired instances after: $ready" >&2
+    echo "  burst $burst: $ok ok, $bad failed, peak ready instances: $peak" >&2
 done
 wait_zero
 echo "scale 0→N→0: $total_ok ok, $total_bad failed of $((per * BURSTS)) ($(date -u +%F))"
 
 echo "== $REQUESTS requests during a rollout" >&2
-hey -n "$REQUESTS" -c "$CONCURRENCY" -host "$HOST" "http://127.0.0.1:$PORT/" >"$WORK/hey-rollout.txt" &
+hey -n "$REQUESTS" -c "$CONCURRENCY" -q "$QPS" -host "$HOST" "http://127.0.0.1:$PORT/" >"$WORK/hey-rollout.txt" &
 HEY=$!
 sleep 2
 kubectl patch ksvc scaler --type merge -p \

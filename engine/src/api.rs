@@ -1,10 +1,12 @@
 //! The engine's Kubernetes API: okonomi-apiserver's [`Api`] over the
-//! engine's store, with a bearer token kept in the state dir.
+//! engine's store, over HTTPS with the CA, certificate and bearer token kept
+//! in `STATE/pki` (kubectl sends tokens only over TLS).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 
 use okonomi_apiserver::http::Api;
+use okonomi_apiserver::tls::{Credentials, serve_tls};
 use okonomi_apiserver::{Admission, AdmissionRequest, Operation, ResourceType, StatusCause, Store};
 use okonomi_knative::ValidationConfig;
 use okonomi_knative::admission::{KnativeKind, Write, admit};
@@ -20,10 +22,12 @@ use crate::error::{Error, Result};
 pub struct ApiHandle {
     /// The bound address.
     pub addr: SocketAddr,
-    /// The base URL (`http://127.0.0.1:PORT`).
+    /// The base URL (`https://127.0.0.1:PORT`).
     pub url: String,
     /// The bearer token clients send.
     pub token: String,
+    /// PEM of the CA that signed the server certificate.
+    pub ca_pem: String,
 }
 
 /// Knative's defaulting and validation (from okonomi-knative) for the four
@@ -82,34 +86,21 @@ pub fn admission(autoscaler: &crate::autoscaler::AutoscalerConfig) -> Arc<dyn Ad
     Arc::new(KnativeAdmission::new(autoscaler))
 }
 
-async fn token(config: &EngineConfig) -> Result<String> {
-    let path = config.state_dir.join("token");
-    match tokio::fs::read_to_string(&path).await {
-        Ok(token) if !token.trim().is_empty() => Ok(token.trim().to_string()),
-        _ => {
-            let token = format!(
-                "{}{}",
-                uuid::Uuid::new_v4().simple(),
-                uuid::Uuid::new_v4().simple()
-            );
-            tokio::fs::write(&path, &token)
-                .await
-                .map_err(|source| Error::Io {
-                    context: format!("writing the API token {}", path.display()),
-                    source,
-                })?;
-            Ok(token)
-        }
-    }
-}
-
-/// Binds the API port and serves until `shutdown`.
+/// Binds the API port and serves HTTPS (the CA, server certificate and
+/// token in `STATE/pki`, made on first start) until `shutdown`.
 pub async fn start(
     config: &EngineConfig,
     store: Store,
     shutdown: CancellationToken,
 ) -> Result<ApiHandle> {
-    let token = token(config).await?;
+    let pki = config.state_dir.join("pki");
+    let credentials = tokio::task::spawn_blocking(move || Credentials::load_or_create(&pki))
+        .await
+        .map_err(|e| Error::Api(format!("creating the API credentials: {e}")))?
+        .map_err(|e| Error::Api(format!("creating the API credentials: {e}")))?;
+    let tls = credentials
+        .server_config()
+        .map_err(|e| Error::Api(format!("loading the API certificate: {e}")))?;
     let listener = TcpListener::bind(config.api_addr)
         .await
         .map_err(|source| Error::Io {
@@ -124,19 +115,17 @@ pub async fn start(
         source,
     })?;
     let router = Api::new(store, ResourceType::all_builtin())
-        .with_token(token.clone())
+        .with_token(credentials.token.clone())
         .router();
     tokio::spawn(async move {
-        let served = axum::serve(listener, router)
-            .with_graceful_shutdown(async move { shutdown.cancelled().await })
-            .await;
-        if let Err(error) = served {
+        if let Err(error) = serve_tls(listener, router, tls, shutdown.cancelled_owned()).await {
             tracing::error!(%error, "API server stopped");
         }
     });
     Ok(ApiHandle {
         addr,
-        url: format!("http://{addr}"),
-        token,
+        url: format!("https://{addr}"),
+        token: credentials.token.clone(),
+        ca_pem: credentials.ca_pem.clone(),
     })
 }
