@@ -28,7 +28,7 @@ fn build_json(registry: &Registry, docker: &std::path::Path, extra: &[&str]) -> 
 
 #[test]
 fn hello_is_pushed_inspected_and_runs_as_nonroot() {
-    let registry = Registry::start();
+    let registry = Registry::start().unwrap();
     let docker = tempfile::tempdir().unwrap();
     // Text output: stdout is exactly the reference.
     let (ok, stdout, stderr) = run(okonomi(docker.path()).args([
@@ -122,7 +122,7 @@ fn hello_is_pushed_inspected_and_runs_as_nonroot() {
 
 #[test]
 fn rebuild_gives_the_same_digest_and_uploads_no_layer() {
-    let registry = Registry::start();
+    let registry = Registry::start().unwrap();
     let docker = tempfile::tempdir().unwrap();
     let first = build_json(&registry, docker.path(), &[]);
     assert!(first["bytes_uploaded"].as_u64().unwrap() > 0, "{first}");
@@ -193,7 +193,7 @@ fn local_layout_is_read_by_skopeo_and_podman() {
 
 #[test]
 fn wrong_password_names_the_credential_tried() {
-    let registry = Registry::start_with(Some(("okonomi", "right-password")));
+    let registry = Registry::start_with_users(&[("okonomi", "right-password")]).unwrap();
     let docker = tempfile::tempdir().unwrap();
     let host = format!("127.0.0.1:{}", registry.port);
     docker_config(docker.path(), &host, "okonomi", "wrong-password");
@@ -308,7 +308,7 @@ fn unreachable_registry_is_a_clear_error() {
 
 #[test]
 fn amd64_and_arm64_make_an_index() {
-    let registry = Registry::start();
+    let registry = Registry::start().unwrap();
     let docker = tempfile::tempdir().unwrap();
     let report = build_json(
         &registry,
@@ -476,7 +476,7 @@ fn missing_target_or_zig_prints_the_install_command() {
 
 #[test]
 fn resolve_puts_digests_in_place_of_references() {
-    let registry = Registry::start();
+    let registry = Registry::start().unwrap();
     let docker = tempfile::tempdir().unwrap();
     let dir = tempfile::tempdir().unwrap();
     let yaml = dir.path().join("service.yaml");

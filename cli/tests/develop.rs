@@ -122,7 +122,7 @@ fn new_http_function_passes_its_test_builds_and_runs_in_podman() {
     assert!(greeter.join("okonomi.toml").is_file());
     cargo_test(&greeter);
 
-    let registry = Registry::start();
+    let registry = Registry::start().unwrap();
     let (ok, stdout, stderr) = run(okonomi(&dir.path().join("docker"))
         .args(["build", "--registry", &registry.prefix()])
         .arg(&greeter)

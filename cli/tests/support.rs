@@ -1,11 +1,11 @@
-//! Shared test harness: the real parts (docker-registry, skopeo, podman with runc)
-//! started on loopback and stopped on drop, and the okonomi binary.
+//! The CLI tests' harness: the okonomi binary, skopeo and podman (with runc).
+//! The real services (docker-registry, open or with htpasswd users) and the
+//! tool/port helpers come from `okonomi-tests`, shared with the other suites.
 
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 /// The workspace root (functions/hello lives there).
@@ -16,106 +16,21 @@ pub fn workspace() -> PathBuf {
         .to_path_buf()
 }
 
+pub use okonomi_tests::services::Registry;
+
 /// Fails (never skips) when a tool is missing, naming the Debian package.
 pub fn require(tool: &str, package: &str) {
-    let found = std::env::var_os("PATH")
-        .map(|paths| std::env::split_paths(&paths).any(|d| d.join(tool).is_file()))
-        .unwrap_or(false);
-    assert!(found, "{tool} is not installed: apt-get install {package}");
+    okonomi_tests::tools::require(tool, package).unwrap();
 }
 
 /// A free loopback port.
 pub fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// A CNCF distribution registry on loopback, filesystem storage in a temp dir.
-pub struct Registry {
-    pub port: u16,
-    child: Child,
-    _dir: tempfile::TempDir,
-}
-
-impl Registry {
-    /// Open registry.
-    pub fn start() -> Self {
-        Self::start_with(None)
-    }
-
-    /// With htpasswd (bcrypt) basic auth for `user`:`password`.
-    pub fn start_with(auth: Option<(&str, &str)>) -> Self {
-        require("docker-registry", "docker-registry");
-        let dir = tempfile::tempdir().unwrap();
-        let port = free_port();
-        let mut auth_yaml = String::new();
-        if let Some((user, password)) = auth {
-            require("htpasswd", "apache2-utils");
-            let htpasswd = dir.path().join("htpasswd");
-            let status = Command::new("htpasswd")
-                .args(["-Bbc"])
-                .arg(&htpasswd)
-                .args([user, password])
-                .stderr(Stdio::null())
-                .status()
-                .unwrap();
-            assert!(status.success(), "htpasswd failed");
-            auth_yaml = format!(
-                "auth:\n  htpasswd:\n    realm: okonomi-test\n    path: {}\n",
-                htpasswd.display()
-            );
-        }
-        let config = dir.path().join("config.yml");
-        std::fs::write(
-            &config,
-            format!(
-                "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:{port}\n{auth_yaml}",
-                dir.path().join("data").display()
-            ),
-        )
-        .unwrap();
-        let child = Command::new("docker-registry")
-            .arg("serve")
-            .arg(&config)
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("docker-registry starts");
-        let registry = Registry {
-            port,
-            child,
-            _dir: dir,
-        };
-        wait_for_port(port, Duration::from_secs(20));
-        registry
-    }
-
-    /// `127.0.0.1:PORT/okonomi`.
-    pub fn prefix(&self) -> String {
-        format!("127.0.0.1:{}/okonomi", self.port)
-    }
-}
-
-impl Drop for Registry {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+    okonomi_tests::tools::free_port().unwrap()
 }
 
 /// Waits until something accepts connections on the port.
 pub fn wait_for_port(port: u16, timeout: Duration) {
-    let deadline = Instant::now() + timeout;
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(
-            Instant::now() < deadline,
-            "nothing listens on 127.0.0.1:{port} after {timeout:?}"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    okonomi_tests::process::wait_for_port(port, timeout, "the test's server").unwrap();
 }
 
 /// The okonomi binary with an isolated docker config dir and no colour.

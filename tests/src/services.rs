@@ -1,6 +1,8 @@
-//! The real services the suite starts on loopback: docker-registry (CNCF
-//! distribution) for the images `okonomi deploy` pushes, and redis-server
-//! for the counter function. Each stops when dropped.
+//! The real services the tests start on loopback: docker-registry (CNCF
+//! distribution), open or behind htpasswd users, for the images okonomi
+//! pushes, and redis-server for the counter function. Each stops when
+//! dropped. The suite here, the CLI's tests and the counter's tests all
+//! start them through this module.
 
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
@@ -14,21 +16,40 @@ use crate::tools::{free_port, require};
 pub struct Registry {
     /// `127.0.0.1:PORT`.
     pub address: String,
+    /// The port it listens on.
+    pub port: u16,
     _dir: tempfile::TempDir,
     _process: Guard,
 }
 
 impl Registry {
-    /// Starts a registry with its storage in a temporary directory.
+    /// Starts an open registry with its storage in a temporary directory.
     pub fn start() -> anyhow::Result<Self> {
+        Self::start_with_users(&[])
+    }
+
+    /// Starts a registry that asks for HTTP basic auth, accepting exactly
+    /// `users` (`(name, password)` pairs, stored bcrypt-hashed by htpasswd);
+    /// with no users it is open.
+    pub fn start_with_users(users: &[(&str, &str)]) -> anyhow::Result<Self> {
         let binary = require("docker-registry", "docker-registry")?;
         let dir = tempfile::tempdir()?;
         let port = free_port()?;
+        let auth = if users.is_empty() {
+            String::new()
+        } else {
+            let htpasswd = dir.path().join("htpasswd");
+            write_htpasswd(&htpasswd, users)?;
+            format!(
+                "auth:\n  htpasswd:\n    realm: okonomi-test\n    path: {}\n",
+                htpasswd.display()
+            )
+        };
         let config = dir.path().join("config.yml");
         std::fs::write(
             &config,
             format!(
-                "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:{port}\n",
+                "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:{port}\n{auth}",
                 dir.path().join("data").display()
             ),
         )?;
@@ -43,10 +64,38 @@ impl Registry {
         wait_for_port(port, Duration::from_secs(20), "docker-registry")?;
         Ok(Self {
             address: format!("127.0.0.1:{port}"),
+            port,
             _dir: dir,
             _process: process,
         })
     }
+
+    /// `127.0.0.1:PORT/okonomi`: the `--registry` prefix okonomi pushes under.
+    pub fn prefix(&self) -> String {
+        format!("{}/okonomi", self.address)
+    }
+}
+
+/// Writes an htpasswd file with bcrypt entries (the only hash docker-registry accepts).
+fn write_htpasswd(path: &std::path::Path, users: &[(&str, &str)]) -> anyhow::Result<()> {
+    let htpasswd = require("htpasswd", "apache2-utils")?;
+    for (index, (user, password)) in users.iter().enumerate() {
+        // -c creates the file for the first user; the others are added to it.
+        let flags = if index == 0 { "-Bbc" } else { "-Bb" };
+        let output = Command::new(&htpasswd)
+            .arg(flags)
+            .arg(path)
+            .args([user, password])
+            .output()?;
+        if !output.status.success() {
+            anyhow::bail!(
+                "htpasswd {flags} {} {user} failed: {}",
+                path.display(),
+                String::from_utf8_lossy(&output.stderr)
+            );
+        }
+    }
+    Ok(())
 }
 
 /// A redis-server on 127.0.0.1 without persistence.
@@ -54,35 +103,35 @@ impl Registry {
 pub struct Redis {
     /// The port.
     pub port: u16,
-    _process: Guard,
+    process: Guard,
 }
 
 impl Redis {
     /// Starts redis-server on a free port.
     pub fn start() -> anyhow::Result<Self> {
-        let binary = require("redis-server", "redis-server")?;
-        let port = free_port()?;
-        let process = Guard::spawn(
-            "redis-server",
-            Command::new(binary)
-                .args([
-                    "--port",
-                    &port.to_string(),
-                    "--bind",
-                    "127.0.0.1",
-                    "--save",
-                    "",
-                    "--appendonly",
-                    "no",
-                ])
-                .stdout(Stdio::null())
-                .stderr(Stdio::null()),
-        )?;
-        wait_for_port(port, Duration::from_secs(20), "redis-server")?;
+        Self::start_on(free_port()?)
+    }
+
+    /// Starts redis-server on `port` (e.g. one a client was already told about).
+    pub fn start_on(port: u16) -> anyhow::Result<Self> {
         Ok(Self {
             port,
-            _process: process,
+            process: spawn_redis(port)?,
         })
+    }
+
+    /// Stops the server (SIGTERM, then SIGKILL) and waits until it has exited,
+    /// so clients see it gone.
+    pub fn stop(&mut self) {
+        self.process.stop(Duration::from_secs(10));
+    }
+
+    /// Starts a fresh, empty server on the same port (after [`Redis::stop`];
+    /// a still-running server is stopped first).
+    pub fn restart(&mut self) -> anyhow::Result<()> {
+        self.stop();
+        self.process = spawn_redis(self.port)?;
+        Ok(())
     }
 
     /// `redis://127.0.0.1:PORT`.
@@ -104,4 +153,26 @@ impl Redis {
         }
         Ok(String::from_utf8_lossy(&output.stdout).trim().to_owned())
     }
+}
+
+fn spawn_redis(port: u16) -> anyhow::Result<Guard> {
+    let binary = require("redis-server", "redis-server")?;
+    let process = Guard::spawn(
+        "redis-server",
+        Command::new(binary)
+            .args([
+                "--port",
+                &port.to_string(),
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null()),
+    )?;
+    wait_for_port(port, Duration::from_secs(20), "redis-server")?;
+    Ok(process)
 }

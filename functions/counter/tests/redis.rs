@@ -1,71 +1,16 @@
-//! counter against a real redis-server started on a free loopback port.
+//! counter against a real redis-server started on a free loopback port
+//! (okonomi-tests starts, stops and restarts it).
 
 #![allow(clippy::unwrap_used)]
 
-use std::process::Stdio;
 use std::time::Duration;
 
 use okonomi::testing::{FunctionProcess, get, send};
-use tokio::process::{Child, Command};
-
-/// A redis-server on 127.0.0.1 (killed on drop), without persistence.
-struct Redis {
-    child: Child,
-    port: u16,
-}
-
-impl Redis {
-    async fn start_on(port: u16) -> Self {
-        let child = Command::new("redis-server")
-            .args([
-                "--bind",
-                "127.0.0.1",
-                "--port",
-                &port.to_string(),
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-            ])
-            .stdout(Stdio::null())
-            .kill_on_drop(true)
-            .spawn()
-            .expect("redis-server is needed for this test: apt-get install redis-server");
-        let redis = Self { child, port };
-        for _ in 0..200 {
-            if ping(port).await {
-                return redis;
-            }
-            tokio::time::sleep(Duration::from_millis(25)).await;
-        }
-        panic!("redis-server did not answer PING on 127.0.0.1:{port}");
-    }
-
-    async fn stop(mut self) {
-        self.child.kill().await.unwrap();
-        self.child.wait().await.unwrap();
-    }
-}
-
-async fn ping(port: u16) -> bool {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let Ok(mut stream) = tokio::net::TcpStream::connect(("127.0.0.1", port)).await else {
-        return false;
-    };
-    let mut buf = [0u8; 16];
-    stream.write_all(b"PING\r\n").await.is_ok()
-        && stream
-            .read(&mut buf)
-            .await
-            .is_ok_and(|n| buf[..n].starts_with(b"+PONG"))
-}
+use okonomi_tests::services::Redis;
+use tokio::process::Command;
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+    okonomi_tests::tools::free_port().unwrap()
 }
 
 async fn start_counter(redis_port: u16) -> FunctionProcess {
@@ -84,7 +29,7 @@ fn count_of(body: &str) -> u64 {
 
 #[tokio::test]
 async fn counts_exactly_under_100_concurrent_requests() {
-    let redis = Redis::start_on(free_port()).await;
+    let mut redis = Redis::start().unwrap();
     let counter = start_counter(redis.port).await;
     assert_eq!(
         counter.get("/").await.unwrap(),
@@ -108,18 +53,18 @@ async fn counts_exactly_under_100_concurrent_requests() {
     // Every hit got its own number: 2..=101, none lost, none repeated.
     assert_eq!(counts, (2..=101).collect::<Vec<_>>());
     assert_eq!(count_of(&counter.get("/").await.unwrap().1), 102);
-    redis.stop().await;
+    redis.stop();
 }
 
 #[tokio::test]
 async fn redis_down_is_503_with_a_message_and_the_count_resumes_when_it_is_back() {
-    let port = free_port();
-    let redis = Redis::start_on(port).await;
+    let mut redis = Redis::start().unwrap();
+    let port = redis.port;
     let counter = start_counter(port).await;
     assert_eq!(count_of(&counter.get("/").await.unwrap().1), 1);
     assert_eq!(count_of(&counter.get("/").await.unwrap().1), 2);
 
-    redis.stop().await;
+    redis.stop();
     for _ in 0..3 {
         let (status, body) = counter.get("/").await.unwrap();
         assert_eq!(status, 503, "{body}");
@@ -131,7 +76,7 @@ async fn redis_down_is_503_with_a_message_and_the_count_resumes_when_it_is_back(
     }
 
     // Same port, fresh (empty) Redis: the function reconnects by itself.
-    let redis = Redis::start_on(port).await;
+    redis.restart().unwrap();
     let mut answer = (0, String::new());
     for _ in 0..100 {
         answer = counter.get("/").await.unwrap();
@@ -143,7 +88,7 @@ async fn redis_down_is_503_with_a_message_and_the_count_resumes_when_it_is_back(
     assert_eq!(answer.0, 200, "no recovery: {}", answer.1);
     assert_eq!(count_of(&answer.1), 1);
     assert_eq!(count_of(&counter.get("/").await.unwrap().1), 2);
-    redis.stop().await;
+    redis.stop();
 }
 
 #[tokio::test]
@@ -152,8 +97,8 @@ async fn starts_and_answers_503_when_redis_was_never_there() {
     let counter = start_counter(port).await;
     let (status, body) = counter.get("/").await.unwrap();
     assert_eq!(status, 503, "{body}");
-    let redis = Redis::start_on(port).await;
+    let mut redis = Redis::start_on(port).unwrap();
     let (status, body) = counter.get("/").await.unwrap();
     assert_eq!((status, count_of(&body)), (200, 1));
-    redis.stop().await;
+    redis.stop();
 }
