@@ -149,7 +149,14 @@ impl Pool {
             namespace: key.namespace.clone(),
             revision: key.name.clone(),
         };
-        let state = restored_scale.map(KpaState::restored);
+        // A revision restored after a restart, or starting at zero
+        // (initial-scale 0), needs no initial scale and no grace period
+        // before it may sit at zero.
+        let state = match restored_scale {
+            Some(scale) => Some(KpaState::restored(scale)),
+            None if spec.initial_scale == 0 => Some(KpaState::restored(0)),
+            None => None,
+        };
         let starts_at_zero = spec.initial_scale == 0;
         let request_metrics = metrics.revision(&labels);
         Arc::new(Self {
@@ -574,6 +581,36 @@ mod tests {
         // An instance becoming ready releases the held request.
         pool.ready("a", addr(7), None);
         assert_eq!(waiting.await.unwrap().unwrap(), addr(7));
+    }
+
+    #[tokio::test]
+    async fn a_revision_with_initial_scale_zero_starts_no_instance() {
+        let mut config = AutoscalerConfig::from_yaml(
+            "allow-zero-initial-scale: \"true\"\ninitial-scale: \"0\"\n",
+        )
+        .unwrap();
+        config.scale_to_zero_grace_period = Duration::from_secs(30);
+        let spec = config.spec_for(&BTreeMap::new(), 0);
+        let pool = Pool::new(
+            RevisionKey {
+                namespace: "default".into(),
+                name: "idle-00001".into(),
+            },
+            spec,
+            10,
+            Arc::new(Metrics::default()),
+            Arc::new(Notify::new()),
+            None,
+        );
+        let mut state = pool.initial_state.lock().unwrap().take().unwrap();
+        let observation = Observation {
+            stable_concurrency: 0.0,
+            panic_concurrency: 0.0,
+            ready_instances: 0,
+        };
+        let decision = kpa::decide(pool.spec(), &mut state, observation, Instant::now());
+        assert_eq!(decision.desired, 0);
+        assert!(pool.status().starts_at_zero);
     }
 
     #[tokio::test]
