@@ -20,6 +20,11 @@ use clap::Parser;
 
 use crate::global::Global;
 
+// `okonomi up` runs the engine's data plane in this process: glibc's malloc
+// cost it about a quarter of its requests/s (docs/benchmarks.md).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Exit code: the operation failed.
 pub const EXIT_FAILURE: u8 = 1;
 /// Exit code: bad usage (clap's own code too).

@@ -9,8 +9,6 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::Parser;
-use okonomi_apiserver::ResourceType;
-use okonomi_apiserver::tls::{Credentials, serve_tls};
 use okonomi_engine::{Engine, EngineConfig};
 use tokio_util::sync::CancellationToken;
 
@@ -68,11 +66,9 @@ pub async fn run(args: Args, global: &Global) -> anyhow::Result<ExitCode> {
         domain: args.domain.clone(),
         ..EngineConfig::default()
     };
-    // The engine's own API listens on a free loopback port; `okonomi up`
-    // serves the same store over HTTPS on --api-port.
-    config.api_addr.set_port(0);
+    config.api_addr.set_port(args.api_port);
     config.http_addr.set_port(args.http_port);
-    let (engine, started) = EngineThread::start(config, args.api_port)?;
+    let (engine, started) = EngineThread::start(config)?;
     let info = started
         .await
         .context("the engine stopped while starting")??;
@@ -161,7 +157,6 @@ struct EngineThread {
 impl EngineThread {
     fn start(
         config: EngineConfig,
-        api_port: u16,
     ) -> anyhow::Result<(
         Self,
         tokio::sync::oneshot::Receiver<anyhow::Result<Started>>,
@@ -192,25 +187,18 @@ impl EngineThread {
                             return;
                         }
                     };
-                    let https = serve_https(&engine, &state_dir, api_port, token.clone()).await;
-                    let (api_url, ca_pem, api_token, server) = match https {
-                        Ok(served) => served,
-                        Err(e) => {
-                            let _ = tx.send(Err(e));
-                            engine.shutdown().await;
-                            return;
-                        }
-                    };
+                    // The engine serves its Kubernetes API over HTTPS itself
+                    // (kubectl sends bearer tokens only over TLS).
+                    let api = engine.api();
                     let _ = tx.send(Ok(Started {
-                        api_url,
-                        ca_pem,
-                        token: api_token,
+                        api_url: api.url.clone(),
+                        ca_pem: api.ca_pem.clone(),
+                        token: api.token.clone(),
                         http_addr: engine.http_addr(),
                         state_dir,
                     }));
                     token.cancelled().await;
                     engine.shutdown().await;
-                    let _ = server.await;
                 });
             })
             .context("starting the engine thread")?;
@@ -222,45 +210,6 @@ impl EngineThread {
             rx,
         ))
     }
-}
-
-/// Serves the engine's Kubernetes API over HTTPS on `port` (kubectl sends
-/// bearer tokens only over TLS): the apiserver's CA and server certificate
-/// from `STATE/pki` (made on first start), its token, the engine's store.
-/// Returns the URL, the CA PEM, the token and the serving task.
-async fn serve_https(
-    engine: &Engine,
-    state_dir: &std::path::Path,
-    port: u16,
-    stop: CancellationToken,
-) -> anyhow::Result<(String, String, String, tokio::task::JoinHandle<()>)> {
-    let pki = state_dir.join("pki");
-    let credentials = tokio::task::spawn_blocking(move || Credentials::load_or_create(&pki))
-        .await?
-        .context("creating the API server's CA and certificate")?;
-    let listener = tokio::net::TcpListener::bind(("127.0.0.1", port))
-        .await
-        .with_context(|| {
-            format!("binding the Kubernetes API to 127.0.0.1:{port} (is another engine running? pick --api-port)")
-        })?;
-    let address = listener.local_addr()?;
-    let router =
-        okonomi_apiserver::http::Api::new(engine.store().clone(), ResourceType::all_builtin())
-            .with_token(credentials.token.clone())
-            .router();
-    let config = credentials.server_config()?;
-    let server = tokio::spawn(async move {
-        let stopped = async move { stop.cancelled().await };
-        if let Err(error) = serve_tls(listener, router, config, stopped).await {
-            tracing::error!(%error, "the HTTPS API stopped");
-        }
-    });
-    Ok((
-        format!("https://{address}"),
-        credentials.ca_pem.clone(),
-        credentials.token.clone(),
-        server,
-    ))
 }
 
 impl Drop for EngineThread {
