@@ -80,42 +80,10 @@ impl Default for AutoscalerConfig {
     }
 }
 
-/// Parses a Go duration as Knative writes them (`60s`, `1m30s`, `500ms`, `0`).
+/// Parses a Go duration as Knative writes them (`60s`, `1m30s`, `500ms`, `0`),
+/// with the same rules admission applies to the annotations.
 pub fn parse_duration(text: &str) -> Option<Duration> {
-    let text = text.trim();
-    if text == "0" {
-        return Some(Duration::ZERO);
-    }
-    let mut total = Duration::ZERO;
-    let mut rest = text;
-    if rest.is_empty() {
-        return None;
-    }
-    while !rest.is_empty() {
-        let number_len = rest
-            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .unwrap_or(rest.len());
-        if number_len == 0 {
-            return None;
-        }
-        let number: f64 = rest[..number_len].parse().ok()?;
-        rest = &rest[number_len..];
-        let unit_len = rest
-            .find(|c: char| c.is_ascii_digit() || c == '.')
-            .unwrap_or(rest.len());
-        let seconds_per_unit = match &rest[..unit_len] {
-            "ns" => 1e-9,
-            "us" | "µs" => 1e-6,
-            "ms" => 1e-3,
-            "s" => 1.0,
-            "m" => 60.0,
-            "h" => 3600.0,
-            _ => return None,
-        };
-        rest = &rest[unit_len..];
-        total += Duration::try_from_secs_f64(number * seconds_per_unit).ok()?;
-    }
-    Some(total)
+    okonomi_knative::validation::parse_duration(text.trim()).ok()
 }
 
 /// Reads a percentage that may also be written as a fraction in (0, 1]
