@@ -191,17 +191,27 @@ impl Engine {
 
         let api = crate::api::start(&config, store.clone(), shutdown.child_token()).await?;
 
-        let stack = Router::new(
-            routes,
-            metrics.clone(),
-            config.domain.clone(),
-            ServiceBuilder::new()
-                .layer(ActivatorLayer::new(config.activator_timeout))
-                .layer(ForwardedLayer)
-                .service(Proxy::default()),
-        );
+        let domain = config.domain.clone();
+        let activator_timeout = config.activator_timeout;
+        let data_metrics = metrics.clone();
+        // One stack per data-plane thread, each with its own client pool.
+        let make_stack = move || {
+            Router::new(
+                routes.clone(),
+                data_metrics.clone(),
+                domain.clone(),
+                ServiceBuilder::new()
+                    .layer(ActivatorLayer::new(activator_timeout))
+                    .layer(ForwardedLayer)
+                    .service(Proxy::default()),
+            )
+        };
         let tasks = vec![
-            tokio::spawn(server::serve(http_listener, stack, shutdown.child_token())),
+            tokio::spawn(server::serve(
+                http_listener,
+                make_stack,
+                shutdown.child_token(),
+            )),
             tokio::spawn(controller::run(
                 ctx,
                 queue_rx,
