@@ -34,6 +34,12 @@ pub use routes::{Destination, RouteTable, Split};
 /// The body of every data-plane response.
 pub type Body = UnsyncBoxBody<Bytes, hyper::Error>;
 
+/// The future every layer of the data-plane stack returns: the stack never
+/// fails (errors are answered as responses), so the error is `Infallible`.
+pub type BoxFuture = std::pin::Pin<
+    Box<dyn Future<Output = Result<http::Response<Body>, std::convert::Infallible>> + Send>,
+>;
+
 /// The revision a request was routed to (set by the router).
 #[derive(Debug, Clone)]
 pub struct Target {

@@ -2,8 +2,6 @@
 //! room (asking the autoscaler for one when there is none), then leases it.
 
 use std::convert::Infallible;
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -46,7 +44,7 @@ pub struct Activator<S> {
     default_timeout: Duration,
 }
 
-type BoxFuture = Pin<Box<dyn Future<Output = Result<Response<Body>, Infallible>> + Send>>;
+use super::BoxFuture;
 
 impl<S> Service<Request<Incoming>> for Activator<S>
 where

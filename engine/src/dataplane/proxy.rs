@@ -3,7 +3,6 @@
 
 use std::any::Any;
 use std::convert::Infallible;
-use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -51,7 +50,7 @@ impl Default for Proxy {
     }
 }
 
-type BoxFuture = Pin<Box<dyn Future<Output = Result<Response<Body>, Infallible>> + Send>>;
+use super::BoxFuture;
 
 fn strip_hop_by_hop(headers: &mut http::HeaderMap) {
     // Headers named by Connection are hop-by-hop too.

@@ -1,8 +1,6 @@
 //! The router: Host → route → revision by percent; `/metrics`; a helpful 404.
 
 use std::convert::Infallible;
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::{Arc, RwLock};
 use std::task::{Context, Poll};
 use std::time::Instant;
@@ -38,7 +36,7 @@ impl<S> Router<S> {
     }
 }
 
-type BoxFuture = Pin<Box<dyn Future<Output = Result<Response<Body>, Infallible>> + Send>>;
+use super::BoxFuture;
 
 impl<S> Service<Request<Incoming>> for Router<S>
 where
