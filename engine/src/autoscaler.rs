@@ -1,17 +1,21 @@
 //! Knative's Pod Autoscaler (KPA) for one machine.
 //!
 //! The decision itself ([`kpa::decide`]) is a pure function of the scaling
-//! spec, the decider's own state, the observed concurrency and the current
-//! time, exactly like Knative's `Scale(logger, now)`: tests drive it with
-//! synthetic load traces. [`window::ConcurrencyWindow`] turns the data plane's
-//! in-flight counts into the stable and panic averages it consumes, and
-//! [`config`] reads the global defaults (a file mirroring `config-autoscaler`)
-//! and the per-revision `autoscaling.knative.dev/*` annotations.
+//! spec, the decider's own state, the observed metric (concurrency, or
+//! requests per second for `autoscaling.knative.dev/metric: rps`) and the
+//! current time, exactly like Knative's `Scale(logger, now)`: tests drive it
+//! with synthetic load traces. Besides the scale it says whether the
+//! activator stays in the request path (the excess burst capacity against
+//! `target-burst-capacity`). [`window::LoadWindow`] turns the data plane's
+//! in-flight counts and arrivals into the stable and panic values it
+//! consumes, and [`config`] reads the global defaults (a file mirroring
+//! `config-autoscaler`) and the per-revision `autoscaling.knative.dev/*`
+//! annotations.
 
 pub mod config;
 pub mod kpa;
 pub mod window;
 
-pub use config::{AutoscalerConfig, ScalingSpec};
-pub use kpa::{Decision, KpaState, Observation, decide};
-pub use window::ConcurrencyWindow;
+pub use config::{AutoscalerConfig, RequestTimeouts, ScalingMetric, ScalingSpec};
+pub use kpa::{Decision, KpaState, Observation, decide, excess_burst_capacity};
+pub use window::{ConcurrencyWindow, LoadWindow, RequestRate};

@@ -4,7 +4,7 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU32, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
@@ -13,7 +13,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::autoscaler::kpa::{self, KpaState, Observation};
-use crate::autoscaler::{ConcurrencyWindow, ScalingSpec};
+use crate::autoscaler::{LoadWindow, ScalingSpec};
 use crate::dataplane::metrics::{Metrics, RevisionLabels, RevisionMetrics};
 use crate::instance::logs::LogRing;
 use crate::instance::supervisor::{self, InstanceObserver, SupervisorTiming};
@@ -117,7 +117,11 @@ pub struct Pool {
     waiting: AtomicUsize,
     queue: Semaphore,
     in_flight: AtomicU32,
-    window: Mutex<ConcurrencyWindow>,
+    window: Mutex<LoadWindow>,
+    /// The autoscaler's last word on the activator (Knative's SKS mode).
+    activator_in_path: AtomicBool,
+    /// The autoscaler's last excess burst capacity.
+    excess_burst_capacity: AtomicI32,
     poke: Notify,
     next: AtomicUsize,
     status: Mutex<PoolStatus>,
@@ -168,7 +172,10 @@ impl Pool {
             waiting: AtomicUsize::new(0),
             queue: Semaphore::new(queue_depth),
             in_flight: AtomicU32::new(0),
-            window: Mutex::new(ConcurrencyWindow::new(Instant::now())),
+            window: Mutex::new(LoadWindow::new(Instant::now())),
+            // Like Knative, a revision starts with the activator in the path.
+            activator_in_path: AtomicBool::new(true),
+            excess_burst_capacity: AtomicI32::new(-1),
             poke: Notify::new(),
             next: AtomicUsize::new(0),
             status: Mutex::new(PoolStatus {
@@ -195,6 +202,21 @@ impl Pool {
     /// The revision's scaling spec.
     pub fn spec(&self) -> &ScalingSpec {
         &self.spec
+    }
+
+    /// Whether the autoscaler wants requests to go through the activator
+    /// (held and balanced within `containerConcurrency`) rather than straight
+    /// to an instance: at zero, or while the spare capacity is below the
+    /// revision's `target-burst-capacity` (always for -1). True until the
+    /// first decision. With no ready instance requests wait regardless.
+    pub fn activator_in_path(&self) -> bool {
+        self.activator_in_path.load(Ordering::Relaxed)
+    }
+
+    /// The autoscaler's last excess burst capacity (see
+    /// [`Decision::excess_burst_capacity`](crate::autoscaler::Decision)).
+    pub fn excess_burst_capacity(&self) -> i32 {
+        self.excess_burst_capacity.load(Ordering::Relaxed)
     }
 
     /// The revision's recent log lines.
@@ -233,7 +255,7 @@ impl Pool {
         self.window
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .set(Instant::now(), value);
+            .arrived(Instant::now(), value);
         self.request_metrics.in_flight.inc();
         Tracked { pool: self.clone() }
     }
@@ -446,14 +468,19 @@ pub async fn run(
             .window
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .averages(now, pool.spec.stable_window, pool.spec.panic_window);
+            .observe(now, &pool.spec);
         let ready = pool.endpoints().len() as u32;
         let observation = Observation {
-            stable_concurrency: stable,
-            panic_concurrency: panic,
+            stable_value: stable,
+            panic_value: panic,
             ready_instances: ready,
         };
-        let mut desired = kpa::decide(&pool.spec, &mut state, observation, now).desired;
+        let decision = kpa::decide(&pool.spec, &mut state, observation, now);
+        pool.activator_in_path
+            .store(decision.activator_in_path, Ordering::Relaxed);
+        pool.excess_burst_capacity
+            .store(decision.excess_burst_capacity, Ordering::Relaxed);
+        let mut desired = decision.desired;
         if first && restored > 0 {
             desired = desired.max(restored);
         }
@@ -604,8 +631,8 @@ mod tests {
         );
         let mut state = pool.initial_state.lock().unwrap().take().unwrap();
         let observation = Observation {
-            stable_concurrency: 0.0,
-            panic_concurrency: 0.0,
+            stable_value: 0.0,
+            panic_value: 0.0,
             ready_instances: 0,
         };
         let decision = kpa::decide(pool.spec(), &mut state, observation, Instant::now());

@@ -5,10 +5,41 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
 
+use okonomi_knative::{Revision, RevisionSpec};
+
 use crate::error::{Error, Result};
 
 /// Annotation prefix of every per-revision autoscaling setting.
 pub const ANNOTATION_PREFIX: &str = "autoscaling.knative.dev/";
+
+/// The smallest target of any metric (Knative's `autoscaling.TargetMin`).
+pub const TARGET_MIN: f64 = 0.01;
+
+/// Share of the `rps` target to aim for, as a percentage, unless the
+/// revision sets `target-utilization-percentage`. Knative fixes it at 70%
+/// (`TargetUtilization` is not read from config-autoscaler).
+pub const RPS_TARGET_UTILIZATION_PERCENTAGE: f64 = 70.0;
+
+/// The metric a revision scales on (`autoscaling.knative.dev/metric`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ScalingMetric {
+    /// Requests in flight (held or proxied), the KPA's default.
+    #[default]
+    Concurrency,
+    /// Requests arriving per second (`rps`).
+    Rps,
+}
+
+impl ScalingMetric {
+    /// The metric named by an annotation value; any other value (admission
+    /// rejects them for the KPA) scales on concurrency, as Knative does.
+    pub fn from_annotation(value: &str) -> Self {
+        match value.trim() {
+            okonomi_knative::keys::METRIC_RPS => Self::Rps,
+            _ => Self::Concurrency,
+        }
+    }
+}
 
 /// Cluster-wide autoscaler settings, the keys and defaults of Knative's
 /// `config-autoscaler` ConfigMap.
@@ -20,6 +51,13 @@ pub struct AutoscalerConfig {
     /// `container-concurrency-target-default`: the soft concurrency target per
     /// instance when a revision sets no `containerConcurrency`.
     pub container_concurrency_target_default: f64,
+    /// `requests-per-second-target-default`: requests per second per instance
+    /// for revisions scaled on the `rps` metric without a target annotation.
+    pub requests_per_second_target_default: f64,
+    /// `target-burst-capacity`: concurrent requests of spare capacity to keep
+    /// beyond the current load before the activator leaves the request path;
+    /// 0 = the activator is in the path only at zero, -1 = always.
+    pub target_burst_capacity: f64,
     /// `stable-window`: the window averaged in stable mode.
     pub stable_window: Duration,
     /// `panic-window-percentage`: the panic window as a percentage of the
@@ -62,6 +100,8 @@ impl Default for AutoscalerConfig {
         Self {
             container_concurrency_target_percentage: 70.0,
             container_concurrency_target_default: 100.0,
+            requests_per_second_target_default: 200.0,
+            target_burst_capacity: 211.0,
             stable_window: Duration::from_secs(60),
             panic_window_percentage: 10.0,
             panic_threshold_percentage: 200.0,
@@ -171,6 +211,10 @@ impl AutoscalerConfig {
                 "container-concurrency-target-default" => {
                     config.container_concurrency_target_default = float()?
                 }
+                "requests-per-second-target-default" => {
+                    config.requests_per_second_target_default = float()?
+                }
+                "target-burst-capacity" => config.target_burst_capacity = float()?,
                 "stable-window" => config.stable_window = duration()?,
                 "panic-window-percentage" => config.panic_window_percentage = float()?,
                 "panic-threshold-percentage" => config.panic_threshold_percentage = float()?,
@@ -188,10 +232,8 @@ impl AutoscalerConfig {
                 "scale-down-delay" => config.scale_down_delay = duration()?,
                 "max-scale-limit" => config.max_scale_limit = int()?,
                 // Documented keys the engine has no use for (there is one
-                // activator and one metric) are accepted and ignored.
+                // activator and one autoscaler class) are accepted and ignored.
                 "_example"
-                | "requests-per-second-target-default"
-                | "target-burst-capacity"
                 | "pod-autoscaler-class"
                 | "activator-capacity"
                 | "min-non-zero-replicas" => {}
@@ -214,6 +256,22 @@ impl AutoscalerConfig {
             < 0.01
         {
             return Err("container-concurrency-target-default × percentage must be ≥ 0.01".into());
+        }
+        // Knative's own check (the ConfigMap's comment says "greater than
+        // 1.0", the code accepts any target from autoscaling.TargetMin on).
+        if self.requests_per_second_target_default.is_nan()
+            || self.requests_per_second_target_default < TARGET_MIN
+        {
+            return Err(format!(
+                "requests-per-second-target-default must be at least {TARGET_MIN}"
+            ));
+        }
+        if self.target_burst_capacity < 0.0 && self.target_burst_capacity != -1.0
+            || !self.target_burst_capacity.is_finite()
+        {
+            return Err(
+                "target-burst-capacity must be either non-negative or -1 (for unlimited)".into(),
+            );
         }
         if self.stable_window < Duration::from_secs(6)
             || self.stable_window > Duration::from_secs(3600)
@@ -267,24 +325,41 @@ impl AutoscalerConfig {
         let int = |names: &[&str]| get(names).and_then(|v| v.parse::<u32>().ok());
         let duration = |names: &[&str]| get(names).and_then(|v| parse_duration(&v));
 
+        // Knative's ResolveMetricTarget: the total (one instance's capacity)
+        // is the target annotation, else for concurrency containerConcurrency
+        // (a hard limit) when set, else the metric's default; a concurrency
+        // target above the hard limit is capped to it. The target aimed for
+        // is that total times the utilization.
+        let metric = get(&["metric"])
+            .map(|m| ScalingMetric::from_annotation(&m))
+            .unwrap_or_default();
+        let (default_total, default_utilization) = match metric {
+            ScalingMetric::Rps => (
+                self.requests_per_second_target_default,
+                RPS_TARGET_UTILIZATION_PERCENTAGE,
+            ),
+            ScalingMetric::Concurrency if container_concurrency > 0 => (
+                f64::from(container_concurrency),
+                self.container_concurrency_target_percentage,
+            ),
+            ScalingMetric::Concurrency => (
+                self.container_concurrency_target_default,
+                self.container_concurrency_target_percentage,
+            ),
+        };
         let utilization = float(&["target-utilization-percentage"])
             .map(percentage)
-            .unwrap_or(self.container_concurrency_target_percentage);
-        // Knative: the target annotation wins, else containerConcurrency (a
-        // hard limit) when set, else the soft default; a target above a hard
-        // limit is capped to it.
-        let mut target =
-            float(&["target"])
-                .filter(|t| *t > 0.0)
-                .unwrap_or(if container_concurrency > 0 {
-                    f64::from(container_concurrency)
-                } else {
-                    self.container_concurrency_target_default
-                });
-        if container_concurrency > 0 {
-            target = target.min(f64::from(container_concurrency));
+            .unwrap_or(default_utilization);
+        let mut total_value = float(&["target"])
+            .filter(|t| *t > 0.0)
+            .unwrap_or(default_total);
+        if metric == ScalingMetric::Concurrency && container_concurrency > 0 {
+            total_value = total_value.min(f64::from(container_concurrency));
         }
-        let target_per_instance = (target * utilization / 100.0).max(0.01);
+        let target_per_instance = (total_value * utilization / 100.0).max(TARGET_MIN);
+        let target_burst_capacity = float(&["target-burst-capacity", "targetBurstCapacity"])
+            .filter(|b| *b >= 0.0 || *b == -1.0)
+            .unwrap_or(self.target_burst_capacity);
 
         let stable_window = duration(&["window"]).unwrap_or(self.stable_window);
         let panic_window_percentage =
@@ -302,7 +377,10 @@ impl AutoscalerConfig {
             initial_scale
         };
         ScalingSpec {
+            metric,
             target_per_instance,
+            total_value,
+            target_burst_capacity,
             container_concurrency,
             stable_window,
             panic_window,
@@ -317,16 +395,97 @@ impl AutoscalerConfig {
             min_scale: int(&["min-scale", "minScale"]).unwrap_or(self.min_scale),
             max_scale: int(&["max-scale", "maxScale"]).unwrap_or(self.max_scale),
             initial_scale,
-            scale_down_delay: duration(&["scale-down-delay"]).unwrap_or(self.scale_down_delay),
+            scale_down_delay: duration(&["scale-down-delay", "scaleDownDelay"])
+                .unwrap_or(self.scale_down_delay),
+            request_timeouts: RequestTimeouts::default(),
+        }
+    }
+
+    /// The scaling spec of `revision` (its annotations and
+    /// `containerConcurrency`, see [`AutoscalerConfig::spec_for`]), carrying
+    /// its request timeouts for the data plane.
+    pub fn spec_for_revision(&self, revision: &Revision) -> ScalingSpec {
+        let annotations = revision.metadata.annotations.clone().unwrap_or_default();
+        let container_concurrency = revision
+            .spec
+            .container_concurrency
+            .and_then(|c| u32::try_from(c).ok())
+            .unwrap_or(0);
+        ScalingSpec {
+            request_timeouts: RequestTimeouts::of(&revision.spec),
+            ..self.spec_for(&annotations, container_concurrency)
         }
     }
 }
 
-/// Everything the KPA needs to know about one revision.
+/// Knative's `revision-timeout-seconds` default, for a revision that did not
+/// go through admission's defaulting.
+const DEFAULT_TIMEOUT: Duration =
+    Duration::from_secs(okonomi_knative::keys::DEFAULT_TIMEOUT_SECONDS as u64);
+
+/// The per-request time limits of a revision, for the data plane to apply
+/// (as Knative's queue-proxy does). `None` means no limit: like the
+/// queue-proxy, a zero value sets no timer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RequestTimeouts {
+    /// `timeoutSeconds`: the longest a request may take in all, from the
+    /// moment it reaches the revision to the end of its response.
+    pub total: Option<Duration>,
+    /// `responseStartTimeoutSeconds`: the longest an instance may take to
+    /// start answering (send the first bytes) once it has the request.
+    pub response_start: Option<Duration>,
+    /// `idleTimeoutSeconds`: the longest a request may stay open with no
+    /// bytes coming from the instance.
+    pub idle: Option<Duration>,
+}
+
+impl Default for RequestTimeouts {
+    fn default() -> Self {
+        Self {
+            total: Some(DEFAULT_TIMEOUT),
+            response_start: None,
+            idle: None,
+        }
+    }
+}
+
+impl RequestTimeouts {
+    /// The limits a revision's spec sets (admission has checked the ranges:
+    /// negative values cannot get here, and are treated as no limit).
+    pub fn of(spec: &RevisionSpec) -> Self {
+        let seconds = |value: Option<i64>| {
+            value
+                .and_then(|s| u64::try_from(s).ok())
+                .filter(|s| *s > 0)
+                .map(Duration::from_secs)
+        };
+        Self {
+            total: match spec.timeout_seconds {
+                None => Some(DEFAULT_TIMEOUT),
+                set => seconds(set),
+            },
+            response_start: seconds(spec.response_start_timeout_seconds),
+            idle: seconds(spec.idle_timeout_seconds),
+        }
+    }
+}
+
+/// Everything the KPA needs to know about one revision (Knative's
+/// `DeciderSpec`), and the revision's request timeouts for the data plane.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ScalingSpec {
-    /// Concurrency to aim for per instance: target × utilization.
+    /// The metric scaled on.
+    pub metric: ScalingMetric,
+    /// Value of the metric to aim for per instance: total × utilization
+    /// (Knative's `TargetValue`).
     pub target_per_instance: f64,
+    /// What one instance can take of the metric before utilization (the
+    /// target annotation, else containerConcurrency or the metric's default;
+    /// Knative's `TotalValue`): the capacity in the burst computation.
+    pub total_value: f64,
+    /// Spare capacity to keep before the activator leaves the request path
+    /// (`target-burst-capacity`; 0 = only at zero, -1 = always in the path).
+    pub target_burst_capacity: f64,
     /// The revision's `containerConcurrency` (0 = unlimited): the hard limit
     /// the balancer enforces per instance.
     pub container_concurrency: u32,
@@ -352,6 +511,9 @@ pub struct ScalingSpec {
     pub initial_scale: u32,
     /// How long a lower demand must persist before scaling down.
     pub scale_down_delay: Duration,
+    /// The revision's request time limits (not used for scaling: carried
+    /// here so the data plane finds them on the revision's pool).
+    pub request_timeouts: RequestTimeouts,
 }
 
 impl Default for ScalingSpec {
@@ -479,5 +641,110 @@ mod tests {
         )
         .unwrap();
         assert_eq!(config.stable_window, Duration::from_secs(10));
+    }
+
+    /// The reference config-autoscaler with its `_example` block applied.
+    fn reference_config() -> AutoscalerConfig {
+        let text = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../../shared/reference/knative_serving/config/core/configmaps/autoscaler.yaml"
+        ))
+        .expect("the reference config-autoscaler (../shared/reference) is readable");
+        let value: serde_json::Value = serde_saphyr::from_str(&text).unwrap();
+        let example = value["data"]["_example"].as_str().unwrap();
+        let uncommented: String = example
+            .lines()
+            .filter(|l| !l.trim_start().starts_with('#') && !l.trim().is_empty())
+            .map(|l| format!("{}\n", l.trim()))
+            .collect();
+        AutoscalerConfig::from_yaml(&uncommented).unwrap()
+    }
+
+    #[test]
+    fn rps_and_burst_capacity_come_from_the_reference_configmap() {
+        let config = reference_config();
+        assert_eq!(config.requests_per_second_target_default, 200.0);
+        assert_eq!(config.target_burst_capacity, 211.0);
+        let rps = config.spec_for(&annotations(&[("metric", "rps")]), 0);
+        assert_eq!(rps.metric, ScalingMetric::Rps);
+        assert_eq!(rps.total_value, 200.0);
+        assert_eq!(rps.target_per_instance, 140.0);
+        assert_eq!(rps.target_burst_capacity, 211.0);
+        // containerConcurrency limits concurrency targets, not rps ones.
+        let rps = config.spec_for(&annotations(&[("metric", "rps"), ("target", "500")]), 10);
+        assert_eq!(rps.total_value, 500.0);
+        assert_eq!(rps.target_per_instance, 350.0);
+        let rps = config.spec_for(
+            &annotations(&[("metric", "rps"), ("target-utilization-percentage", "50")]),
+            0,
+        );
+        assert_eq!(rps.target_per_instance, 100.0);
+        // Concurrency stays the default metric.
+        let concurrency = config.spec_for(&BTreeMap::new(), 10);
+        assert_eq!(concurrency.metric, ScalingMetric::Concurrency);
+        assert_eq!(concurrency.total_value, 10.0);
+        // The revision's annotation overrides the burst capacity.
+        for (value, expected) in [("0", 0.0), ("-1", -1.0), ("50.5", 50.5)] {
+            let spec = config.spec_for(&annotations(&[("target-burst-capacity", value)]), 0);
+            assert_eq!(spec.target_burst_capacity, expected, "{value}");
+        }
+        let operator = AutoscalerConfig::from_yaml(
+            "requests-per-second-target-default: \"50\"\ntarget-burst-capacity: \"-1\"\n",
+        )
+        .unwrap();
+        let spec = operator.spec_for(&annotations(&[("metric", "rps")]), 0);
+        assert_eq!(spec.target_per_instance, 35.0);
+        assert_eq!(spec.target_burst_capacity, -1.0);
+    }
+
+    #[test]
+    fn bad_rps_and_burst_settings_are_refused() {
+        let err = AutoscalerConfig::from_yaml("target-burst-capacity: \"-2\"").unwrap_err();
+        assert!(err.contains("non-negative or -1"), "{err}");
+        let err =
+            AutoscalerConfig::from_yaml("requests-per-second-target-default: \"0\"").unwrap_err();
+        assert!(err.contains("at least 0.01"), "{err}");
+        let err =
+            AutoscalerConfig::from_yaml("requests-per-second-target-default: lots").unwrap_err();
+        assert!(err.contains("not a number"), "{err}");
+    }
+
+    #[test]
+    fn request_timeouts_are_carried_from_the_revision() {
+        use okonomi_knative::RevisionSpec;
+        let config = AutoscalerConfig::default();
+        let mut revision = Revision::new("hello-00001", RevisionSpec::default());
+        // Nothing set (no admission defaulting): Knative's 300s in all.
+        let spec = config.spec_for_revision(&revision);
+        assert_eq!(
+            spec.request_timeouts,
+            RequestTimeouts {
+                total: Some(Duration::from_secs(300)),
+                response_start: None,
+                idle: None,
+            }
+        );
+        revision.spec.timeout_seconds = Some(120);
+        revision.spec.response_start_timeout_seconds = Some(10);
+        revision.spec.idle_timeout_seconds = Some(30);
+        revision.spec.container_concurrency = Some(4);
+        revision.metadata.annotations = Some(annotations(&[("metric", "rps")]));
+        let spec = config.spec_for_revision(&revision);
+        assert_eq!(
+            spec.request_timeouts,
+            RequestTimeouts {
+                total: Some(Duration::from_secs(120)),
+                response_start: Some(Duration::from_secs(10)),
+                idle: Some(Duration::from_secs(30)),
+            }
+        );
+        assert_eq!(spec.container_concurrency, 4);
+        assert_eq!(spec.metric, ScalingMetric::Rps);
+        // Zero sets no timer, as in Knative's queue-proxy.
+        revision.spec.timeout_seconds = Some(0);
+        revision.spec.idle_timeout_seconds = Some(0);
+        let spec = config.spec_for_revision(&revision);
+        assert_eq!(spec.request_timeouts.total, None);
+        assert_eq!(spec.request_timeouts.idle, None);
     }
 }

@@ -6,14 +6,17 @@ use std::time::{Duration, Instant};
 
 use super::config::ScalingSpec;
 
-/// What the data plane observed for one revision at decision time.
+/// What the data plane observed for one revision at decision time, in the
+/// metric the revision scales on (Knative's observed stable and panic
+/// values).
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Observation {
-    /// Average concurrency of the revision (all instances together, including
-    /// requests the activator holds) over the stable window.
-    pub stable_concurrency: f64,
+    /// The revision's metric over the stable window, all instances together:
+    /// the average concurrency (including requests the activator holds) or
+    /// the requests per second.
+    pub stable_value: f64,
     /// The same over the panic window.
-    pub panic_concurrency: f64,
+    pub panic_value: f64,
     /// Instances ready to take requests now.
     pub ready_instances: u32,
 }
@@ -56,13 +59,39 @@ impl KpaState {
     }
 }
 
-/// One scaling decision.
+/// One scaling decision (Knative's `ScaleResult`, with the KPA
+/// reconciler's choice of whether the activator stays in the request path).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Decision {
     /// Instances wanted now.
     pub desired: u32,
     /// Whether the decision was made in panic mode.
     pub panicking: bool,
+    /// Spare capacity beyond the current load and the target burst capacity:
+    /// ready instances × total value − target burst capacity − panic-window
+    /// value, rounded down. 0 when the target burst capacity is 0, -1 when it
+    /// is -1 (unlimited). Negative means a burst of the target size would
+    /// queue.
+    pub excess_burst_capacity: i32,
+    /// Whether requests should go through the activator (which holds and
+    /// balances them) rather than straight to the instances: at zero, or
+    /// when the excess burst capacity is negative (Knative's SKS proxy mode).
+    pub activator_in_path: bool,
+}
+
+/// Knative's excess burst capacity: what `ready` instances can take beyond
+/// the `panic_value` now and the spec's target burst capacity.
+pub fn excess_burst_capacity(spec: &ScalingSpec, ready: u32, panic_value: f64) -> i32 {
+    if spec.target_burst_capacity == 0.0 {
+        0
+    } else if spec.target_burst_capacity > 0.0 {
+        let total_capacity = f64::from(ready) * spec.total_value;
+        // `as` saturates at i32's bounds, as Knative's int32 conversion is
+        // meant to.
+        (total_capacity - spec.target_burst_capacity - panic_value).floor() as i32
+    } else {
+        -1
+    }
 }
 
 /// Computes the desired number of instances at `now`.
@@ -76,8 +105,8 @@ pub fn decide(
     let max_scale_up = (spec.max_scale_up_rate * ready).ceil();
     let max_scale_down = (ready / spec.max_scale_down_rate).floor();
 
-    let dspc = (obs.stable_concurrency / spec.target_per_instance).ceil();
-    let dppc = (obs.panic_concurrency / spec.target_per_instance).ceil();
+    let dspc = (obs.stable_value / spec.target_per_instance).ceil();
+    let dppc = (obs.panic_value / spec.target_per_instance).ceil();
     let desired_stable = dspc.max(max_scale_down).min(max_scale_up) as u32;
     let desired_panic = dppc.max(max_scale_down).min(max_scale_up) as u32;
 
@@ -143,9 +172,14 @@ pub fn decide(
     if spec.max_scale > 0 {
         desired = desired.min(spec.max_scale);
     }
+    // On the panic value: the activator should not flap in and out of the
+    // path with every short change of the load.
+    let excess_burst_capacity = excess_burst_capacity(spec, obs.ready_instances, obs.panic_value);
     Decision {
         desired,
         panicking: state.panic_since.is_some(),
+        excess_burst_capacity,
+        activator_in_path: desired == 0 || excess_burst_capacity < 0,
     }
 }
 
@@ -155,7 +189,7 @@ pub const TICK: Duration = Duration::from_secs(2);
 #[cfg(test)]
 mod tests {
     use super::super::config::AutoscalerConfig;
-    use super::super::window::ConcurrencyWindow;
+    use super::super::window::{ConcurrencyWindow, LoadWindow};
     use super::*;
     use std::collections::BTreeMap;
 
@@ -169,8 +203,8 @@ mod tests {
 
     fn obs(stable: f64, panic: f64, ready: u32) -> Observation {
         Observation {
-            stable_concurrency: stable,
-            panic_concurrency: panic,
+            stable_value: stable,
+            panic_value: panic,
             ready_instances: ready,
         }
     }
@@ -337,5 +371,142 @@ mod tests {
         assert_eq!(at(98), 10);
         assert!(at(110) >= 10);
         assert_eq!(decisions.last().unwrap().1.desired, 1);
+    }
+
+    /// Replays a request-rate trace: `rate(t)` requests of 1ms arrive evenly
+    /// during second `t`; ready instances follow the decisions instantly.
+    fn replay_rate(
+        spec: &ScalingSpec,
+        seconds: u64,
+        rate: impl Fn(u64) -> u32,
+    ) -> Vec<(u64, Decision)> {
+        let start = Instant::now();
+        let mut load = LoadWindow::new(start);
+        let mut state = KpaState::default();
+        let mut ready = spec.initial_scale;
+        let mut decisions = Vec::new();
+        for t in 0..seconds {
+            let at = start + Duration::from_secs(t);
+            if t % TICK.as_secs() == 0 && t > 0 {
+                let (stable, panic) = load.observe(at, spec);
+                let d = decide(spec, &mut state, obs(stable, panic, ready), at);
+                ready = d.desired;
+                decisions.push((t, d));
+            }
+            let n = rate(t);
+            for i in 0..n {
+                let arrival = at + Duration::from_secs(1) * i / n;
+                load.arrived(arrival, 1);
+                load.set(arrival + Duration::from_millis(1), 0);
+            }
+        }
+        decisions
+    }
+
+    #[test]
+    fn rps_scales_on_requests_per_second_against_200_at_70_percent() {
+        // requests-per-second-target-default 200 at 70%: 140 per instance.
+        let rps = spec(&[("metric", "rps")], 0);
+        let decisions = replay_rate(&rps, 200, |_| 700);
+        assert_eq!(decisions.last().unwrap().1.desired, 5);
+        // The same trace scaled on concurrency (0.7 requests in flight on
+        // average) needs one instance: the metric decides.
+        let concurrency = spec(&[], 0);
+        let decisions = replay_rate(&concurrency, 200, |_| 700);
+        assert_eq!(decisions.last().unwrap().1.desired, 1);
+        // The target annotation sets requests per second per instance.
+        let rps = spec(&[("metric", "rps"), ("target", "100")], 0);
+        let decisions = replay_rate(&rps, 200, |_| 700);
+        assert_eq!(decisions.last().unwrap().1.desired, 10);
+    }
+
+    #[test]
+    fn an_rps_burst_panics_like_a_concurrency_burst() {
+        let rps = spec(&[("metric", "rps")], 0);
+        // 100 rps (1 instance) for two minutes, then 1400 rps: panic goes
+        // straight to 1400 / 140 = 10 within the panic window.
+        let decisions = replay_rate(&rps, 200, |t| if t < 120 { 100 } else { 1400 });
+        assert!(
+            decisions
+                .iter()
+                .filter(|(t, _)| *t < 120)
+                .all(|(_, d)| d.desired == 1 && !d.panicking)
+        );
+        let (t, d) = decisions
+            .iter()
+            .find(|(t, d)| *t >= 120 && d.desired >= 10)
+            .unwrap();
+        assert!(*t <= 128, "reached 10 at {t}");
+        assert!(d.panicking);
+    }
+
+    #[test]
+    fn excess_burst_capacity_is_capacity_minus_burst_minus_panic_load() {
+        // Defaults from config-autoscaler: target-burst-capacity 211, and a
+        // revision with unlimited concurrency has a total value of 100.
+        let default = spec(&[], 0);
+        assert_eq!(default.target_burst_capacity, 211.0);
+        assert_eq!(default.total_value, 100.0);
+        // 3 × 100 − 211 − 50 = 39: room for the burst, no activator.
+        assert_eq!(excess_burst_capacity(&default, 3, 50.0), 39);
+        // 2 × 100 − 211 − 50.5 = −61.5, rounded down.
+        assert_eq!(excess_burst_capacity(&default, 2, 50.5), -62);
+        let mut state = KpaState::restored(3);
+        let d = decide(&default, &mut state, obs(50.0, 50.0, 3), Instant::now());
+        assert_eq!((d.excess_burst_capacity, d.activator_in_path), (39, false));
+        let d = decide(
+            &default,
+            &mut state,
+            obs(50.0, 50.5, 2),
+            Instant::now() + TICK,
+        );
+        assert_eq!((d.excess_burst_capacity, d.activator_in_path), (-62, true));
+        // containerConcurrency is the total value when set.
+        let limited = spec(&[("target-burst-capacity", "5")], 10);
+        assert_eq!(excess_burst_capacity(&limited, 2, 7.0), 20 - 5 - 7);
+    }
+
+    #[test]
+    fn burst_capacity_zero_keeps_the_activator_only_at_zero_and_minus_one_always() {
+        let zero = spec(&[("target-burst-capacity", "0")], 0);
+        let mut state = KpaState::restored(1);
+        let now = Instant::now();
+        // Busy and short of capacity, yet no activator: only zero brings it.
+        let d = decide(&zero, &mut state, obs(500.0, 500.0, 1), now);
+        assert_eq!((d.excess_burst_capacity, d.activator_in_path), (0, false));
+        let mut state = KpaState::restored(0);
+        let d = decide(&zero, &mut state, obs(0.0, 0.0, 0), now);
+        assert_eq!(d.desired, 0);
+        assert!(d.activator_in_path);
+
+        let unlimited = spec(&[("target-burst-capacity", "-1")], 0);
+        let mut state = KpaState::restored(100);
+        // A hundred idle instances still keep the activator in the path.
+        let d = decide(&unlimited, &mut state, obs(1.0, 1.0, 100), now);
+        assert_eq!((d.excess_burst_capacity, d.activator_in_path), (-1, true));
+    }
+
+    #[test]
+    fn the_activator_enters_the_path_on_a_burst_and_leaves_once_scaled() {
+        let spec = spec(&[("target-burst-capacity", "10")], 0);
+        // 20 concurrent (one instance: 100 − 10 − 20 = 70 spare), then 150.
+        let decisions = replay(&spec, 240, |t| if t < 120 { 20 } else { 150 });
+        let at = |t: u64| decisions.iter().find(|(s, _)| *s == t).unwrap().1;
+        assert!(!at(118).activator_in_path, "{:?}", at(118));
+        assert_eq!(at(118).excess_burst_capacity, 70);
+        // The burst outruns one instance (100 − 10 − panic load < 0) before
+        // the scale catches up.
+        assert!(
+            decisions
+                .iter()
+                .filter(|(t, _)| (121..=130).contains(t))
+                .any(|(_, d)| d.activator_in_path && d.excess_burst_capacity < 0),
+            "{decisions:?}"
+        );
+        // Scaled to ⌈150 / 70⌉ = 3: 300 − 10 − 150 = 140 spare, direct again.
+        let (_, last) = decisions.last().unwrap();
+        assert_eq!(last.desired, 3);
+        assert_eq!(last.excess_burst_capacity, 140);
+        assert!(!last.activator_in_path);
     }
 }

@@ -1,8 +1,13 @@
-//! Time-weighted concurrency, bucketed per second, averaged over the stable
-//! and panic windows (Knative's `TimedFloat64Buckets.WindowAverage`).
+//! A revision's load over time, bucketed per second and averaged over the
+//! stable and panic windows (Knative's `TimedFloat64Buckets.WindowAverage`):
+//! time-weighted concurrency ([`ConcurrencyWindow`]), requests arriving per
+//! second ([`RequestRate`]), and both together ([`LoadWindow`]) for the
+//! metric a revision scales on.
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};
+
+use super::config::{ScalingMetric, ScalingSpec};
 
 /// The longest window kept: no stable window is longer (config validation).
 const RETAIN_SECONDS: u64 = 3600;
@@ -129,6 +134,136 @@ impl ConcurrencyWindow {
     }
 }
 
+/// Requests arriving for one revision, counted per second (Knative's `rps`
+/// metric).
+#[derive(Debug, Clone)]
+pub struct RequestRate {
+    origin: Instant,
+    /// (second since origin, requests that arrived during that second).
+    buckets: VecDeque<(u64, u64)>,
+    /// First arrival since the window was last empty: a rate spans only the
+    /// time there is data for, as the concurrency average does.
+    first_active: Option<Instant>,
+}
+
+impl RequestRate {
+    /// No request yet, counting from `now`.
+    pub fn new(now: Instant) -> Self {
+        Self {
+            origin: now,
+            buckets: VecDeque::new(),
+            first_active: None,
+        }
+    }
+
+    fn second(&self, at: Instant) -> u64 {
+        at.saturating_duration_since(self.origin).as_secs()
+    }
+
+    /// Counts one request arriving at `at`.
+    pub fn record(&mut self, at: Instant) {
+        let second = self.second(at);
+        match self.buckets.back_mut() {
+            Some((s, count)) if *s >= second => *count += 1,
+            _ => self.buckets.push_back((second, 1)),
+        }
+        self.first_active.get_or_insert(at);
+        while let Some(&(s, _)) = self.buckets.front() {
+            if s + RETAIN_SECONDS < second {
+                self.buckets.pop_front();
+            } else {
+                break;
+            }
+        }
+    }
+
+    /// Requests per second over the last `window` (0 when none arrived in it).
+    pub fn rate(&mut self, now: Instant, window: Duration) -> f64 {
+        let now_s = now.saturating_duration_since(self.origin).as_secs_f64();
+        let start_s = now_s - window.as_secs_f64();
+        let mut requests = 0.0;
+        for &(second, count) in self.buckets.iter().rev() {
+            let s = second as f64;
+            if s + 1.0 <= start_s {
+                break;
+            }
+            // Arrivals within a second are taken as evenly spread, so a
+            // bucket straddling the window start counts pro rata.
+            let share = if s < start_s {
+                (s + 1.0 - start_s).clamp(0.0, 1.0)
+            } else {
+                1.0
+            };
+            requests += count as f64 * share;
+        }
+        if requests == 0.0 {
+            // Nothing for a whole window: the next burst starts afresh.
+            if window.as_secs() > 0
+                && self
+                    .first_active
+                    .is_some_and(|f| now.saturating_duration_since(f) > window)
+            {
+                self.first_active = None;
+            }
+            return 0.0;
+        }
+        let active = self
+            .first_active
+            .map(|f| now.saturating_duration_since(f).as_secs_f64())
+            .unwrap_or(window.as_secs_f64())
+            .max(1.0);
+        requests / window.as_secs_f64().min(active).max(1e-3)
+    }
+}
+
+/// Everything a revision's pool records about its load: the concurrency and
+/// the arrivals, so either metric can be scaled on.
+#[derive(Debug, Clone)]
+pub struct LoadWindow {
+    concurrency: ConcurrencyWindow,
+    requests: RequestRate,
+}
+
+impl LoadWindow {
+    /// No load yet, from `now`.
+    pub fn new(now: Instant) -> Self {
+        Self {
+            concurrency: ConcurrencyWindow::new(now),
+            requests: RequestRate::new(now),
+        }
+    }
+
+    /// A request arrived at `now`, making the concurrency `concurrency`.
+    pub fn arrived(&mut self, now: Instant, concurrency: u32) {
+        self.requests.record(now);
+        self.concurrency.set(now, concurrency);
+    }
+
+    /// The concurrency is `value` from `now` on (a request finished).
+    pub fn set(&mut self, now: Instant, value: u32) {
+        self.concurrency.set(now, value);
+    }
+
+    /// Average concurrency over the last `window`.
+    pub fn average(&mut self, now: Instant, window: Duration) -> f64 {
+        self.concurrency.average(now, window)
+    }
+
+    /// The (stable, panic) values at `now` of the metric `spec` scales on.
+    pub fn observe(&mut self, now: Instant, spec: &ScalingSpec) -> (f64, f64) {
+        match spec.metric {
+            ScalingMetric::Concurrency => {
+                self.concurrency
+                    .averages(now, spec.stable_window, spec.panic_window)
+            }
+            ScalingMetric::Rps => (
+                self.requests.rate(now, spec.stable_window),
+                self.requests.rate(now, spec.panic_window),
+            ),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -179,6 +314,81 @@ mod tests {
         assert_eq!(
             w.average(start + Duration::from_secs(66), Duration::from_secs(60)),
             0.0
+        );
+    }
+
+    #[test]
+    fn a_steady_request_rate_averages_to_itself() {
+        let start = Instant::now();
+        let mut rate = RequestRate::new(start);
+        // 10 requests a second, evenly spread, for two minutes.
+        for i in 0..1200u64 {
+            rate.record(start + Duration::from_millis(i * 100));
+        }
+        let now = start + Duration::from_secs(120);
+        let stable = rate.rate(now, Duration::from_secs(60));
+        let panic = rate.rate(now, Duration::from_secs(6));
+        assert!((stable - 10.0).abs() < 0.05, "{stable}");
+        assert!((panic - 10.0).abs() < 0.05, "{panic}");
+    }
+
+    #[test]
+    fn a_fresh_burst_is_a_rate_over_the_time_it_has_lasted() {
+        let start = Instant::now();
+        let mut rate = RequestRate::new(start);
+        let burst = start + Duration::from_secs(300);
+        // 50 requests a second for 4 seconds after 5 idle minutes.
+        for i in 0..200u64 {
+            rate.record(burst + Duration::from_millis(i * 20));
+        }
+        let now = burst + Duration::from_secs(4);
+        let stable = rate.rate(now, Duration::from_secs(60));
+        assert!((stable - 50.0).abs() < 0.5, "{stable}");
+        // A minute later without requests: 0, and the next burst starts afresh.
+        assert_eq!(
+            rate.rate(now + Duration::from_secs(61), Duration::from_secs(60)),
+            0.0
+        );
+        let again = now + Duration::from_secs(62);
+        for i in 0..10u64 {
+            rate.record(again + Duration::from_millis(i * 100));
+        }
+        let fresh = rate.rate(again + Duration::from_secs(1), Duration::from_secs(60));
+        assert!((fresh - 10.0).abs() < 0.5, "{fresh}");
+    }
+
+    #[test]
+    fn a_load_window_observes_the_metric_the_revision_scales_on() {
+        use super::super::config::AutoscalerConfig;
+        use std::collections::BTreeMap;
+        let start = Instant::now();
+        let mut load = LoadWindow::new(start);
+        // One long request in flight, and 20 short ones a second besides.
+        load.arrived(start, 1);
+        for i in 0..1200u64 {
+            let at = start + Duration::from_millis(i * 50);
+            load.arrived(at, 2);
+            load.set(at, 1);
+        }
+        let now = start + Duration::from_secs(60);
+        let config = AutoscalerConfig::default();
+        let concurrency = config.spec_for(&BTreeMap::new(), 0);
+        let rps = config.spec_for(
+            &BTreeMap::from([(
+                "autoscaling.knative.dev/metric".to_string(),
+                "rps".to_string(),
+            )]),
+            0,
+        );
+        let (stable, panic) = load.observe(now, &concurrency);
+        assert!(
+            (stable - 1.0).abs() < 0.01 && (panic - 1.0).abs() < 0.01,
+            "{stable} {panic}"
+        );
+        let (stable, panic) = load.observe(now, &rps);
+        assert!(
+            (stable - 20.0).abs() < 0.5 && (panic - 20.0).abs() < 0.5,
+            "{stable} {panic}"
         );
     }
 }
