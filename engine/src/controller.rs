@@ -8,6 +8,7 @@ pub mod configuration;
 pub mod revision;
 pub mod route;
 pub mod service;
+pub mod tracker;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
@@ -26,6 +27,7 @@ use crate::dataplane::router::SharedRoutes;
 use crate::dataplane::{Destination, RouteTable};
 use crate::pool::{PoolStatus, RevisionKey};
 use crate::workloads::Workloads;
+use tracker::{Reference, Tracker};
 
 /// Work items: which object to reconcile.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -43,11 +45,14 @@ pub enum Key {
 /// Capacity of the work queue; watchers wait when it is full.
 const QUEUE_CAPACITY: usize = 8192;
 
-/// A bounded queue that holds each key at most once.
+/// A bounded queue that holds each key at most once, with the tracker of
+/// what Routes reference (as Knative's controller `Impl` carries its work
+/// queue and its `Tracker`).
 #[derive(Debug, Clone)]
 pub struct WorkQueue {
     tx: mpsc::Sender<Key>,
     pending: Arc<Mutex<HashSet<Key>>>,
+    tracker: Arc<Tracker>,
 }
 
 impl WorkQueue {
@@ -57,9 +62,15 @@ impl WorkQueue {
             Self {
                 tx,
                 pending: Arc::new(Mutex::new(HashSet::new())),
+                tracker: Arc::new(Tracker::default()),
             },
             rx,
         )
+    }
+
+    /// Which Routes reference which Configurations and Revisions.
+    pub fn tracker(&self) -> &Tracker {
+        &self.tracker
     }
 
     /// Queues `key` unless it is already waiting.
@@ -225,10 +236,16 @@ fn label(object: &Value, key: &str) -> Option<String> {
 }
 
 /// Keys to reconcile when `object` of type `kind` changed.
-fn keys_for(kind: &str, object: &Value, deleted: bool) -> Vec<Key> {
+fn keys_for(tracker: &Tracker, kind: &str, object: &Value, deleted: bool) -> Vec<Key> {
     use okonomi_knative::keys::{CONFIGURATION_LABEL, SERVICE_LABEL};
     let (ns, name) = meta(object);
     let mut keys = Vec::new();
+    let routes_referencing = |reference: Reference| {
+        tracker
+            .routes_referencing(&reference)
+            .into_iter()
+            .map(|(ns, name)| Key::Route(ns, name))
+    };
     match kind {
         "Service" => keys.push(Key::Service(ns, name)),
         "Configuration" => {
@@ -238,14 +255,16 @@ fn keys_for(kind: &str, object: &Value, deleted: bool) -> Vec<Key> {
             if let Some(service) = label(object, SERVICE_LABEL) {
                 keys.push(Key::Service(ns.clone(), service));
             }
-            // Routes following this configuration (the Service's has its name).
-            keys.push(Key::Route(ns, name));
+            // Routes following this configuration, whatever their names.
+            keys.extend(routes_referencing(Reference::configuration(&ns, &name)));
         }
         "Revision" => {
-            keys.push(Key::Revision(ns.clone(), name));
+            keys.push(Key::Revision(ns.clone(), name.clone()));
             if let Some(configuration) = label(object, CONFIGURATION_LABEL) {
-                keys.push(Key::Configuration(ns, configuration));
+                keys.push(Key::Configuration(ns.clone(), configuration));
             }
+            // Routes naming this revision in a traffic target.
+            keys.extend(routes_referencing(Reference::revision(&ns, &name)));
         }
         "Route" => {
             keys.push(Key::Route(ns.clone(), name));
@@ -287,7 +306,7 @@ async fn watch_kind(ctx: Arc<Context>, rt: ResourceType, shutdown: CancellationT
             if deleted {
                 on_deleted(&ctx, &rt.kind, &object);
             }
-            for key in keys_for(&rt.kind, &object, deleted) {
+            for key in keys_for(ctx.queue.tracker(), &rt.kind, &object, deleted) {
                 ctx.queue.add(key).await;
             }
         }
@@ -301,7 +320,10 @@ fn on_deleted(ctx: &Context, kind: &str, object: &Value) {
             namespace: ns,
             name,
         }),
-        "Route" => ctx.set_route_hosts(&ns, &name, Vec::new()),
+        "Route" => {
+            ctx.queue.tracker().forget((ns.clone(), name.clone()));
+            ctx.set_route_hosts(&ns, &name, Vec::new());
+        }
         _ => {}
     }
 }

@@ -438,3 +438,100 @@ async fn a_revision_that_never_gets_ready_reports_why_with_its_logs() {
     );
     engine.shutdown().await;
 }
+
+/// Updates a stored object with `change`, retrying when a status write
+/// raced the read (the store checks resourceVersion).
+async fn update_with(engine: &Engine, rt: &ResourceType, name: &str, change: impl Fn(&mut Value)) {
+    for _ in 0..50 {
+        let mut object = engine.store().get(rt, "default", name).unwrap();
+        change(&mut object);
+        match engine.store().update(rt, object).await {
+            Ok(_) => return,
+            Err(e) if e.is_conflict() => continue,
+            Err(e) => panic!("updating {name}: {e}"),
+        }
+    }
+    panic!("updating {name}: conflicts on every attempt");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_standalone_route_follows_a_configuration_of_another_name() {
+    let state = tempfile::tempdir().unwrap();
+    let engine = Engine::start(config(state.path())).await.unwrap();
+    // The Route comes first: the Configuration it follows does not exist yet,
+    // and has a different name (no Service ties the two together).
+    let route_rt = ResourceType::knative_route();
+    engine
+        .store()
+        .create(
+            &route_rt,
+            json!({
+                "apiVersion": "serving.knative.dev/v1",
+                "kind": "Route",
+                "metadata": {"name": "front", "namespace": "default"},
+                "spec": {"traffic": [
+                    {"configurationName": "backend", "latestRevision": true, "percent": 100}
+                ]},
+            }),
+        )
+        .await
+        .unwrap();
+    let configuration_rt = ResourceType::knative_configuration();
+    let template = hello_service("backend", json!({}), json!([]))["spec"]["template"].clone();
+    engine
+        .store()
+        .create(
+            &configuration_rt,
+            json!({
+                "apiVersion": "serving.knative.dev/v1",
+                "kind": "Configuration",
+                "metadata": {"name": "backend", "namespace": "default"},
+                "spec": {"template": template},
+            }),
+        )
+        .await
+        .unwrap();
+    let routed_to = |revision: &'static str| {
+        move |r: &Value| {
+            r["status"]["traffic"][0]["revisionName"] == revision
+                && condition(r, "Ready").is_some_and(|c| c["status"] == "True")
+        }
+    };
+    wait_for(
+        &engine,
+        route_rt.clone(),
+        "front",
+        "routed to backend-00001",
+        routed_to("backend-00001"),
+    )
+    .await;
+    let client = client();
+    let (status, body) = get(&client, engine.http_addr(), "front.default.localhost").await;
+    assert_eq!(status, 200, "{body}");
+    assert!(body.starts_with(SEED), "{body}");
+
+    // A new template: once its revision is ready the Route moves to it.
+    update_with(&engine, &configuration_rt, "backend", |c| {
+        c["spec"]["template"]["spec"]["containers"][0]["env"] =
+            json!([{"name": "GREETING", "value": "v2"}]);
+    })
+    .await;
+    wait_for(
+        &engine,
+        route_rt,
+        "front",
+        "routed to backend-00002",
+        routed_to("backend-00002"),
+    )
+    .await;
+    let before = requests_per_revision(engine.http_addr()).await;
+    for _ in 0..5 {
+        let (status, body) = get(&client, engine.http_addr(), "front.default.localhost").await;
+        assert_eq!(status, 200, "{body}");
+    }
+    let after = requests_per_revision(engine.http_addr()).await;
+    let delta = |r: &str| after.get(r).copied().unwrap_or(0) - before.get(r).copied().unwrap_or(0);
+    assert_eq!(delta("backend-00002"), 5, "{after:?}");
+    assert_eq!(delta("backend-00001"), 0, "{after:?}");
+    engine.shutdown().await;
+}

@@ -11,6 +11,7 @@ use okonomi_knative::{
     Addressable, Condition, Conditions, Configuration, Revision, Route, RouteStatus, TrafficTarget,
 };
 
+use super::tracker::Reference;
 use super::{Context, ReconcileResult, decode, now, write_status};
 use crate::dataplane::{Destination, Split};
 
@@ -24,20 +25,51 @@ struct Resolved {
     revision: Revision,
 }
 
+/// What a Route's traffic targets reference: the Configurations it follows
+/// and the Revisions it names.
+pub fn references(namespace: &str, route: &Route) -> Vec<Reference> {
+    route
+        .spec
+        .traffic
+        .iter()
+        .flat_map(|target| {
+            let configuration = target
+                .configuration_name
+                .as_deref()
+                .map(|name| Reference::configuration(namespace, name));
+            let revision = target
+                .revision_name
+                .as_deref()
+                .map(|name| Reference::revision(namespace, name));
+            configuration.into_iter().chain(revision)
+        })
+        .collect()
+}
+
 /// Reconciles one Route.
 pub async fn reconcile(ctx: &Arc<Context>, namespace: &str, name: &str) -> ReconcileResult {
     let rt = ResourceType::knative_route();
     let stored = match ctx.store.get(&rt, namespace, name) {
         Ok(stored) => stored,
         Err(e) if e.is_not_found() => {
+            ctx.queue
+                .tracker()
+                .forget((namespace.to_string(), name.to_string()));
             ctx.set_route_hosts(namespace, name, Vec::new());
             return Ok(());
         }
         Err(e) => return Err(e.to_string()),
     };
     let route: Route = decode(stored.clone())?;
+    // Every target, existing yet or not: a change to any of them reconciles
+    // this Route again (Knative's TrackReference).
+    ctx.queue.tracker().track(
+        (namespace.to_string(), name.to_string()),
+        references(namespace, &route),
+    );
     let mut resolved = Vec::new();
-    let mut missing: Option<(String, String)> = None;
+    // (reason, message, whether a target failed rather than is pending).
+    let mut missing: Option<(String, String, bool)> = None;
     for target in &route.spec.traffic {
         let revision_name = if let Some(revision) = &target.revision_name {
             Some(revision.clone())
@@ -68,6 +100,7 @@ pub async fn reconcile(ctx: &Arc<Context>, namespace: &str, name: &str) -> Recon
                                     configuration.name()
                                 )
                             }),
+                            false,
                         ));
                     }
                     ready
@@ -78,6 +111,7 @@ pub async fn reconcile(ctx: &Arc<Context>, namespace: &str, name: &str) -> Recon
                         format!(
                             "Configuration \"{configuration}\" referenced in traffic not found."
                         ),
+                        false,
                     ));
                     None
                 }
@@ -92,14 +126,35 @@ pub async fn reconcile(ctx: &Arc<Context>, namespace: &str, name: &str) -> Recon
             .store
             .get(&ResourceType::knative_revision(), namespace, &revision_name)
         {
-            Ok(value) => resolved.push(Resolved {
-                target: target.clone(),
-                revision: decode(value)?,
-            }),
+            Ok(value) => {
+                let revision: Revision = decode(value)?;
+                // Like Knative, a failed revision is not routed to (its
+                // instances would not run as the revision says).
+                let failure = revision
+                    .status
+                    .as_ref()
+                    .and_then(|s| s.conditions.get_condition(condition_type::READY))
+                    .filter(|c| c.is_false())
+                    .map(|c| c.message.clone().unwrap_or_default());
+                match failure {
+                    Some(why) => {
+                        missing.get_or_insert((
+                            reason::REVISION_MISSING.to_string(),
+                            format!("Revision \"{revision_name}\" failed to become ready: {why}"),
+                            true,
+                        ));
+                    }
+                    None => resolved.push(Resolved {
+                        target: target.clone(),
+                        revision,
+                    }),
+                }
+            }
             Err(_) => {
                 missing.get_or_insert((
                     reason::REVISION_MISSING.to_string(),
                     format!("Revision \"{revision_name}\" referenced in traffic not found."),
+                    false,
                 ));
             }
         }
@@ -113,16 +168,23 @@ pub async fn reconcile(ctx: &Arc<Context>, namespace: &str, name: &str) -> Recon
     status.address = Some(Addressable::url(&ctx.url(&domain_suffix)));
     let time = now();
 
-    if let Some((why, message)) = missing {
+    if let Some((why, message, failed)) = missing {
         status.traffic = Vec::new();
+        let condition = |type_: &str| {
+            if failed {
+                Condition::false_(type_, &why, &message)
+            } else {
+                Condition::unknown(type_, &why, &message)
+            }
+        };
         set_condition(
             &mut status.conditions,
-            Condition::unknown(condition_type::ALL_TRAFFIC_ASSIGNED, &why, &message),
+            condition(condition_type::ALL_TRAFFIC_ASSIGNED),
             time.clone(),
         );
         set_condition(
             &mut status.conditions,
-            Condition::unknown(condition_type::READY, &why, &message),
+            condition(condition_type::READY),
             time,
         );
         // Keep serving what was routed before until the new targets resolve.
