@@ -47,6 +47,15 @@ pub enum Error {
         /// Object name.
         name: String,
     },
+    /// A server-side apply would change fields other managers own; `causes` name
+    /// each field and its manager (reason `FieldManagerConflict`).
+    #[error("{message}")]
+    ApplyConflict {
+        /// Kubernetes' text: `Apply failed with 1 conflict: conflict with "m": .spec.x`.
+        message: String,
+        /// One cause per conflicting field.
+        causes: Vec<StatusCause>,
+    },
     /// The object failed validation; `causes` name the fields.
     #[error("{kind}.{group} \"{name}\" is invalid: {}", summary(causes))]
     Invalid {
@@ -149,7 +158,7 @@ impl Error {
         match self {
             Error::NotFound { .. } => 404,
             Error::AlreadyExists { .. } => 409,
-            Error::Conflict { .. } => 409,
+            Error::Conflict { .. } | Error::ApplyConflict { .. } => 409,
             Error::Invalid { .. } => 422,
             Error::BadRequest(_) => 400,
             Error::Expired { .. } => 410,
@@ -170,7 +179,7 @@ impl Error {
         match self {
             Error::NotFound { .. } => "NotFound",
             Error::AlreadyExists { .. } => "AlreadyExists",
-            Error::Conflict { .. } => "Conflict",
+            Error::Conflict { .. } | Error::ApplyConflict { .. } => "Conflict",
             Error::Invalid { .. } => "Invalid",
             Error::BadRequest(_) => "BadRequest",
             Error::Expired { .. } => "Expired",
@@ -222,6 +231,10 @@ impl Error {
                 name: name.clone(),
                 group: group.clone(),
                 kind: plural.clone(),
+                ..Default::default()
+            }),
+            Error::ApplyConflict { causes, .. } => status.with_details(StatusDetails {
+                causes: causes.clone(),
                 ..Default::default()
             }),
             Error::Invalid {

@@ -4,8 +4,9 @@
 //! Writes are serialised (one at a time, each one SQLite transaction) so that
 //! resourceVersions are handed out in commit order; reads never wait for SQLite.
 
-mod apply;
 mod database;
+mod fields;
+mod managed;
 mod object;
 mod watch;
 
@@ -14,7 +15,7 @@ use std::path::Path;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
-use serde_json::Value;
+use serde_json::{Value, json};
 use tokio::sync::broadcast;
 
 use crate::admission::{Admission, AdmissionRequest, NoAdmission, Operation};
@@ -22,6 +23,7 @@ use crate::error::{Error, Result};
 use crate::resource::ResourceType;
 use crate::selector::{FieldSelector, LabelSelector};
 use database::{Database, RowChange};
+use fields::FieldSet;
 pub use watch::{WatchEvent, WatchStream};
 
 /// How many past events the store keeps so that watches can resume from an older
@@ -138,7 +140,8 @@ pub struct WriteOptions {
     pub field_manager: Option<String>,
     /// Validate and compute the result, but store nothing (`dryRun=All`).
     pub dry_run: bool,
-    /// Server-side apply `force` (accepted; conflicts are not tracked).
+    /// Server-side apply `force`: take over fields other managers own instead of
+    /// failing with a conflict.
     pub force: bool,
 }
 
@@ -149,8 +152,11 @@ pub enum Patch {
     Merge(Value),
     /// RFC 6902 JSON patch (`application/json-patch+json`).
     Json(json_patch::Patch),
-    /// Server-side apply (`application/apply-patch+yaml`): merged into the live
-    /// object like a merge patch, or creates the object when it does not exist.
+    /// Server-side apply (`application/apply-patch+yaml`): the configuration is
+    /// merged into the live object (lists replaced whole), fields the manager
+    /// applied before and leaves out now are removed when no one else owns them,
+    /// and changing a field another manager owns is a conflict unless forced.
+    /// Creates the object when it does not exist.
     Apply(Value),
 }
 
@@ -416,7 +422,8 @@ impl Store {
     /// `NotFound` naming the namespace if it does not exist.
     pub async fn create(&self, rt: &ResourceType, object: Value) -> Result<Value> {
         let _guard = self.inner.write_lock.lock().await;
-        self.create_locked(rt, object, "Update", None).await
+        self.create_locked(rt, object, managed::Operation::Update, None)
+            .await
     }
 
     /// `applied`: for an apply, the field set the manager applied.
@@ -424,8 +431,8 @@ impl Store {
         &self,
         rt: &ResourceType,
         mut object: Value,
-        operation: &str,
-        applied: Option<&Value>,
+        operation: managed::Operation,
+        applied: Option<&FieldSet>,
     ) -> Result<Value> {
         object::normalize_for_create(rt, &mut object, DEFAULT_NAMESPACE)?;
         let name = object::name(&object).to_string();
@@ -435,6 +442,10 @@ impl Store {
         if self.get(rt, &namespace, &name).is_ok() {
             return Err(rt.already_exists(&name));
         }
+        let time = object::now();
+        let writer = self.writer(rt, operation, false, &time);
+        let entries = managed::track(Vec::new(), &json!({}), &object, &writer, applied)
+            .map_err(managed::Conflicts::into_error)?;
         self.admit(rt, Operation::Create, None, &mut object)?;
         // Admission may not move the object.
         if object::name(&object) != name || object::namespace(&object) != namespace {
@@ -442,17 +453,8 @@ impl Store {
                 "admission changed the object's name or namespace".into(),
             ));
         }
-        let time = object::now();
         object::stamp_new(&mut object, 0, &time)?;
-        object::record_manager(
-            rt,
-            &mut object,
-            self.manager(operation),
-            operation,
-            None,
-            &time,
-            applied,
-        )?;
+        object::set_managed_fields(&mut object, managed::encode(entries))?;
         let mut committed = self
             .commit(vec![Change::Put {
                 rt_key: rt.storage_key(),
@@ -472,22 +474,44 @@ impl Store {
     /// unchanged (same resourceVersion).
     pub async fn update(&self, rt: &ResourceType, object: Value) -> Result<Value> {
         let _guard = self.inner.write_lock.lock().await;
-        self.update_locked(rt, object, false, "Update", None).await
+        self.update_locked(rt, object, false, managed::Operation::Update, None)
+            .await
     }
 
     /// Replace an object's status (PUT `/status`); everything else is kept from the
     /// stored object. `metadata.resourceVersion`, when given, must match.
     pub async fn update_status(&self, rt: &ResourceType, object: Value) -> Result<Value> {
         let _guard = self.inner.write_lock.lock().await;
-        self.update_locked(rt, object, true, "Update", None).await
+        self.update_locked(rt, object, true, managed::Operation::Update, None)
+            .await
     }
 
-    /// The field manager recorded for `operation`; applies always have one.
-    fn manager(&self, operation: &str) -> Option<&str> {
-        match self.write_options.field_manager.as_deref() {
+    /// Who writes, as field ownership records it; applies always have a manager.
+    fn writer<'a>(
+        &'a self,
+        rt: &ResourceType,
+        operation: managed::Operation,
+        status: bool,
+        time: &'a str,
+    ) -> managed::Writer<'a> {
+        let manager = match self.write_options.field_manager.as_deref() {
             Some(m) => Some(m),
-            None if operation == "Apply" => Some(DEFAULT_APPLY_MANAGER),
+            None if operation == managed::Operation::Apply => Some(DEFAULT_APPLY_MANAGER),
             None => None,
+        };
+        managed::Writer {
+            manager,
+            operation,
+            scope: if status {
+                managed::Scope::Status
+            } else {
+                managed::Scope::Main {
+                    status_subresource: rt.status_subresource,
+                }
+            },
+            api_version: rt.api_version(),
+            time,
+            force: self.write_options.force,
         }
     }
 
@@ -496,8 +520,8 @@ impl Store {
         rt: &ResourceType,
         new: Value,
         status: bool,
-        operation: &str,
-        applied: Option<&Value>,
+        operation: managed::Operation,
+        applied: Option<&FieldSet>,
     ) -> Result<Value> {
         if !new.is_object() {
             return Err(Error::BadRequest("the object must be a JSON object".into()));
@@ -538,6 +562,18 @@ impl Store {
         } else {
             object::merge_update(rt, &old, &new)?
         };
+        // managedFields a client sends replace the stored ones (kubectl does so when
+        // it moves an object from client-side to server-side apply).
+        let sent = managed::decode(&new);
+        let entries = if !status && !sent.is_empty() {
+            sent
+        } else {
+            managed::decode(&old)
+        };
+        let time = object::now();
+        let writer = self.writer(rt, operation, status, &time);
+        let entries = managed::track(entries, &old, &result, &writer, applied)
+            .map_err(managed::Conflicts::into_error)?;
         let operation_kind = if status {
             Operation::UpdateStatus
         } else {
@@ -552,18 +588,10 @@ impl Store {
         if !status {
             object::bump_generation(&old, &mut result)?;
         }
+        object::set_managed_fields(&mut result, managed::encode(entries))?;
         if object::same_content(&old, &result) {
             return Ok(old);
         }
-        object::record_manager(
-            rt,
-            &mut result,
-            self.manager(operation),
-            operation,
-            status.then_some("status"),
-            &object::now(),
-            applied,
-        )?;
         let mut committed = self
             .commit(vec![Change::Put {
                 rt_key: rt.storage_key(),
@@ -624,9 +652,14 @@ impl Store {
                     if rt.namespaced {
                         meta.insert("namespace".into(), Value::String(ns.into()));
                     }
-                    let applied = apply::field_set(&object);
+                    let applied = managed::applied_fields(
+                        &object,
+                        managed::Scope::Main {
+                            status_subresource: rt.status_subresource,
+                        },
+                    );
                     return self
-                        .create_locked(rt, object, "Apply", Some(&applied))
+                        .create_locked(rt, object, managed::Operation::Apply, Some(&applied))
                         .await;
                 }
                 return Err(e);
@@ -638,7 +671,7 @@ impl Store {
         let operation = match patch {
             Patch::Merge(p) => {
                 json_patch::merge(&mut patched, p);
-                "Update"
+                managed::Operation::Update
             }
             Patch::Apply(p) => {
                 if let Some(given) = object::meta_str(p, "name")
@@ -648,23 +681,19 @@ impl Store {
                         "the name of the object ({given}) does not match the name on the URL ({name})"
                     )));
                 }
-                let set = apply::field_set(p);
-                if !status {
-                    apply::prune_dropped_fields(
-                        &mut patched,
-                        self.manager("Apply").unwrap_or(DEFAULT_APPLY_MANAGER),
-                        &set,
-                    );
-                }
+                let time = object::now();
+                let writer = self.writer(rt, managed::Operation::Apply, status, &time);
+                let set = managed::applied_fields(p, writer.scope);
+                managed::prune(&mut patched, &managed::decode(&old), &writer, &set);
                 json_patch::merge(&mut patched, p);
                 applied = Some(set);
-                "Apply"
+                managed::Operation::Apply
             }
             Patch::Json(p) => {
                 json_patch::patch(&mut patched, p).map_err(|e| {
                     Error::BadRequest(format!("the JSON patch cannot be applied: {e}"))
                 })?;
-                "Update"
+                managed::Operation::Update
             }
         };
         // A patch cannot move the object; a patched resourceVersion is a precondition.

@@ -764,3 +764,108 @@ async fn apply_removes_fields_the_manager_dropped() {
         "{fields}"
     );
 }
+
+/// Two appliers: the same value is shared, a different one is a 409 naming the
+/// field and its manager, `force` takes it over; a field only one applier owned
+/// goes when it stops applying it, a shared one stays.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn apply_conflicts_name_fields_and_managers_and_force_takes_over() {
+    let server = Server::start().await;
+    let services: Api<Service> = Api::namespaced(connect(&server).await, "default");
+    let config = |image: &str, labels: Value| {
+        json!({
+            "apiVersion": "serving.knative.dev/v1", "kind": "Service",
+            "metadata": {"name": "app", "labels": labels},
+            "spec": {"template": {"spec": {"containers": [{"image": image}]}}},
+        })
+    };
+    let alice = PatchParams::apply("alice");
+    let bob = PatchParams::apply("bob");
+    services
+        .patch(
+            "app",
+            &alice,
+            &Patch::Apply(config("img:1", json!({"team": "a", "shared": "x"}))),
+        )
+        .await
+        .unwrap();
+    // The same values: no conflict, both own them.
+    services
+        .patch(
+            "app",
+            &bob,
+            &Patch::Apply(config("img:1", json!({"shared": "x"}))),
+        )
+        .await
+        .unwrap();
+
+    let error = services
+        .patch(
+            "app",
+            &bob,
+            &Patch::Apply(config("img:2", json!({"shared": "x"}))),
+        )
+        .await
+        .unwrap_err();
+    let kube::Error::Api(status) = error else {
+        panic!("expected an API error, got {error}")
+    };
+    assert_eq!((status.code, status.reason.as_str()), (409, "Conflict"));
+    assert_eq!(
+        status.message,
+        "Apply failed with 1 conflict: conflict with \"alice\": .spec.template.spec.containers"
+    );
+    let causes = status.details.unwrap().causes;
+    assert_eq!(causes.len(), 1);
+    assert_eq!(causes[0].reason, "FieldManagerConflict");
+    assert_eq!(causes[0].field, ".spec.template.spec.containers");
+    assert_eq!(causes[0].message, "conflict with \"alice\"");
+
+    let forced = services
+        .patch(
+            "app",
+            &bob.clone().force(),
+            &Patch::Apply(config("img:2", json!({"shared": "x"}))),
+        )
+        .await
+        .unwrap();
+    let value = serde_json::to_value(&forced).unwrap();
+    assert_eq!(
+        value["spec"]["template"]["spec"]["containers"][0]["image"],
+        "img:2"
+    );
+    let fields_of = |manager: &str| {
+        value["metadata"]["managedFields"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["manager"] == manager)
+            .map(|e| e["fieldsV1"].clone())
+            .unwrap()
+    };
+    assert_eq!(
+        fields_of("bob"),
+        json!({"f:metadata": {"f:labels": {"f:shared": {}}},
+               "f:spec": {"f:template": {"f:spec": {"f:containers": {}}}}})
+    );
+    assert_eq!(
+        fields_of("alice"),
+        json!({"f:metadata": {"f:labels": {"f:shared": {}, "f:team": {}}}})
+    );
+
+    // Alice stops applying both labels: hers goes, the shared one stays.
+    let after = services
+        .patch(
+            "app",
+            &alice,
+            &Patch::Apply(json!({
+                "apiVersion": "serving.knative.dev/v1", "kind": "Service",
+                "metadata": {"name": "app", "annotations": {"owner": "alice"}},
+            })),
+        )
+        .await
+        .unwrap();
+    let labels = after.metadata.labels.unwrap_or_default();
+    assert_eq!(labels.get("shared").map(String::as_str), Some("x"));
+    assert!(!labels.contains_key("team"), "{labels:?}");
+}

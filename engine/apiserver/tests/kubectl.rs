@@ -395,3 +395,83 @@ async fn kubectl_get_watch_streams_changes() {
     assert_eq!(second.as_deref(), Some("service.serving.knative.dev/hello"));
     child.kill().await.unwrap();
 }
+
+/// `kubectl apply --server-side` by two field managers: a conflict names the field
+/// and the manager, `--force-conflicts` takes the field over, and managedFields
+/// say who owns what.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kubectl_server_side_apply_conflicts_and_force() {
+    let server = Server::start().await;
+    let binary = kubectl_binary(None);
+    let labeled = HELLO_V1.replace("name: hello", "name: hello\n  labels:\n    tier: web");
+    let first = server.manifest("first.yaml", &labeled);
+    let second = server.manifest(
+        "second.yaml",
+        &labeled.replace("value: world", "value: okonomi"),
+    );
+    let apply = async |file: &Path, extra: &[&str]| {
+        let mut args = vec!["apply", "--server-side", "-f", file.to_str().unwrap()];
+        args.extend_from_slice(extra);
+        kubectl(&server, &binary, &args).await
+    };
+
+    let run = apply(&first, &[]).await;
+    assert!(run.ok && run.stdout.contains("serverside-applied"), "{run}");
+    let run = apply(&second, &["--field-manager=deployer"]).await;
+    assert!(
+        !run.ok,
+        "a changed field another manager owns must conflict: {run}"
+    );
+    assert!(
+        run.stderr.contains(
+            "Apply failed with 1 conflict: conflict with \"kubectl\": .spec.template.spec.containers"
+        ),
+        "{run}"
+    );
+    assert!(run.stderr.contains("--force-conflicts"), "{run}");
+
+    let run = apply(&second, &["--field-manager=deployer", "--force-conflicts"]).await;
+    assert!(run.ok && run.stdout.contains("serverside-applied"), "{run}");
+    let stored = server
+        .store
+        .get(&ResourceType::knative_service(), "default", "hello")
+        .unwrap();
+    assert_eq!(
+        stored["spec"]["template"]["spec"]["containers"][0]["env"][0]["value"],
+        "okonomi"
+    );
+    let fields_of = |manager: &str| {
+        stored["metadata"]["managedFields"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|e| e["manager"] == manager && e["operation"] == "Apply")
+            .map(|e| e["fieldsV1"].clone())
+            .unwrap_or_default()
+    };
+    let containers = serde_json::json!({"f:template": {"f:spec": {"f:containers": {}}}});
+    assert_eq!(fields_of("deployer")["f:spec"], containers);
+    assert!(fields_of("kubectl").get("f:spec").is_none(), "{stored:#}");
+    // Both apply the label with the same value: shared, so it survives kubectl
+    // dropping it from its configuration.
+    assert_eq!(
+        fields_of("kubectl")["f:metadata"]["f:labels"]["f:tier"],
+        serde_json::json!({})
+    );
+    let unlabeled = server.manifest("unlabeled.yaml", HELLO_V1);
+    let run = apply(&unlabeled, &["--force-conflicts"]).await;
+    assert!(run.ok, "{run}");
+    let out = ok(
+        &server,
+        &binary,
+        &[
+            "get",
+            "ksvc",
+            "hello",
+            "-o",
+            "jsonpath={.metadata.labels.tier}",
+        ],
+    )
+    .await;
+    assert_eq!(out, "web");
+}

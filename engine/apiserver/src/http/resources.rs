@@ -68,10 +68,24 @@ fn resolve<'a>(
 
 fn write_options(req: &Req) -> WriteOptions {
     WriteOptions {
-        field_manager: req.param("fieldManager").map(str::to_string),
+        field_manager: req
+            .param("fieldManager")
+            .or_else(|| user_agent_manager(req))
+            .map(str::to_string),
         dry_run: req.param("dryRun") == Some("All"),
         force: req.param("force") == Some("true"),
     }
+}
+
+/// Without `fieldManager`, Kubernetes names the manager after the client: the
+/// User-Agent up to its first `/` (`kubectl/v1.33.0 (linux/amd64)` → `kubectl`).
+fn user_agent_manager(req: &Req) -> Option<&str> {
+    req.headers
+        .get(http::header::USER_AGENT)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|agent| agent.split('/').next())
+        .map(str::trim)
+        .filter(|m| !m.is_empty())
 }
 
 fn writer(api: &Api, req: &Req) -> Store {
@@ -317,6 +331,7 @@ async fn patch(
         .to_ascii_lowercase();
     let accepted =
         "application/json-patch+json, application/merge-patch+json, application/apply-patch+yaml";
+    let req_manager = req.param("fieldManager").map(str::to_string);
     let bytes = req.bytes().await?;
     let patch = match content_type.as_str() {
         "application/merge-patch+json" => Patch::Merge(decode(&bytes, "json")?),
@@ -327,6 +342,12 @@ async fn patch(
             })?)
         }
         "application/apply-patch+yaml" | "application/apply-patch+json" => {
+            if req_manager.is_none() {
+                return Err(Error::BadRequest(
+                    "PatchOptions.meta.k8s.io \"\" is invalid: fieldManager: Required value: is required for apply patch"
+                        .into(),
+                ));
+            }
             let mut value = decode(&bytes, "yaml")?;
             if let Some(meta) = value.get_mut("metadata").and_then(Value::as_object_mut)
                 && meta.get("managedFields").is_some()

@@ -137,59 +137,34 @@ pub(crate) fn spec_changed(old: &Value, new: &Value) -> bool {
 }
 
 /// Whether two versions of an object differ in anything but resourceVersion and
-/// managedFields (a write that changes nothing else is a no-op).
+/// the times in managedFields (a write that changes nothing else is a no-op, as
+/// Kubernetes makes it).
 pub(crate) fn same_content(a: &Value, b: &Value) -> bool {
     fn strip(v: &Value) -> Value {
         let mut v = v.clone();
         if let Some(m) = v.get_mut("metadata").and_then(Value::as_object_mut) {
             m.remove("resourceVersion");
-            m.remove("managedFields");
+            // A new time can move an entry in Kubernetes' order: compare as a set.
+            if let Some(entries) = m.get_mut("managedFields").and_then(Value::as_array_mut) {
+                for entry in entries.iter_mut().filter_map(Value::as_object_mut) {
+                    entry.remove("time");
+                }
+                entries.sort_by_cached_key(Value::to_string);
+            }
         }
         v
     }
     strip(a) == strip(b)
 }
 
-/// Record `manager` in managedFields (minimal: no field sets).
-pub(crate) fn record_manager(
-    rt: &ResourceType,
-    object: &mut Value,
-    manager: Option<&str>,
-    operation: &str,
-    subresource: Option<&str>,
-    time: &str,
-    fields: Option<&Value>,
-) -> Result<()> {
-    let Some(manager) = manager else {
-        return Ok(());
-    };
+/// Set managedFields (an empty list removes the field, as Kubernetes omits it).
+pub(crate) fn set_managed_fields(object: &mut Value, entries: Value) -> Result<()> {
     let meta = metadata_mut(object)?;
-    let entries = meta
-        .entry("managedFields")
-        .or_insert_with(|| Value::Array(Vec::new()));
-    if !entries.is_array() {
-        *entries = Value::Array(Vec::new());
+    if entries.as_array().is_some_and(|a| !a.is_empty()) {
+        meta.insert("managedFields".into(), entries);
+    } else {
+        meta.remove("managedFields");
     }
-    let Some(list) = entries.as_array_mut() else {
-        return Ok(());
-    };
-    list.retain(|e| {
-        !(e.get("manager").and_then(Value::as_str) == Some(manager)
-            && e.get("operation").and_then(Value::as_str) == Some(operation)
-            && e.get("subresource").and_then(Value::as_str) == subresource)
-    });
-    let mut entry = json!({
-        "manager": manager,
-        "operation": operation,
-        "apiVersion": rt.api_version(),
-        "time": time,
-        "fieldsType": "FieldsV1",
-        "fieldsV1": fields.cloned().unwrap_or_else(|| json!({})),
-    });
-    if let (Some(sub), Some(map)) = (subresource, entry.as_object_mut()) {
-        map.insert("subresource".into(), Value::String(sub.into()));
-    }
-    list.push(entry);
     Ok(())
 }
 
@@ -273,9 +248,6 @@ pub(crate) fn merge_update(rt: &ResourceType, old: &Value, new: &Value) -> Resul
     let mut result = new.clone();
     set_type_meta(rt, &mut result)?;
     let old_meta = metadata(old).cloned().unwrap_or_default();
-    let new_has_managed = metadata(new)
-        .and_then(|m| m.get("managedFields"))
-        .is_some_and(|v| !v.is_null());
     {
         let meta = metadata_mut(&mut result)?;
         for field in [
@@ -291,14 +263,8 @@ pub(crate) fn merge_update(rt: &ResourceType, old: &Value, new: &Value) -> Resul
             };
         }
         meta.remove("deletionTimestamp");
-        // A client that sends managedFields replaces them (kubectl does so when it
-        // moves an object from client-side to server-side apply); otherwise keep.
-        if !new_has_managed {
-            match old_meta.get("managedFields") {
-                Some(v) => meta.insert("managedFields".into(), v.clone()),
-                None => meta.remove("managedFields"),
-            };
-        }
+        // Field ownership is worked out by the store (`managed`) and set afterwards.
+        meta.remove("managedFields");
     }
     if rt.status_subresource
         && let Some(map) = result.as_object_mut()
