@@ -535,3 +535,48 @@ async fn a_standalone_route_follows_a_configuration_of_another_name() {
     assert_eq!(delta("backend-00001"), 0, "{after:?}");
     engine.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_env_value_from_a_secret_fails_the_revision_naming_the_variable() {
+    let state = tempfile::tempdir().unwrap();
+    let engine = Engine::start(config(state.path())).await.unwrap();
+    let mut service = hello_service("secretive", json!({}), json!([]));
+    service["spec"]["template"]["spec"]["containers"][0]["env"] = json!([
+        {"name": "GREETING", "value": "hi"},
+        {"name": "DATABASE_URL", "valueFrom": {"secretKeyRef": {"name": "db", "key": "url"}}},
+    ]);
+    deploy(&engine, service).await;
+    let service = wait_for(
+        &engine,
+        ResourceType::knative_service(),
+        "secretive",
+        "failed",
+        |s| condition(s, "Ready").is_some_and(|c| c["status"] == "False"),
+    )
+    .await;
+    let ready = condition(&service, "Ready").unwrap();
+    assert_eq!(ready["reason"], "RevisionFailed", "{ready}");
+    let message = ready["message"].as_str().unwrap();
+    assert!(
+        message.contains("\"DATABASE_URL\"") && message.contains("Secret \"db\""),
+        "{message}"
+    );
+    let revision = engine
+        .store()
+        .get(
+            &ResourceType::knative_revision(),
+            "default",
+            "secretive-00001",
+        )
+        .unwrap();
+    let ready = condition(&revision, "Ready").unwrap();
+    assert_eq!(ready["reason"], "CreateContainerConfigError", "{ready}");
+    assert!(
+        ready["message"].as_str().unwrap().contains("`value`"),
+        "{ready}"
+    );
+    // Nothing was started without the variable.
+    assert!(engine.instances("default", "secretive-00001").is_empty());
+    assert_eq!(revision["status"]["actualReplicas"], 0);
+    engine.shutdown().await;
+}

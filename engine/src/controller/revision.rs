@@ -1,9 +1,13 @@
 //! Revision → a running pool, and the revision's status from it: Ready when
 //! an instance answered its readiness probe, Ready=False with the reason and
-//! the tail of the logs when instances fail, Active=False at zero.
+//! the tail of the logs when instances fail, Active=False at zero. A revision
+//! whose environment needs objects the engine does not have (ConfigMaps,
+//! Secrets, the downward API) never runs: it is Ready=False at once, naming
+//! the variable and what to write instead.
 
 use std::sync::Arc;
 
+use k8s_openapi::api::core::v1::Container;
 use okonomi_apiserver::ResourceType;
 use okonomi_knative::serving::{condition_type, reason, set_condition};
 use okonomi_knative::{Condition, Revision, RevisionStatus};
@@ -75,6 +79,115 @@ pub fn conditions(pool: &PoolStatus, previously_ready: bool) -> Vec<Condition> {
     vec![ready, resources, container, active]
 }
 
+/// The reason of a revision whose container configuration cannot be made
+/// (Kubernetes' own reason when a ConfigMap or Secret an env var needs is
+/// missing).
+pub const CONTAINER_CONFIG_ERROR: &str = "CreateContainerConfigError";
+
+/// Why `container`'s environment cannot be set up on the engine, if it
+/// cannot: an `env[].valueFrom` or `envFrom` source that must exist (not
+/// `optional: true`). The engine has no ConfigMaps, Secrets or pods, so
+/// there is nothing to take values from; an optional reference is left
+/// unset, as Kubernetes does when the object is missing.
+pub fn unsupported_env(namespace: &str, container: &Container) -> Option<String> {
+    let instead = "The okonomi engine has no ConfigMaps, Secrets or pods to read it from: \
+                   give the variable a literal `value` instead (okonomi.toml's [env] \
+                   renders as such), or mark the reference `optional: true` to leave it unset";
+    for env in container.env.iter().flatten() {
+        let Some(source) = &env.value_from else {
+            continue;
+        };
+        let name = &env.name;
+        let from = if let Some(key) = &source.config_map_key_ref {
+            if key.optional == Some(true) {
+                continue;
+            }
+            format!(
+                "key {:?} of ConfigMap {:?} (valueFrom.configMapKeyRef)",
+                key.key, key.name
+            )
+        } else if let Some(key) = &source.secret_key_ref {
+            if key.optional == Some(true) {
+                continue;
+            }
+            format!(
+                "key {:?} of Secret {:?} (valueFrom.secretKeyRef)",
+                key.key, key.name
+            )
+        } else if let Some(field) = &source.field_ref {
+            let hint = match field.field_path.as_str() {
+                "metadata.namespace" => {
+                    format!("; here it would be {namespace:?}, so write `value: {namespace}`")
+                }
+                _ => String::new(),
+            };
+            return Some(format!(
+                "environment variable {name:?} takes its value from the pod field {:?} \
+                 (valueFrom.fieldRef), but the okonomi engine runs no pods{hint}. \
+                 K_SERVICE, K_CONFIGURATION and K_REVISION are set in every instance; \
+                 otherwise give {name:?} a literal `value`",
+                field.field_path
+            ));
+        } else if let Some(resource) = &source.resource_field_ref {
+            return Some(format!(
+                "environment variable {name:?} takes its value from the container resource \
+                 {:?} (valueFrom.resourceFieldRef), but the okonomi engine sets no resource \
+                 limits: give {name:?} a literal `value` instead",
+                resource.resource
+            ));
+        } else {
+            return Some(format!(
+                "environment variable {name:?} has an empty valueFrom: give it a literal \
+                 `value` instead"
+            ));
+        };
+        return Some(format!(
+            "environment variable {name:?} takes its value from {from}. {instead}"
+        ));
+    }
+    for source in container.env_from.iter().flatten() {
+        let from = if let Some(config_map) = &source.config_map_ref {
+            if config_map.optional == Some(true) {
+                continue;
+            }
+            format!("every key of ConfigMap {:?}", config_map.name)
+        } else if let Some(secret) = &source.secret_ref {
+            if secret.optional == Some(true) {
+                continue;
+            }
+            format!("every key of Secret {:?}", secret.name)
+        } else {
+            continue;
+        };
+        return Some(format!(
+            "envFrom takes the environment variables from {from}. {instead}"
+        ));
+    }
+    None
+}
+
+/// The conditions of a revision that cannot run because of `message`.
+pub fn config_error_conditions(message: &str) -> Vec<Condition> {
+    vec![
+        Condition::false_(condition_type::READY, CONTAINER_CONFIG_ERROR, message),
+        Condition::false_(
+            condition_type::RESOURCES_AVAILABLE,
+            CONTAINER_CONFIG_ERROR,
+            message,
+        ),
+        Condition::unknown(
+            condition_type::CONTAINER_HEALTHY,
+            CONTAINER_CONFIG_ERROR,
+            "the container was not started",
+        ),
+        Condition::false_(
+            condition_type::ACTIVE,
+            CONTAINER_CONFIG_ERROR,
+            "the container was not started",
+        ),
+    ]
+}
+
 /// Reconciles one Revision.
 pub async fn reconcile(ctx: &Arc<Context>, namespace: &str, name: &str) -> ReconcileResult {
     let rt = ResourceType::knative_revision();
@@ -84,6 +197,25 @@ pub async fn reconcile(ctx: &Arc<Context>, namespace: &str, name: &str) -> Recon
         Err(e) => return Err(e.to_string()),
     };
     let revision: Revision = decode(stored.clone())?;
+    let config_error = revision
+        .spec
+        .pod_spec
+        .containers
+        .iter()
+        .find_map(|c| unsupported_env(namespace, c));
+    if let Some(message) = config_error {
+        // No pool: its instances would run without the variable.
+        let old = revision.status.clone();
+        let mut status: RevisionStatus = old.clone().unwrap_or_default();
+        let time = now();
+        for condition in config_error_conditions(&message) {
+            set_condition(&mut status.conditions, condition, time.clone());
+        }
+        status.observed_generation = revision.metadata.generation;
+        status.actual_replicas = Some(0);
+        status.desired_replicas = Some(0);
+        return write_status(ctx.store_ref(), &rt, &stored, old.as_ref(), &status).await;
+    }
     let pool = ctx.workloads.ensure(&revision);
     let pool_status = pool.status();
     let old = revision.status.clone();
@@ -137,5 +269,68 @@ mod tests {
         let conditions = conditions(&status, true);
         assert!(conditions.is_ready());
         assert!(conditions.get_condition("Active").unwrap().is_false());
+    }
+
+    fn container(env: serde_json::Value) -> Container {
+        serde_json::from_value(serde_json::json!({"name": "user-container", "env": env})).unwrap()
+    }
+
+    #[test]
+    fn a_secret_in_the_environment_names_the_variable_and_the_way_out() {
+        let c = container(serde_json::json!([
+            {"name": "PLAIN", "value": "1"},
+            {"name": "DATABASE_URL", "valueFrom": {"secretKeyRef": {"name": "db", "key": "url"}}},
+        ]));
+        let message = unsupported_env("default", &c).unwrap();
+        assert!(message.contains("\"DATABASE_URL\""), "{message}");
+        assert!(message.contains("Secret \"db\""), "{message}");
+        assert!(message.contains("`value`"), "{message}");
+        let conditions = config_error_conditions(&message);
+        let ready = conditions.get_condition("Ready").unwrap();
+        assert!(ready.is_false());
+        assert_eq!(ready.reason.as_deref(), Some(CONTAINER_CONFIG_ERROR));
+        assert_eq!(ready.message.as_deref(), Some(message.as_str()));
+    }
+
+    #[test]
+    fn each_kind_of_source_is_explained_and_optional_ones_are_left_unset() {
+        let message = |env| unsupported_env("shop", &container(env));
+        let config_map = message(serde_json::json!([
+            {"name": "MODE", "valueFrom": {"configMapKeyRef": {"name": "settings", "key": "mode"}}}
+        ]))
+        .unwrap();
+        assert!(
+            config_map.contains("ConfigMap \"settings\""),
+            "{config_map}"
+        );
+        let namespace = message(serde_json::json!([
+            {"name": "NS", "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}}
+        ]))
+        .unwrap();
+        assert!(namespace.contains("`value: shop`"), "{namespace}");
+        let resource = message(serde_json::json!([
+            {"name": "CPUS", "valueFrom": {"resourceFieldRef": {"resource": "limits.cpu"}}}
+        ]))
+        .unwrap();
+        assert!(resource.contains("\"CPUS\""), "{resource}");
+        // Optional references to missing objects stay unset, as in Kubernetes.
+        assert_eq!(
+            message(serde_json::json!([
+                {"name": "MODE", "valueFrom": {"configMapKeyRef":
+                    {"name": "settings", "key": "mode", "optional": true}}}
+            ])),
+            None
+        );
+        assert_eq!(
+            message(serde_json::json!([{"name": "A", "value": "b"}])),
+            None
+        );
+        let env_from: Container = serde_json::from_value(serde_json::json!({
+            "name": "user-container",
+            "envFrom": [{"secretRef": {"name": "creds"}}],
+        }))
+        .unwrap();
+        let from = unsupported_env("default", &env_from).unwrap();
+        assert!(from.contains("Secret \"creds\""), "{from}");
     }
 }
