@@ -274,3 +274,71 @@ pub fn validate_autoscaling_annotations(
 
     r.errors
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The annotation keys that fail validation for `pairs`.
+    fn invalid(pairs: &[(&str, &str)]) -> Vec<String> {
+        let annotations: BTreeMap<String, String> = pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        validate_autoscaling_annotations(&annotations, "", &ValidationConfig::default())
+            .iter()
+            .map(|e| e.field.clone())
+            .collect()
+    }
+
+    #[test]
+    fn rps_and_concurrency_are_the_kpa_metrics() {
+        assert!(invalid(&[(keys::METRIC_ANNOTATION, "rps")]).is_empty());
+        assert!(invalid(&[(keys::METRIC_ANNOTATION, "concurrency")]).is_empty());
+        assert_eq!(
+            invalid(&[(keys::METRIC_ANNOTATION, "requests")]),
+            vec![keys::METRIC_ANNOTATION]
+        );
+        // An rps target has the same floor as any other target.
+        assert!(
+            invalid(&[
+                (keys::METRIC_ANNOTATION, "rps"),
+                (keys::TARGET_ANNOTATION, "150")
+            ])
+            .is_empty()
+        );
+        assert_eq!(
+            invalid(&[
+                (keys::METRIC_ANNOTATION, "rps"),
+                (keys::TARGET_ANNOTATION, "0.001")
+            ]),
+            vec![keys::TARGET_ANNOTATION]
+        );
+    }
+
+    #[test]
+    fn target_burst_capacity_is_non_negative_or_minus_one() {
+        for ok in ["0", "-1", "211", "12.5"] {
+            assert!(
+                invalid(&[(keys::TARGET_BURST_CAPACITY_ANNOTATION, ok)]).is_empty(),
+                "{ok}"
+            );
+        }
+        for bad in ["-2", "-0.5", "lots", "NaN", "inf"] {
+            assert_eq!(
+                invalid(&[(keys::TARGET_BURST_CAPACITY_ANNOTATION, bad)]),
+                vec![keys::TARGET_BURST_CAPACITY_ANNOTATION],
+                "{bad}"
+            );
+        }
+        // The old spelling is read, and both at once are refused.
+        assert!(invalid(&[("autoscaling.knative.dev/targetBurstCapacity", "-1")]).is_empty());
+        assert_eq!(
+            invalid(&[
+                ("autoscaling.knative.dev/targetBurstCapacity", "-1"),
+                (keys::TARGET_BURST_CAPACITY_ANNOTATION, "10"),
+            ]),
+            vec![keys::TARGET_BURST_CAPACITY_ANNOTATION]
+        );
+    }
+}
