@@ -80,6 +80,12 @@ pub enum Error {
         /// The oldest resourceVersion still available.
         oldest: u64,
     },
+    /// A list's continue token names a resourceVersion older than the retained
+    /// history: the rest of that list can no longer be shown consistently.
+    #[error(
+        "The provided continue parameter is too old to display a consistent list result. You can start a new list without the continue parameter."
+    )]
+    ContinueExpired,
     /// The request's content type is not supported (e.g. strategic merge patch).
     #[error(
         "the body of the request was in an unknown format - accepted media types include: {accepted}"
@@ -161,7 +167,7 @@ impl Error {
             Error::Conflict { .. } | Error::ApplyConflict { .. } => 409,
             Error::Invalid { .. } => 422,
             Error::BadRequest(_) => 400,
-            Error::Expired { .. } => 410,
+            Error::Expired { .. } | Error::ContinueExpired => 410,
             Error::UnsupportedMediaType { .. } => 415,
             Error::MethodNotAllowed => 405,
             Error::Unauthorized => 401,
@@ -182,7 +188,7 @@ impl Error {
             Error::Conflict { .. } | Error::ApplyConflict { .. } => "Conflict",
             Error::Invalid { .. } => "Invalid",
             Error::BadRequest(_) => "BadRequest",
-            Error::Expired { .. } => "Expired",
+            Error::Expired { .. } | Error::ContinueExpired => "Expired",
             Error::UnsupportedMediaType { .. } => "UnsupportedMediaType",
             Error::MethodNotAllowed => "MethodNotAllowed",
             Error::Unauthorized => "Unauthorized",

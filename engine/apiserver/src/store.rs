@@ -45,6 +45,10 @@ pub struct ListOptions {
     pub label_selector: Option<String>,
     /// A field selector over `metadata.name` and `metadata.namespace`.
     pub field_selector: Option<String>,
+    /// At most this many objects per list (`None` or 0: all).
+    pub limit: Option<usize>,
+    /// The continue token of the previous page.
+    pub continue_token: Option<String>,
 }
 
 impl ListOptions {
@@ -114,6 +118,54 @@ pub struct ObjectList {
     pub items: Vec<Value>,
     /// The resourceVersion the list is consistent with; watch from it.
     pub resource_version: u64,
+    /// Where the next page starts, when a limit cut the list.
+    pub continue_token: Option<String>,
+    /// How many matching objects the later pages hold (not given when a label or
+    /// field selector was used, as Kubernetes leaves it out then).
+    pub remaining_item_count: Option<u64>,
+}
+
+/// What a continue token carries: the resourceVersion of the first page and the
+/// last object returned. Encoded as Kubernetes does (base64url of JSON), and as
+/// opaque to clients.
+struct ContinueToken {
+    resource_version: u64,
+    after: (String, String),
+}
+
+impl ContinueToken {
+    fn encode(&self) -> String {
+        use base64::Engine;
+        let start = format!("{}/{}\u{0}", self.after.0, self.after.1);
+        let json = json!({"v": "meta.k8s.io/v1", "rv": self.resource_version, "start": start});
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(json.to_string())
+    }
+
+    fn decode(token: &str) -> Result<Self> {
+        use base64::Engine;
+        let invalid = |why: &str| Error::BadRequest(format!("continue key is not valid: {why}"));
+        let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(token.trim_end_matches('='))
+            .map_err(|_| invalid("not base64"))?;
+        let json: Value =
+            serde_json::from_slice(&bytes).map_err(|_| invalid("not a continue token"))?;
+        if json["v"] != "meta.k8s.io/v1" {
+            return Err(invalid("unknown version"));
+        }
+        let resource_version = json["rv"]
+            .as_u64()
+            .filter(|rv| *rv > 0)
+            .ok_or_else(|| invalid("no resourceVersion"))?;
+        let (namespace, name) = json["start"]
+            .as_str()
+            .and_then(|s| s.strip_suffix('\u{0}'))
+            .and_then(|s| s.split_once('/'))
+            .ok_or_else(|| invalid("no start key"))?;
+        Ok(Self {
+            resource_version,
+            after: (namespace.to_string(), name.to_string()),
+        })
+    }
 }
 
 /// Options of a watch.
@@ -188,6 +240,9 @@ pub(crate) struct Retained {
     pub key: String,
     pub kind: EventKind,
     pub body: Arc<str>,
+    /// The version this change replaced or deleted (to list as of an older
+    /// resourceVersion, for the later pages of a paginated list).
+    pub previous: Option<Arc<str>>,
     pub previous_labels: Option<Value>,
     pub resource_version: u64,
 }
@@ -363,21 +418,69 @@ impl Store {
             .ok_or_else(|| rt.not_found(name))
     }
 
-    /// Objects matching `options`, with the resourceVersion to watch from.
+    /// Objects matching `options`, with the resourceVersion to watch from. With a
+    /// `limit`, at most that many, and a continue token for the rest: the later
+    /// pages show the objects as they were when the first page was read (`410
+    /// Expired` once that version has left the retained history).
     pub fn list(&self, rt: &ResourceType, options: &ListOptions) -> Result<ObjectList> {
         let filter = Filter::parse(options)?;
         let state = self.read()?;
-        let items = match state.objects.get(&rt.storage_key()) {
-            Some(objects) => objects
-                .values()
-                .filter(|o| filter.matches(o))
-                .map(|o| (**o).clone())
-                .collect(),
-            None => Vec::new(),
+        let key = rt.storage_key();
+        let (resource_version, after) = match &options.continue_token {
+            Some(token) => {
+                let token = ContinueToken::decode(token)?;
+                (token.resource_version, Some(token.after))
+            }
+            None => (state.resource_version, None),
         };
+        let snapshot;
+        let objects = if resource_version == state.resource_version {
+            state.objects.get(&key)
+        } else {
+            snapshot = self.objects_at(&state, &key, resource_version)?;
+            Some(&snapshot)
+        };
+        let mut matching = objects
+            .into_iter()
+            .flat_map(|m| match &after {
+                Some(after) => m.range((
+                    std::ops::Bound::Excluded(after.clone()),
+                    std::ops::Bound::Unbounded,
+                )),
+                None => m.range::<(String, String), _>(..),
+            })
+            .filter(|(_, o)| filter.matches(o));
+        let limit = options.limit.filter(|l| *l > 0).unwrap_or(usize::MAX);
+        let mut items = Vec::new();
+        let mut last = None;
+        for (id, object) in matching.by_ref().take(limit) {
+            items.push((**object).clone());
+            last = Some(id.clone());
+        }
+        let remaining = matching.count() as u64;
+        let continue_token = match last {
+            Some(after) if remaining > 0 => Some(
+                ContinueToken {
+                    resource_version,
+                    after,
+                }
+                .encode(),
+            ),
+            _ => None,
+        };
+        let selective = options
+            .label_selector
+            .as_deref()
+            .is_some_and(|s| !s.is_empty())
+            || options
+                .field_selector
+                .as_deref()
+                .is_some_and(|s| !s.is_empty());
         Ok(ObjectList {
             items,
-            resource_version: state.resource_version,
+            resource_version,
+            remaining_item_count: (continue_token.is_some() && !selective).then_some(remaining),
+            continue_token,
         })
     }
 
@@ -840,6 +943,7 @@ impl Store {
                 )
             })
             .collect();
+        let previous = self.previous_bodies(&prepared, &bodies)?;
         let db = self.inner.db.clone();
         tokio::task::spawn_blocking(move || {
             let changes: Vec<RowChange<'_>> = rows
@@ -866,7 +970,9 @@ impl Store {
 
         let mut state = self.inner.state.write().map_err(|_| lock_poisoned())?;
         let mut results = Vec::with_capacity(prepared.len());
-        for ((key, kind, object, previous_labels, rv), body) in prepared.into_iter().zip(bodies) {
+        for (((key, kind, object, previous_labels, rv), body), previous) in
+            prepared.into_iter().zip(bodies).zip(previous)
+        {
             let object = Arc::new(object);
             let id = (
                 object::namespace(&object).to_string(),
@@ -885,6 +991,7 @@ impl Store {
                 key: key.clone(),
                 kind,
                 body,
+                previous,
                 previous_labels: previous_labels.clone(),
                 resource_version: rv,
             });
@@ -905,6 +1012,78 @@ impl Store {
         }
         state.resource_version = rv;
         Ok(results)
+    }
+}
+
+impl Store {
+    /// For each prepared change, the serialized version it replaces (`None` for a
+    /// creation); a commit may change one object twice.
+    fn previous_bodies(
+        &self,
+        prepared: &[Prepared],
+        bodies: &[Arc<str>],
+    ) -> Result<Vec<Option<Arc<str>>>> {
+        let state = self.read()?;
+        let mut latest: HashMap<(String, String, String), Arc<str>> = HashMap::new();
+        Ok(prepared
+            .iter()
+            .zip(bodies)
+            .map(|((key, _, object, _, _), body)| {
+                let id = (
+                    object::namespace(object).to_string(),
+                    object::name(object).to_string(),
+                );
+                let full = (key.clone(), id.0.clone(), id.1.clone());
+                let previous = latest.get(&full).cloned().or_else(|| {
+                    state
+                        .objects
+                        .get(key)
+                        .and_then(|m| m.get(&id))
+                        .map(|o| Arc::from(o.to_string()))
+                });
+                latest.insert(full, body.clone());
+                previous
+            })
+            .collect())
+    }
+
+    /// The objects of `key` as they were at `resource_version`, undoing the
+    /// retained history; `410 Expired` when that history is gone.
+    fn objects_at(&self, state: &State, key: &str, resource_version: u64) -> Result<Objects> {
+        let mut objects = state.objects.get(key).cloned().unwrap_or_default();
+        if resource_version >= state.resource_version {
+            return Ok(objects);
+        }
+        if resource_version < state.history_floor {
+            return Err(Error::ContinueExpired);
+        }
+        let parse = |body: &str| {
+            serde_json::from_str::<Value>(body)
+                .map(Arc::new)
+                .map_err(|e| Error::Internal(format!("a retained version is not JSON: {e}")))
+        };
+        for event in state
+            .history
+            .iter()
+            .rev()
+            .take_while(|e| e.resource_version > resource_version)
+            .filter(|e| e.key == key)
+        {
+            let after = parse(&event.body)?;
+            let id = (
+                object::namespace(&after).to_string(),
+                object::name(&after).to_string(),
+            );
+            match &event.previous {
+                Some(before) => {
+                    objects.insert(id, parse(before)?);
+                }
+                None => {
+                    objects.remove(&id);
+                }
+            }
+        }
+        Ok(objects)
     }
 }
 

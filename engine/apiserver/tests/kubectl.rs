@@ -475,3 +475,37 @@ async fn kubectl_server_side_apply_conflicts_and_force() {
     .await;
     assert_eq!(out, "web");
 }
+
+/// `kubectl get --chunk-size=2` pages through with `limit` and `continue`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kubectl_get_pages_in_chunks() {
+    let server = Server::start().await;
+    let binary = kubectl_binary(None);
+    let names = ["a", "b", "c", "d", "e"];
+    for name in names {
+        let file = server.manifest(
+            &format!("{name}.yaml"),
+            &HELLO_V1.replace("name: hello", &format!("name: {name}")),
+        );
+        ok(&server, &binary, &["apply", "-f", file.to_str().unwrap()]).await;
+    }
+    for output in [&[][..], &["-o", "name"][..]] {
+        let mut args = vec!["get", "ksvc", "--chunk-size=2", "-v=6"];
+        args.extend_from_slice(output);
+        let run = kubectl(&server, &binary, &args).await;
+        assert!(run.ok, "{run}");
+        for name in names {
+            assert!(
+                run.stdout.lines().any(|l| l.contains(name)),
+                "{name} missing: {run}"
+            );
+        }
+        // Three pages: the first, then two with a continue token.
+        let continued = run
+            .stderr
+            .lines()
+            .filter(|l| l.contains("limit=2") && l.contains("continue="))
+            .count();
+        assert_eq!(continued, 2, "{run}");
+    }
+}

@@ -390,3 +390,87 @@ async fn tables_errors_dry_run_and_watch_timeout() {
         other => panic!("{other:?}"),
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn list_pages_with_limit_and_continue() {
+    let server = Server::start().await;
+    let client = connect(&server).await;
+    let base = "/apis/serving.knative.dev/v1/namespaces/default/services";
+    for name in ["a", "b", "c"] {
+        let svc = json!({"metadata": {"name": name},
+                         "spec": {"template": {"spec": {"containers": [{"image": "i"}]}}}});
+        let created = send(
+            &client,
+            "POST",
+            base,
+            &[("Content-Type", "application/json")],
+            Some(&svc.to_string()),
+        )
+        .await;
+        assert_eq!(created.code, 201);
+    }
+    let first = send(&client, "GET", &format!("{base}?limit=2"), &[], None)
+        .await
+        .json();
+    assert_eq!(first["kind"], "ServiceList");
+    assert_eq!(first["items"].as_array().unwrap().len(), 2);
+    assert_eq!(first["metadata"]["remainingItemCount"], 1);
+    let token = first["metadata"]["continue"].as_str().unwrap();
+    // The Table form pages the same way.
+    let second = send(
+        &client,
+        "GET",
+        &format!("{base}?limit=2&continue={token}"),
+        &[("Accept", TABLE)],
+        None,
+    )
+    .await
+    .json();
+    assert_eq!(second["kind"], "Table");
+    assert_eq!(second["rows"][0]["cells"][0], "c");
+    assert_eq!(
+        second["metadata"]["resourceVersion"],
+        first["metadata"]["resourceVersion"]
+    );
+    assert!(second["metadata"].get("continue").is_none(), "{second}");
+
+    let garbage = send(
+        &client,
+        "GET",
+        &format!("{base}?limit=2&continue=x"),
+        &[],
+        None,
+    )
+    .await;
+    assert_eq!(garbage.code, 400);
+    let bad_limit = send(&client, "GET", &format!("{base}?limit=many"), &[], None).await;
+    assert_eq!(bad_limit.code, 400);
+
+    // A write, then a restart: the token's version is compacted away, 410 Expired.
+    server
+        .store
+        .delete(
+            &okonomi_apiserver::ResourceType::knative_service(),
+            "default",
+            "a",
+        )
+        .await
+        .unwrap();
+    let server = Server::start_in(server.stop().await).await;
+    let client = connect(&server).await;
+    let expired = send(
+        &client,
+        "GET",
+        &format!("{base}?limit=2&continue={token}"),
+        &[],
+        None,
+    )
+    .await;
+    assert_eq!(expired.code, 410);
+    let status = expired.json();
+    assert_eq!(status["reason"], "Expired");
+    assert!(
+        status["message"].as_str().unwrap().contains("continue"),
+        "{status}"
+    );
+}

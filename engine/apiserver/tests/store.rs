@@ -570,3 +570,72 @@ async fn resumed_watch_with_selector_sees_objects_leave_and_enter() {
         other => panic!("expected ADDED, got {other:?}"),
     }
 }
+
+fn names(list: &okonomi_apiserver::ObjectList) -> Vec<&str> {
+    list.items
+        .iter()
+        .map(|o| o["metadata"]["name"].as_str().unwrap())
+        .collect()
+}
+
+#[tokio::test]
+async fn pages_show_the_list_as_it_was_at_the_first_page() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("state.db");
+    let store = Store::open(&path).await.unwrap();
+    let svc = ResourceType::knative_service();
+    for name in ["a", "b", "c", "d", "e"] {
+        store.create(&svc, ksvc(name, "i")).await.unwrap();
+    }
+    let page = |token: Option<String>| ListOptions {
+        limit: Some(2),
+        continue_token: token,
+        ..ListOptions::namespace("default")
+    };
+    let first = store.list(&svc, &page(None)).unwrap();
+    assert_eq!(names(&first), ["a", "b"]);
+    assert_eq!(first.remaining_item_count, Some(3));
+
+    // Changes after the first page do not show in the later ones.
+    store.create(&svc, ksvc("cc", "i")).await.unwrap();
+    store.delete(&svc, "default", "d").await.unwrap();
+    store
+        .patch(
+            &svc,
+            "default",
+            "e",
+            &Patch::Merge(json!({"metadata": {"labels": {"app": "changed"}}})),
+        )
+        .await
+        .unwrap();
+    let second = store
+        .list(&svc, &page(first.continue_token.clone()))
+        .unwrap();
+    assert_eq!(names(&second), ["c", "d"]);
+    assert_eq!(second.resource_version, first.resource_version);
+    assert_eq!(second.remaining_item_count, Some(1));
+    let third = store
+        .list(&svc, &page(second.continue_token.clone()))
+        .unwrap();
+    assert_eq!(names(&third), ["e"]);
+    assert_eq!(third.items[0]["metadata"]["labels"]["app"], "e");
+    assert!(third.continue_token.is_none() && third.remaining_item_count.is_none());
+
+    // A fresh list sees the changes; with a selector the count is not given.
+    let fresh = store.list(&svc, &page(None).labels("app!=zz")).unwrap();
+    assert_eq!(names(&fresh), ["a", "b"]);
+    assert!(fresh.continue_token.is_some() && fresh.remaining_item_count.is_none());
+
+    let err = store
+        .list(&svc, &page(Some("not a token".into())))
+        .unwrap_err();
+    assert_eq!(err.code(), 400);
+    // After a restart the old versions are gone: 410 Expired.
+    drop(store);
+    let store = Store::open(&path).await.unwrap();
+    let err = store.list(&svc, &page(second.continue_token)).unwrap_err();
+    assert_eq!(
+        (err.code(), err.to_status().reason.as_str()),
+        (410, "Expired")
+    );
+}

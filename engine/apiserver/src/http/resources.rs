@@ -97,7 +97,31 @@ fn list_options(req: &Req, namespace: Option<&str>) -> ListOptions {
         namespace: namespace.map(str::to_string),
         label_selector: req.param("labelSelector").map(str::to_string),
         field_selector: req.param("fieldSelector").map(str::to_string),
+        ..Default::default()
     }
+}
+
+/// A list's options with its page: `limit` and `continue`.
+fn page_options(req: &Req, namespace: Option<&str>) -> Result<ListOptions, Error> {
+    let limit = match req.param("limit") {
+        None => None,
+        Some(text) => Some(text.parse::<usize>().map_err(|_| {
+            Error::BadRequest(format!(
+                "invalid limit {text:?}: expected a whole number of objects"
+            ))
+        })?),
+    };
+    let continue_token = req.param("continue").map(str::to_string);
+    if continue_token.is_some() && req.param("resourceVersion").is_some_and(|rv| rv != "0") {
+        return Err(Error::BadRequest(
+            "specifying resource version is not allowed when using continue".into(),
+        ));
+    }
+    Ok(ListOptions {
+        limit,
+        continue_token,
+        ..list_options(req, namespace)
+    })
 }
 
 pub(super) async fn handle(
@@ -168,30 +192,35 @@ fn list(
     req: &Req,
     namespace: Option<&str>,
 ) -> Result<Response, Error> {
-    let listed = api.store.list(rt, &list_options(req, namespace))?;
-    let rv = listed.resource_version.to_string();
-    if let Some(version) = table::requested(req.accept()) {
-        return Ok(json(
-            StatusCode::OK,
-            &table::table(
+    let listed = api.store.list(rt, &page_options(req, namespace)?)?;
+    let mut metadata = json!({"resourceVersion": listed.resource_version.to_string()});
+    if let Some(token) = &listed.continue_token {
+        metadata["continue"] = json!(token);
+    }
+    if let Some(count) = listed.remaining_item_count {
+        metadata["remainingItemCount"] = json!(count);
+    }
+    let body = match table::requested(req.accept()) {
+        Some(version) => {
+            let mut table = table::table(
                 rt,
                 version,
                 &listed.items,
-                Some(rv),
+                None,
                 req.param("includeObject").unwrap_or("Metadata"),
                 true,
-            ),
-        ));
-    }
-    Ok(json(
-        StatusCode::OK,
-        &json!({
+            );
+            table["metadata"] = metadata;
+            table
+        }
+        None => json!({
             "apiVersion": rt.api_version(),
             "kind": rt.list_kind(),
-            "metadata": {"resourceVersion": rv},
+            "metadata": metadata,
             "items": listed.items,
         }),
-    ))
+    };
+    Ok(json(StatusCode::OK, &body))
 }
 
 /// Make the body's namespace and name agree with the URL (or fail as Kubernetes does).
