@@ -181,15 +181,8 @@ impl Workloads {
         }
         let annotations: BTreeMap<String, String> =
             revision.metadata.annotations.clone().unwrap_or_default();
-        let container_concurrency = revision
-            .spec
-            .container_concurrency
-            .and_then(|c| u32::try_from(c).ok())
-            .unwrap_or(0);
-        let spec = self
-            .settings
-            .autoscaler
-            .spec_for(&annotations, container_concurrency);
+        // Scaling settings, and the request timeouts the data plane reads.
+        let spec = self.settings.autoscaler.spec_for_revision(revision);
         let restored = revision
             .status
             .as_ref()
