@@ -3,6 +3,8 @@
 //! plane's routing table. Each `reconcile` is a plain async function of one
 //! object and the shared [`Context`]; a single worker drains a deduplicating,
 //! bounded queue fed by Store watches, so reconciles never race each other.
+//! A change to a Configuration or Revision also queues every Route whose
+//! traffic references it, whatever its name ([`tracker`]).
 
 pub mod configuration;
 pub mod revision;
