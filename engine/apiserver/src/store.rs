@@ -8,9 +8,10 @@ mod database;
 mod fields;
 mod managed;
 mod object;
+mod removal;
 mod watch;
 
-use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::path::Path;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
@@ -490,14 +491,16 @@ impl Store {
         }
         let ns = ResourceType::namespace();
         let state = self.read()?;
-        let exists = state
+        match state
             .objects
             .get(&ns.storage_key())
-            .is_some_and(|m| m.contains_key(&(String::new(), namespace.to_string())));
-        if exists {
-            Ok(())
-        } else {
-            Err(ns.not_found(namespace))
+            .and_then(|m| m.get(&(String::new(), namespace.to_string())))
+        {
+            None => Err(ns.not_found(namespace)),
+            Some(found) if removal::is_terminating(found) => Err(Error::Forbidden(format!(
+                "unable to create new content in namespace {namespace} because it is being terminated"
+            ))),
+            Some(_) => Ok(()),
         }
     }
 
@@ -695,19 +698,34 @@ impl Store {
         if object::same_content(&old, &result) {
             return Ok(old);
         }
-        let mut committed = self
-            .commit(vec![Change::Put {
-                rt_key: rt.storage_key(),
-                object: result,
-                previous_labels: Some(
-                    old.pointer("/metadata/labels")
-                        .cloned()
-                        .unwrap_or(Value::Null),
-                ),
-            }])
-            .await?;
+        if removal::is_terminating(&old) {
+            check_no_new_finalizers(rt, &old, &result)?;
+        }
+        // The update that empties the finalizers of an object being deleted
+        // deletes it: watchers see the update, then the deletion.
+        let goes = removal::is_terminating(&result) && !removal::has_finalizers(&result);
+        let result = Arc::new(result);
+        let mut changes = vec![Change::Put {
+            rt_key: rt.storage_key(),
+            object: (*result).clone(),
+            previous_labels: Some(
+                old.pointer("/metadata/labels")
+                    .cloned()
+                    .unwrap_or(Value::Null),
+            ),
+        }];
+        if goes {
+            let state = self.read()?;
+            changes.extend(removal::plan(
+                &state,
+                vec![(rt.storage_key(), result)],
+                &time,
+            )?);
+        }
+        let committed = self.commit(changes).await?;
         committed
-            .pop()
+            .into_iter()
+            .next()
             .ok_or_else(|| Error::Internal("update committed nothing".into()))
     }
 
@@ -823,9 +841,11 @@ impl Store {
             .await
     }
 
-    /// Delete the object `namespace/name` and, transitively, every object that names
-    /// a deleted object in its ownerReferences (and, for a namespace, everything in
-    /// it). Returns the deleted object.
+    /// Delete the object `namespace/name`. An object with `metadata.finalizers`
+    /// only gets a `deletionTimestamp` and stays until an update empties its
+    /// finalizers. An object that goes takes with it, transitively, every object
+    /// that names it in ownerReferences (and, for a namespace, everything in it).
+    /// Returns the object as deleted or as marked.
     pub async fn delete(&self, rt: &ResourceType, namespace: &str, name: &str) -> Result<Value> {
         let _guard = self.inner.write_lock.lock().await;
         let ns = if rt.namespaced { namespace } else { "" };
@@ -836,56 +856,21 @@ impl Store {
                 "namespaces \"{name}\" is forbidden: this namespace may not be deleted"
             )));
         }
-        let mut changes = vec![Change::Delete {
-            rt_key: rt.storage_key(),
-            object: target.clone(),
-        }];
-        {
+        let changes = {
             let state = self.read()?;
-            let is_namespace = rt.storage_key() == ResourceType::namespace().storage_key();
-            let mut seen: HashSet<(String, String, String)> = HashSet::new();
-            seen.insert((rt.storage_key(), ns.to_string(), name.to_string()));
-            let mut uids: VecDeque<String> = object::meta_str(&target, "uid")
-                .map(str::to_string)
-                .into_iter()
-                .collect();
-            if is_namespace {
-                for (key, objects) in &state.objects {
-                    for ((obj_ns, obj_name), obj) in objects {
-                        if obj_ns == name
-                            && seen.insert((key.clone(), obj_ns.clone(), obj_name.clone()))
-                        {
-                            changes.push(Change::Delete {
-                                rt_key: key.clone(),
-                                object: obj.clone(),
-                            });
-                        }
-                    }
-                }
-            }
-            while let Some(uid) = uids.pop_front() {
-                for (key, objects) in &state.objects {
-                    for ((obj_ns, obj_name), obj) in objects {
-                        if object::owner_uids(obj).any(|u| u == uid)
-                            && seen.insert((key.clone(), obj_ns.clone(), obj_name.clone()))
-                        {
-                            if let Some(child_uid) = object::meta_str(obj, "uid") {
-                                uids.push_back(child_uid.to_string());
-                            }
-                            changes.push(Change::Delete {
-                                rt_key: key.clone(),
-                                object: obj.clone(),
-                            });
-                        }
-                    }
-                }
-            }
-        }
-        let mut committed = self.commit(changes).await?;
-        if committed.is_empty() {
-            return Err(Error::Internal("delete committed nothing".into()));
-        }
-        Ok(committed.swap_remove(0))
+            removal::plan(
+                &state,
+                vec![(rt.storage_key(), target.clone())],
+                &object::now(),
+            )?
+        };
+        let uid = object::meta_str(&target, "uid").map(str::to_string);
+        let committed = self.commit(changes).await?;
+        // Already marked and still waiting for its finalizers: nothing changed.
+        Ok(committed
+            .into_iter()
+            .find(|o| object::meta_str(o, "uid").map(str::to_string) == uid)
+            .unwrap_or_else(|| (*target).clone()))
     }
 
     /// Watch objects of `rt`. See [`WatchOptions`] for where the stream starts. The
@@ -1085,6 +1070,29 @@ impl Store {
         }
         Ok(objects)
     }
+}
+
+/// Kubernetes refuses new finalizers on an object that is being deleted.
+fn check_no_new_finalizers(rt: &ResourceType, old: &Value, new: &Value) -> Result<()> {
+    let list = |o: &Value| -> Vec<Value> {
+        o.pointer("/metadata/finalizers")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default()
+    };
+    let before = list(old);
+    if list(new).iter().any(|f| !before.contains(f)) {
+        return Err(rt.invalid(
+            object::name(new),
+            vec![crate::status::StatusCause {
+                reason: "FieldValueForbidden".into(),
+                message: "Forbidden: no new finalizers can be added if the object is being deleted"
+                    .into(),
+                field: "metadata.finalizers".into(),
+            }],
+        ));
+    }
+    Ok(())
 }
 
 /// Check that an apply patch names this type (apiVersion and kind, when given).

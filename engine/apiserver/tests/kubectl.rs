@@ -509,3 +509,80 @@ async fn kubectl_get_pages_in_chunks() {
         assert_eq!(continued, 2, "{run}");
     }
 }
+
+/// `kubectl delete` of an object with a finalizer waits while it is marked for
+/// deletion, and finishes once a patch removes the finalizer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kubectl_delete_waits_for_finalizers() {
+    let server = Server::start().await;
+    let binary = kubectl_binary(None);
+    let held = server.manifest(
+        "held.yaml",
+        &HELLO_V1.replace(
+            "name: hello",
+            "name: hello\n  finalizers:\n    - example.com/hold",
+        ),
+    );
+    ok(&server, &binary, &["apply", "-f", held.to_str().unwrap()]).await;
+    let deleting = {
+        let mut cmd = server.kubectl_command(&binary);
+        cmd.args(["delete", "ksvc", "hello", "--timeout=90s"]);
+        tokio::spawn(async move { cmd.output().await })
+    };
+    let deletion_timestamp = async || {
+        ok(
+            &server,
+            &binary,
+            &[
+                "get",
+                "ksvc",
+                "hello",
+                "-o",
+                "jsonpath={.metadata.deletionTimestamp}",
+            ],
+        )
+        .await
+    };
+    let marked = tokio::time::timeout(Duration::from_secs(60), async {
+        loop {
+            let stamp = deletion_timestamp().await;
+            if !stamp.is_empty() {
+                break stamp;
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    })
+    .await
+    .expect("the delete marks the object");
+    assert!(marked.ends_with('Z'), "{marked}");
+    assert!(
+        !deleting.is_finished(),
+        "kubectl delete must wait for the finalizer"
+    );
+
+    let out = ok(
+        &server,
+        &binary,
+        &[
+            "patch",
+            "ksvc",
+            "hello",
+            "--type=merge",
+            "-p",
+            r#"{"metadata":{"finalizers":null}}"#,
+        ],
+    )
+    .await;
+    assert!(out.contains("patched"), "{out}");
+    let deleted = Run::from(
+        tokio::time::timeout(Duration::from_secs(90), deleting)
+            .await
+            .expect("kubectl delete ends")
+            .unwrap()
+            .unwrap(),
+    );
+    assert!(deleted.ok, "{deleted}");
+    assert!(deleted.stdout.contains("\"hello\" deleted"), "{deleted}");
+    let run = kubectl(&server, &binary, &["get", "ksvc", "hello"]).await;
+    assert!(!run.ok && run.stderr.contains("not found"), "{run}");
+}

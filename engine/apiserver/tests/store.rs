@@ -639,3 +639,132 @@ async fn pages_show_the_list_as_it_was_at_the_first_page() {
         (410, "Expired")
     );
 }
+
+#[tokio::test]
+async fn finalizers_hold_a_deletion_until_an_update_removes_them() {
+    let store = Store::open_in_memory().await.unwrap();
+    let svc = ResourceType::knative_service();
+    let cfg = ResourceType::knative_configuration();
+    let mut held = ksvc("s", "i");
+    held["metadata"]["finalizers"] = json!(["example.com/hold"]);
+    let parent = store.create(&svc, held).await.unwrap();
+    let owner = |o: &Value| json!([{"apiVersion": "serving.knative.dev/v1", "kind": "Service", "name": o["metadata"]["name"], "uid": o["metadata"]["uid"]}]);
+    store
+        .create(
+            &cfg,
+            json!({"metadata": {"name": "s", "ownerReferences": owner(&parent)}, "spec": {}}),
+        )
+        .await
+        .unwrap();
+    let mut watch = store
+        .watch(
+            &svc,
+            &WatchOptions {
+                resource_version: Some(store.resource_version()),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+
+    let marked = store.delete(&svc, "default", "s").await.unwrap();
+    assert!(
+        marked["metadata"]["deletionTimestamp"].is_string(),
+        "{marked:#}"
+    );
+    assert_eq!(marked["metadata"]["deletionGracePeriodSeconds"], 0);
+    assert_eq!(store.get(&svc, "default", "s").unwrap(), marked);
+    assert!(
+        store.get(&cfg, "default", "s").is_ok(),
+        "children wait for the owner"
+    );
+    assert!(matches!(next(&mut watch).await, WatchEvent::Modified(_)));
+    // Deleting again changes nothing; new finalizers are refused.
+    let again = store.delete(&svc, "default", "s").await.unwrap();
+    assert_eq!(rv(&again), rv(&marked));
+    let err = store
+        .patch(
+            &svc,
+            "default",
+            "s",
+            &Patch::Merge(json!({"metadata": {"finalizers": ["example.com/hold", "more"]}})),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), 422, "{err}");
+
+    // Other updates keep the deletion mark; emptying the finalizers deletes.
+    let relabeled = store
+        .patch(
+            &svc,
+            "default",
+            "s",
+            &Patch::Merge(json!({"metadata": {"labels": {"x": "y"}}})),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        relabeled["metadata"]["deletionTimestamp"],
+        marked["metadata"]["deletionTimestamp"]
+    );
+    assert!(matches!(next(&mut watch).await, WatchEvent::Modified(_)));
+    store
+        .patch(
+            &svc,
+            "default",
+            "s",
+            &Patch::Merge(json!({"metadata": {"finalizers": null}})),
+        )
+        .await
+        .unwrap();
+    match next(&mut watch).await {
+        WatchEvent::Modified(o) => assert!(o["metadata"].get("finalizers").is_none()),
+        other => panic!("expected MODIFIED, got {other:?}"),
+    }
+    assert!(matches!(next(&mut watch).await, WatchEvent::Deleted(_)));
+    assert!(store.get(&svc, "default", "s").unwrap_err().is_not_found());
+    assert!(store.get(&cfg, "default", "s").unwrap_err().is_not_found());
+}
+
+#[tokio::test]
+async fn a_namespace_terminates_until_its_last_finalized_object_goes() {
+    let store = Store::open_in_memory().await.unwrap();
+    let ns = ResourceType::namespace();
+    let rev = ResourceType::knative_revision();
+    store
+        .create(&ns, json!({"metadata": {"name": "team"}}))
+        .await
+        .unwrap();
+    for (name, finalizers) in [("held", json!(["x/y"])), ("free", json!([]))] {
+        store
+            .create(
+                &rev,
+                json!({"metadata": {"name": name, "namespace": "team", "finalizers": finalizers},
+                       "spec": {}}),
+            )
+            .await
+            .unwrap();
+    }
+    let terminating = store.delete(&ns, "", "team").await.unwrap();
+    assert_eq!(terminating["status"]["phase"], "Terminating");
+    assert!(store.get(&rev, "team", "free").unwrap_err().is_not_found());
+    assert!(store.get(&rev, "team", "held").unwrap()["metadata"]["deletionTimestamp"].is_string());
+    let err = store
+        .create(
+            &rev,
+            json!({"metadata": {"name": "new", "namespace": "team"}, "spec": {}}),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(err.code(), 403, "{err}");
+    store
+        .patch(
+            &rev,
+            "team",
+            "held",
+            &Patch::Merge(json!({"metadata": {"finalizers": []}})),
+        )
+        .await
+        .unwrap();
+    assert!(store.get(&rev, "team", "held").unwrap_err().is_not_found());
+    assert!(store.get(&ns, "", "team").unwrap_err().is_not_found());
+}

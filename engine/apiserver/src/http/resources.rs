@@ -485,6 +485,14 @@ async fn delete(
             .delete(rt, namespace, name)
             .await?
     };
+    // Still there, waiting for its finalizers: Kubernetes answers with the object.
+    let pending = deleted
+        .pointer("/metadata/finalizers")
+        .and_then(Value::as_array)
+        .is_some_and(|f| !f.is_empty());
+    if pending {
+        return Ok(json(StatusCode::OK, &deleted));
+    }
     let status = Status::success(StatusDetails {
         name: name.into(),
         group: rt.group.clone(),

@@ -169,12 +169,13 @@ pub(crate) fn set_managed_fields(object: &mut Value, entries: Value) -> Result<(
 }
 
 /// Fields only the server sets.
-const SYSTEM_FIELDS: [&str; 6] = [
+const SYSTEM_FIELDS: [&str; 7] = [
     "uid",
     "resourceVersion",
     "creationTimestamp",
     "generation",
     "deletionTimestamp",
+    "deletionGracePeriodSeconds",
     "selfLink",
 ];
 
@@ -256,13 +257,14 @@ pub(crate) fn merge_update(rt: &ResourceType, old: &Value, new: &Value) -> Resul
             "generation",
             "name",
             "namespace",
+            "deletionTimestamp",
+            "deletionGracePeriodSeconds",
         ] {
             match old_meta.get(field) {
                 Some(v) => meta.insert(field.into(), v.clone()),
                 None => meta.remove(field),
             };
         }
-        meta.remove("deletionTimestamp");
         // Field ownership is worked out by the store (`managed`) and set afterwards.
         meta.remove("managedFields");
     }
