@@ -540,6 +540,22 @@ async fn a_standalone_route_follows_a_configuration_of_another_name() {
 async fn an_env_value_from_a_secret_fails_the_revision_naming_the_variable() {
     let state = tempfile::tempdir().unwrap();
     let engine = Engine::start(config(state.path())).await.unwrap();
+    // A Route pinned to the revision before it exists: it follows the
+    // revision's fate once created.
+    let route_rt = ResourceType::knative_route();
+    engine
+        .store()
+        .create(
+            &route_rt,
+            json!({
+                "apiVersion": "serving.knative.dev/v1",
+                "kind": "Route",
+                "metadata": {"name": "pinned", "namespace": "default"},
+                "spec": {"traffic": [{"revisionName": "secretive-00001", "percent": 100}]},
+            }),
+        )
+        .await
+        .unwrap();
     let mut service = hello_service("secretive", json!({}), json!([]));
     service["spec"]["template"]["spec"]["containers"][0]["env"] = json!([
         {"name": "GREETING", "value": "hi"},
@@ -575,6 +591,19 @@ async fn an_env_value_from_a_secret_fails_the_revision_naming_the_variable() {
         ready["message"].as_str().unwrap().contains("`value`"),
         "{ready}"
     );
+    // The pinned Route does not send traffic to the failed revision.
+    let route = wait_for(&engine, route_rt, "pinned", "failed", |r| {
+        condition(r, "Ready").is_some_and(|c| c["status"] == "False")
+    })
+    .await;
+    let ready = condition(&route, "Ready").unwrap();
+    assert_eq!(ready["reason"], "RevisionMissing", "{ready}");
+    assert!(
+        ready["message"].as_str().unwrap().contains("DATABASE_URL"),
+        "{ready}"
+    );
+    let (status, body) = get(&client(), engine.http_addr(), "pinned.default.localhost").await;
+    assert_eq!(status, 404, "{body}");
     // Nothing was started without the variable.
     assert!(engine.instances("default", "secretive-00001").is_empty());
     assert_eq!(revision["status"]["actualReplicas"], 0);
