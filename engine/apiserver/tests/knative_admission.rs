@@ -94,11 +94,30 @@ async fn kubectl_with_knative_admission() {
     assert!(template["timeoutSeconds"].is_number(), "{stored:#}");
     assert!(template["containers"][0]["name"].is_string(), "{stored:#}");
 
-    // Re-applying the same file and a no-op patch change nothing. (kubectl may
-    // still send a patch: defaults inside the containers list make its three-way
-    // diff replace the list, which admission defaults back to the same value.)
+    // Re-applying the same file changes nothing, yet kubectl says "configured", as
+    // it does against real Knative: a custom resource gets a JSON merge patch, which
+    // replaces lists whole; kubectl's three-way diff finds the live containers list
+    // (with the webhook's defaults: name, readinessProbe, resources) unlike the
+    // file's, and sends the file's list again. Admission defaults it back to the
+    // same object, so the write is a no-op (same resourceVersion).
+    let writes_before = server.writes.lock().unwrap().len();
     let run = kubectl(&server, &["apply", "-f", manifest]).await;
     assert!(run.ok, "{run}");
+    assert!(
+        run.stdout
+            .contains("service.serving.knative.dev/hello configured"),
+        "{run}"
+    );
+    let sent: Vec<_> = server.writes.lock().unwrap()[writes_before..].to_vec();
+    assert_eq!(sent.len(), 1, "{sent:?}");
+    assert_eq!(sent[0].method, "PATCH");
+    assert_eq!(sent[0].content_type, "application/merge-patch+json");
+    let file: Value = serde_saphyr::from_str(SERVICE).unwrap();
+    assert_eq!(
+        serde_json::from_str::<Value>(&sent[0].body).unwrap(),
+        serde_json::json!({"spec": {"template": {"spec": {
+            "containers": file["spec"]["template"]["spec"]["containers"]}}}})
+    );
     let run = kubectl(
         &server,
         &["patch", "ksvc", "hello", "--type=merge", "-p", "{}"],

@@ -5,7 +5,12 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Output;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
+
+use axum::extract::{Request, State};
+use axum::middleware::Next;
+use axum::response::Response;
 
 use okonomi_apiserver::http::Api;
 use okonomi_apiserver::kubeconfig::{self, KubeconfigEntry};
@@ -16,9 +21,23 @@ use tokio::sync::oneshot;
 /// Where the Google Cloud SDK keeps the versioned kubectl binaries.
 pub const KUBECTL_DIR: &str = "/usr/lib/google-cloud-sdk/bin";
 
+/// A write request as the server received it.
+#[derive(Debug, Clone)]
+pub struct Recorded {
+    pub method: String,
+    pub uri: String,
+    pub content_type: String,
+    pub body: String,
+}
+
+/// Every request but GETs, in arrival order.
+pub type RequestLog = Arc<Mutex<Vec<Recorded>>>;
+
 pub struct Server {
     pub dir: tempfile::TempDir,
     pub store: Store,
+    /// What clients wrote (to check what kubectl sends).
+    pub writes: RequestLog,
     pub credentials: Credentials,
     pub url: String,
     pub kubeconfig: PathBuf,
@@ -58,7 +77,10 @@ impl Server {
         let url = format!("https://127.0.0.1:{port}");
         let config = credentials.server_config().expect("tls config");
         let (stop, stopped) = oneshot::channel::<()>();
-        let router = api.router();
+        let writes = RequestLog::default();
+        let router = api
+            .router()
+            .layer(axum::middleware::from_fn_with_state(writes.clone(), record));
         let task = tokio::spawn(async move {
             serve_tls(listener, router, config, async {
                 let _ = stopped.await;
@@ -82,6 +104,7 @@ impl Server {
         Server {
             dir,
             store,
+            writes,
             credentials,
             url,
             kubeconfig,
@@ -134,6 +157,29 @@ impl Drop for Server {
             task.abort();
         }
     }
+}
+
+async fn record(State(log): State<RequestLog>, request: Request, next: Next) -> Response {
+    if request.method() == http::Method::GET {
+        return next.run(request).await;
+    }
+    let (parts, body) = request.into_parts();
+    let bytes = axum::body::to_bytes(body, 4 << 20)
+        .await
+        .expect("request body");
+    log.lock().unwrap().push(Recorded {
+        method: parts.method.to_string(),
+        uri: parts.uri.to_string(),
+        content_type: parts
+            .headers
+            .get(http::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_string(),
+        body: String::from_utf8_lossy(&bytes).into_owned(),
+    });
+    next.run(Request::from_parts(parts, axum::body::Body::from(bytes)))
+        .await
 }
 
 /// A kubectl binary, or a failure naming the package to install.
