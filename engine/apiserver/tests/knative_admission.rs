@@ -8,7 +8,6 @@
 mod harness;
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use harness::{Run, Server, kubectl_binary};
 use okonomi_apiserver::{Admission, AdmissionRequest, Operation, ResourceType, StatusCause};
@@ -50,17 +49,7 @@ impl Admission for Knative {
 }
 
 async fn kubectl(server: &Server, args: &[&str]) -> Run {
-    let output = tokio::time::timeout(
-        Duration::from_secs(120),
-        server
-            .kubectl_command(&kubectl_binary(None))
-            .args(args)
-            .output(),
-    )
-    .await
-    .expect("kubectl finishes within 120s")
-    .unwrap();
-    Run::from(output)
+    server.kubectl(&kubectl_binary(None), args).await
 }
 
 const SERVICE: &str = "apiVersion: serving.knative.dev/v1

@@ -5,6 +5,8 @@
 
 #[path = "support/harness.rs"]
 mod harness;
+#[path = "support/objects.rs"]
+mod objects;
 
 use std::time::Duration;
 
@@ -14,29 +16,14 @@ use kube::api::{
     Api, DeleteParams, DynamicObject, ListParams, Patch, PatchParams, PostParams, WatchEvent,
     WatchParams,
 };
-use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::core::{ApiResource, GroupVersionKind};
 use kube::runtime::watcher;
-use kube::{Client, Config};
+use objects::{ksvc, revision, typed};
 use okonomi_knative::serving::Service;
 use serde_json::{Value, json};
 
-async fn connect(server: &Server) -> Client {
-    let kubeconfig = Kubeconfig::read_from(&server.kubeconfig).unwrap();
-    let config = Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
-        .await
-        .unwrap();
-    Client::try_from(config).unwrap()
-}
-
 fn service(name: &str, image: &str) -> Service {
-    serde_json::from_value(json!({
-        "apiVersion": "serving.knative.dev/v1",
-        "kind": "Service",
-        "metadata": {"name": name, "labels": {"app": name}},
-        "spec": {"template": {"spec": {"containers": [{"image": image}]}}},
-    }))
-    .unwrap()
+    typed(ksvc(name, image))
 }
 
 fn api_error(error: kube::Error) -> (u16, String) {
@@ -52,10 +39,44 @@ async fn within<T>(what: &str, future: impl std::future::Future<Output = T>) -> 
         .unwrap_or_else(|_| panic!("{what} within 30s"))
 }
 
+type ServiceEvents =
+    futures::stream::BoxStream<'static, Result<watcher::Event<Service>, watcher::Error>>;
+
+/// The names a kube-runtime watcher lists before `InitDone`, sorted.
+async fn initial_names(events: &mut ServiceEvents) -> Vec<String> {
+    let mut names = Vec::new();
+    loop {
+        match within("the watcher's initial list", events.try_next())
+            .await
+            .unwrap()
+            .unwrap()
+        {
+            watcher::Event::InitApply(s) => names.push(s.name().to_string()),
+            watcher::Event::InitDone => break,
+            _ => {}
+        }
+    }
+    names.sort();
+    names
+}
+
+/// The name of the next object a watcher reports created or changed.
+async fn next_applied(events: &mut ServiceEvents) -> String {
+    loop {
+        if let watcher::Event::Apply(s) = within("a watcher event", events.try_next())
+            .await
+            .unwrap()
+            .unwrap()
+        {
+            return s.name().to_string();
+        }
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn typed_crud_patch_and_conflicts() {
     let server = Server::start().await;
-    let client = connect(&server).await;
+    let client = server.client().await;
     let services: Api<Service> = Api::namespaced(client.clone(), "default");
 
     let created = services
@@ -213,7 +234,7 @@ async fn typed_crud_patch_and_conflicts() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn watches_raw_and_through_the_runtime_watcher() {
     let server = Server::start().await;
-    let client = connect(&server).await;
+    let client = server.client().await;
     let services: Api<Service> = Api::namespaced(client.clone(), "default");
     services
         .create(&PostParams::default(), &service("first", "i"))
@@ -262,7 +283,7 @@ async fn watches_raw_and_through_the_runtime_watcher() {
         server.stop().await
     };
     let server = Server::start_in(reopened_dir).await;
-    let client = connect(&server).await;
+    let client = server.client().await;
     let services: Api<Service> = Api::namespaced(client.clone(), "default");
     let mut stale = services
         .watch(&WatchParams::default(), "1")
@@ -280,34 +301,12 @@ async fn watches_raw_and_through_the_runtime_watcher() {
 
     // kube-runtime's watcher: list, then watch; sees new objects.
     let mut events = watcher(services.clone(), watcher::Config::default()).boxed();
-    let mut initial = Vec::new();
-    loop {
-        match within("watcher init", events.try_next())
-            .await
-            .unwrap()
-            .unwrap()
-        {
-            watcher::Event::InitApply(s) => initial.push(s.name().to_string()),
-            watcher::Event::InitDone => break,
-            _ => {}
-        }
-    }
-    initial.sort();
-    assert_eq!(initial, ["first", "second"]);
+    assert_eq!(initial_names(&mut events).await, ["first", "second"]);
     services
         .create(&PostParams::default(), &service("third", "i"))
         .await
         .unwrap();
-    loop {
-        if let watcher::Event::Apply(s) = within("watcher apply", events.try_next())
-            .await
-            .unwrap()
-            .unwrap()
-        {
-            assert_eq!(s.name(), "third");
-            break;
-        }
-    }
+    assert_eq!(next_applied(&mut events).await, "third");
     services
         .delete("third", &DeleteParams::default())
         .await
@@ -327,7 +326,7 @@ async fn watches_raw_and_through_the_runtime_watcher() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn dynamic_objects_namespaces_and_unauthorized() {
     let server = Server::start().await;
-    let client = connect(&server).await;
+    let client = server.client().await;
     let gvk = GroupVersionKind::gvk("", "v1", "Namespace");
     let namespaces: Api<DynamicObject> =
         Api::all_with(client.clone(), &ApiResource::from_gvk(&gvk));
@@ -352,12 +351,11 @@ async fn dynamic_objects_namespaces_and_unauthorized() {
     let rev_gvk = GroupVersionKind::gvk("serving.knative.dev", "v1", "Revision");
     let revisions: Api<DynamicObject> =
         Api::namespaced_with(client.clone(), "team", &ApiResource::from_gvk(&rev_gvk));
-    let rev: DynamicObject = serde_json::from_value(json!({
-        "apiVersion": "serving.knative.dev/v1", "kind": "Revision",
-        "metadata": {"name": "r-00001", "labels": {"serving.knative.dev/service": "r"}},
-        "spec": {"containers": [{"image": "i"}]}
-    }))
-    .unwrap();
+    let rev: DynamicObject = typed(revision(
+        "team",
+        "r-00001",
+        json!({"labels": {"serving.knative.dev/service": "r"}}),
+    ));
     revisions
         .create(&PostParams::default(), &rev)
         .await
@@ -385,14 +383,7 @@ async fn dynamic_objects_namespaces_and_unauthorized() {
     );
 
     // A wrong token: 401 Unauthorized as a Status.
-    let mut config = Config::from_custom_kubeconfig(
-        Kubeconfig::read_from(&server.kubeconfig).unwrap(),
-        &KubeConfigOptions::default(),
-    )
-    .await
-    .unwrap();
-    config.auth_info.token = Some("not-the-token".to_string().into());
-    let intruder = Client::try_from(config).unwrap();
+    let intruder = server.client_with_token(Some("not-the-token")).await;
     let services: Api<Service> = Api::namespaced(intruder, "default");
     let (code, reason) = api_error(services.list(&ListParams::default()).await.unwrap_err());
     assert_eq!((code, reason.as_str()), (401, "Unauthorized"));
@@ -403,7 +394,7 @@ async fn dynamic_objects_namespaces_and_unauthorized() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kn_service_create_update_describe_delete() {
     let server = Server::start().await;
-    let client = connect(&server).await;
+    let client = server.client().await;
     let base = "/apis/serving.knative.dev/v1/namespaces/default/services";
     let request = |method: &str, uri: &str, body: Option<&Value>| {
         http::Request::builder()
@@ -530,9 +521,11 @@ async fn kn_service_create_update_describe_delete() {
             .store
             .create(
                 &rev_type,
-                json!({"metadata": {"name": name, "namespace": "default",
-                                    "labels": {"serving.knative.dev/service": service_label}},
-                       "spec": {"containers": [{"image": "img"}]}}),
+                revision(
+                    "default",
+                    name,
+                    json!({"labels": {"serving.knative.dev/service": service_label}}),
+                ),
             )
             .await
             .unwrap();
@@ -583,7 +576,7 @@ async fn kn_service_create_update_describe_delete() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn streaming_list_watcher() {
     let server = Server::start().await;
-    let client = connect(&server).await;
+    let client = server.client().await;
     let services: Api<Service> = Api::namespaced(client.clone(), "default");
     for name in ["a", "b"] {
         services
@@ -596,34 +589,12 @@ async fn streaming_list_watcher() {
         watcher::Config::default().streaming_lists(),
     )
     .boxed();
-    let mut initial = Vec::new();
-    loop {
-        match within("streaming init", events.try_next())
-            .await
-            .unwrap()
-            .unwrap()
-        {
-            watcher::Event::InitApply(s) => initial.push(s.name().to_string()),
-            watcher::Event::InitDone => break,
-            _ => {}
-        }
-    }
-    initial.sort();
-    assert_eq!(initial, ["a", "b"]);
+    assert_eq!(initial_names(&mut events).await, ["a", "b"]);
     services
         .create(&PostParams::default(), &service("c", "i"))
         .await
         .unwrap();
-    loop {
-        if let watcher::Event::Apply(s) = within("apply after init", events.try_next())
-            .await
-            .unwrap()
-            .unwrap()
-        {
-            assert_eq!(s.name(), "c");
-            break;
-        }
-    }
+    assert_eq!(next_applied(&mut events).await, "c");
 }
 
 /// Rejects images named `bad` and defaults a label, as the engine's Knative
@@ -660,7 +631,7 @@ async fn admission_defaults_and_rejections_reach_clients_as_invalid_with_causes(
         Some(std::sync::Arc::new(TestAdmission)),
     )
     .await;
-    let services: Api<Service> = Api::namespaced(connect(&server).await, "default");
+    let services: Api<Service> = Api::namespaced(server.client().await, "default");
     let created = services
         .create(&PostParams::default(), &service("good", "img"))
         .await
@@ -712,7 +683,7 @@ async fn admission_defaults_and_rejections_reach_clients_as_invalid_with_causes(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn apply_removes_fields_the_manager_dropped() {
     let server = Server::start().await;
-    let services: Api<Service> = Api::namespaced(connect(&server).await, "default");
+    let services: Api<Service> = Api::namespaced(server.client().await, "default");
     let params = PatchParams::apply("deployer").force();
     let with_labels = |labels: Value| {
         let mut s = serde_json::to_value(service("app", "img")).unwrap();
@@ -771,7 +742,7 @@ async fn apply_removes_fields_the_manager_dropped() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn apply_conflicts_name_fields_and_managers_and_force_takes_over() {
     let server = Server::start().await;
-    let services: Api<Service> = Api::namespaced(connect(&server).await, "default");
+    let services: Api<Service> = Api::namespaced(server.client().await, "default");
     let config = |image: &str, labels: Value| {
         json!({
             "apiVersion": "serving.knative.dev/v1", "kind": "Service",

@@ -26,23 +26,6 @@ spec:
               value: world
 ";
 
-async fn kubectl(server: &Server, binary: &Path, args: &[&str]) -> Run {
-    let output = tokio::time::timeout(
-        Duration::from_secs(120),
-        server.kubectl_command(binary).args(args).output(),
-    )
-    .await
-    .expect("kubectl finishes within 120s")
-    .expect("kubectl runs");
-    Run::from(output)
-}
-
-async fn ok(server: &Server, binary: &Path, args: &[&str]) -> String {
-    let run = kubectl(server, binary, args).await;
-    assert!(run.ok, "kubectl {args:?} failed: {run}");
-    run.stdout
-}
-
 /// The whole kubectl story for one kubectl binary.
 async fn scenario(binary: &Path) {
     let server = Server::start().await;
@@ -50,7 +33,7 @@ async fn scenario(binary: &Path) {
     let hello = hello.to_str().unwrap();
 
     // apply -f (create), with default --validate=strict (needs OpenAPI).
-    let out = ok(&server, binary, &["apply", "-f", hello]).await;
+    let out = server.kubectl_ok(binary, &["apply", "-f", hello]).await;
     assert!(
         out.contains("service.serving.knative.dev/hello created"),
         "{out}"
@@ -65,7 +48,7 @@ async fn scenario(binary: &Path) {
     );
 
     // Unchanged file: no patch.
-    let out = ok(&server, binary, &["apply", "-f", hello]).await;
+    let out = server.kubectl_ok(binary, &["apply", "-f", hello]).await;
     assert!(out.contains("unchanged"), "{out}");
 
     // Changed file: merge patch, generation 2.
@@ -73,7 +56,9 @@ async fn scenario(binary: &Path) {
         "hello2.yaml",
         &HELLO_V1.replace("value: world", "value: okonomi"),
     );
-    let out = ok(&server, binary, &["apply", "-f", changed.to_str().unwrap()]).await;
+    let out = server
+        .kubectl_ok(binary, &["apply", "-f", changed.to_str().unwrap()])
+        .await;
     assert!(
         out.contains("service.serving.knative.dev/hello configured"),
         "{out}"
@@ -89,7 +74,7 @@ async fn scenario(binary: &Path) {
     );
 
     // get ksvc: Knative's columns through a Table.
-    let out = ok(&server, binary, &["get", "ksvc"]).await;
+    let out = server.kubectl_ok(binary, &["get", "ksvc"]).await;
     let header = out.lines().next().unwrap_or("");
     for column in [
         "NAME",
@@ -119,20 +104,20 @@ async fn scenario(binary: &Path) {
     let status_patch = r#"{"status":{"observedGeneration":2,"url":"http://hello.default.localhost","latestCreatedRevisionName":"hello-00002","latestReadyRevisionName":"hello-00002","conditions":[{"type":"Ready","status":"True"},{"type":"ConfigurationsReady","status":"True"},{"type":"RoutesReady","status":"True"}]}}"#;
     let supports_subresource = !binary.to_string_lossy().ends_with("1.27");
     if supports_subresource {
-        let out = ok(
-            &server,
-            binary,
-            &[
-                "patch",
-                "ksvc",
-                "hello",
-                "--subresource=status",
-                "--type=merge",
-                "-p",
-                status_patch,
-            ],
-        )
-        .await;
+        let out = server
+            .kubectl_ok(
+                binary,
+                &[
+                    "patch",
+                    "ksvc",
+                    "hello",
+                    "--subresource=status",
+                    "--type=merge",
+                    "-p",
+                    status_patch,
+                ],
+            )
+            .await;
         assert!(out.contains("patched"), "{out}");
     } else {
         // kubectl 1.27 has --subresource too, but only as alpha; set it in process.
@@ -157,14 +142,14 @@ async fn scenario(binary: &Path) {
     assert!(waited.ok, "kubectl wait failed: {waited}");
     assert!(waited.stdout.contains("condition met"), "{waited}");
 
-    let out = ok(&server, binary, &["get", "ksvc"]).await;
+    let out = server.kubectl_ok(binary, &["get", "ksvc"]).await;
     let row = out.lines().find(|l| l.starts_with("hello")).unwrap_or("");
     assert!(row.contains("http://hello.default.localhost"), "{out}");
     assert!(row.contains("hello-00002"), "{out}");
     assert!(row.contains("True"), "{out}");
 
     // All namespaces: NAMESPACE column filled from the row objects.
-    let out = ok(&server, binary, &["get", "ksvc", "-A"]).await;
+    let out = server.kubectl_ok(binary, &["get", "ksvc", "-A"]).await;
     assert!(
         out.lines().next().unwrap_or("").starts_with("NAMESPACE"),
         "{out}"
@@ -176,45 +161,49 @@ async fn scenario(binary: &Path) {
     );
 
     // -o yaml: the full object.
-    let out = ok(&server, binary, &["get", "ksvc", "hello", "-o", "yaml"]).await;
+    let out = server
+        .kubectl_ok(binary, &["get", "ksvc", "hello", "-o", "yaml"])
+        .await;
     assert!(out.contains("kind: Service"), "{out}");
     assert!(out.contains("registry.example/hello@sha256:"), "{out}");
     assert!(out.contains("uid:"), "{out}");
 
     // Short names and categories.
-    let out = ok(&server, binary, &["get", "kservice,kcfg,rev,rt"]).await;
+    let out = server
+        .kubectl_ok(binary, &["get", "kservice,kcfg,rev,rt"])
+        .await;
     assert!(out.contains("hello"), "{out}");
-    let out = ok(&server, binary, &["get", "knative"]).await;
+    let out = server.kubectl_ok(binary, &["get", "knative"]).await;
     assert!(out.contains("service.serving.knative.dev/hello"), "{out}");
 
     // patch --type merge, then the same again: no change.
     let merge = r#"{"metadata":{"labels":{"team":"a"}}}"#;
-    let out = ok(
-        &server,
-        binary,
-        &["patch", "ksvc", "hello", "--type", "merge", "-p", merge],
-    )
-    .await;
+    let out = server
+        .kubectl_ok(
+            binary,
+            &["patch", "ksvc", "hello", "--type", "merge", "-p", merge],
+        )
+        .await;
     assert!(
         out.contains("patched") && !out.contains("no change"),
         "{out}"
     );
-    let out = ok(
-        &server,
-        binary,
-        &["patch", "ksvc", "hello", "--type", "merge", "-p", merge],
-    )
-    .await;
+    let out = server
+        .kubectl_ok(
+            binary,
+            &["patch", "ksvc", "hello", "--type", "merge", "-p", merge],
+        )
+        .await;
     assert!(out.contains("(no change)"), "{out}");
 
     // patch --type json.
     let json_patch = r#"[{"op":"add","path":"/metadata/annotations/owner","value":"me"}]"#;
-    let out = ok(
-        &server,
-        binary,
-        &["patch", "ksvc", "hello", "--type", "json", "-p", json_patch],
-    )
-    .await;
+    let out = server
+        .kubectl_ok(
+            binary,
+            &["patch", "ksvc", "hello", "--type", "json", "-p", json_patch],
+        )
+        .await;
     assert!(out.contains("patched"), "{out}");
     let stored = server
         .store
@@ -224,38 +213,39 @@ async fn scenario(binary: &Path) {
     assert_eq!(stored["metadata"]["labels"]["team"], "a");
 
     // Strategic merge is not supported for custom resources: 415.
-    let run = kubectl(&server, binary, &["patch", "ksvc", "hello", "-p", merge]).await;
+    let run = server
+        .kubectl(binary, &["patch", "ksvc", "hello", "-p", merge])
+        .await;
     assert!(!run.ok, "strategic merge must fail: {run}");
     assert!(run.stderr.contains("unknown format"), "{run}");
 
     // Server-side apply: a new object, then the client-side-applied one.
+    let server_side = async |file: &Path| {
+        let file = file.to_str().unwrap();
+        server
+            .kubectl_ok(binary, &["apply", "--server-side", "-f", file])
+            .await
+    };
+    let labels_of_other = async || {
+        server
+            .kubectl_ok(
+                binary,
+                &["get", "ksvc", "other", "-o", "jsonpath={.metadata.labels}"],
+            )
+            .await
+    };
     let other = server.manifest(
         "other.yaml",
         &HELLO_V1.replace("name: hello", "name: other"),
     );
-    let out = ok(
-        &server,
-        binary,
-        &["apply", "--server-side", "-f", other.to_str().unwrap()],
-    )
-    .await;
+    let out = server_side(&other).await;
     assert!(
         out.contains("service.serving.knative.dev/other serverside-applied"),
         "{out}"
     );
-    let out = ok(
-        &server,
-        binary,
-        &["apply", "--server-side", "-f", changed.to_str().unwrap()],
-    )
-    .await;
+    let out = server_side(&changed).await;
     assert!(out.contains("serverside-applied"), "{out}");
-    let out = ok(
-        &server,
-        binary,
-        &["apply", "--server-side", "-f", changed.to_str().unwrap()],
-    )
-    .await;
+    let out = server_side(&changed).await;
     assert!(out.contains("serverside-applied"), "{out}");
 
     // A label the manager stops applying is removed.
@@ -263,59 +253,43 @@ async fn scenario(binary: &Path) {
         "other-labeled.yaml",
         &HELLO_V1.replace("name: hello", "name: other\n  labels:\n    tier: web"),
     );
-    ok(
-        &server,
-        binary,
-        &["apply", "--server-side", "-f", labeled.to_str().unwrap()],
-    )
-    .await;
-    let out = ok(
-        &server,
-        binary,
-        &["get", "ksvc", "other", "-o", "jsonpath={.metadata.labels}"],
-    )
-    .await;
+    server_side(&labeled).await;
+    let out = labels_of_other().await;
     assert!(out.contains("tier"), "{out}");
-    ok(
-        &server,
-        binary,
-        &["apply", "--server-side", "-f", other.to_str().unwrap()],
-    )
-    .await;
-    let out = ok(
-        &server,
-        binary,
-        &["get", "ksvc", "other", "-o", "jsonpath={.metadata.labels}"],
-    )
-    .await;
+    server_side(&other).await;
+    let out = labels_of_other().await;
     assert!(!out.contains("tier"), "{out}");
 
     // A namespace that does not exist: NotFound naming it.
-    let run = kubectl(
-        &server,
-        binary,
-        &["apply", "-n", "nowhere", "-f", other.to_str().unwrap()],
-    )
-    .await;
+    let run = server
+        .kubectl(
+            binary,
+            &["apply", "-n", "nowhere", "-f", other.to_str().unwrap()],
+        )
+        .await;
     assert!(!run.ok, "{run}");
     assert!(
         run.stderr.contains("namespaces \"nowhere\" not found"),
         "{run}"
     );
     // After creating it, the same apply works.
-    ok(&server, binary, &["create", "namespace", "nowhere"]).await;
-    let out = ok(
-        &server,
-        binary,
-        &["apply", "-n", "nowhere", "-f", other.to_str().unwrap()],
-    )
-    .await;
+    server
+        .kubectl_ok(binary, &["create", "namespace", "nowhere"])
+        .await;
+    let out = server
+        .kubectl_ok(
+            binary,
+            &["apply", "-n", "nowhere", "-f", other.to_str().unwrap()],
+        )
+        .await;
     assert!(out.contains("created"), "{out}");
-    let out = ok(&server, binary, &["get", "ns"]).await;
+    let out = server.kubectl_ok(binary, &["get", "ns"]).await;
     assert!(out.contains("nowhere") && out.contains("Active"), "{out}");
 
     // Deleting the namespace deletes what is in it.
-    let out = ok(&server, binary, &["delete", "namespace", "nowhere"]).await;
+    let out = server
+        .kubectl_ok(binary, &["delete", "namespace", "nowhere"])
+        .await;
     assert!(out.contains("namespace \"nowhere\" deleted"), "{out}");
     assert!(
         server
@@ -330,16 +304,20 @@ async fn scenario(binary: &Path) {
         "bad.yaml",
         &HELLO_V1.replace("name: hello", "name: \"bad/name\""),
     );
-    let run = kubectl(&server, binary, &["create", "-f", bad.to_str().unwrap()]).await;
+    let run = server
+        .kubectl(binary, &["create", "-f", bad.to_str().unwrap()])
+        .await;
     assert!(!run.ok, "{run}");
 
     // delete, then it is gone.
-    let out = ok(&server, binary, &["delete", "ksvc", "hello"]).await;
+    let out = server
+        .kubectl_ok(binary, &["delete", "ksvc", "hello"])
+        .await;
     assert!(
         out.contains("service.serving.knative.dev \"hello\" deleted"),
         "{out}"
     );
-    let run = kubectl(&server, binary, &["get", "ksvc", "hello"]).await;
+    let run = server.kubectl(binary, &["get", "ksvc", "hello"]).await;
     assert!(!run.ok, "{run}");
     assert!(
         run.stderr
@@ -348,7 +326,9 @@ async fn scenario(binary: &Path) {
     );
 
     // Without the right token: 401.
-    let run = kubectl(&server, binary, &["--token", "wrong", "get", "ksvc"]).await;
+    let run = server
+        .kubectl(binary, &["--token", "wrong", "get", "ksvc"])
+        .await;
     assert!(!run.ok, "{run}");
     assert!(run.stderr.contains("Unauthorized"), "{run}");
 }
@@ -373,7 +353,9 @@ async fn kubectl_get_watch_streams_changes() {
     let server = Server::start().await;
     let binary = kubectl_binary(None);
     let hello = server.manifest("hello.yaml", HELLO_V1);
-    ok(&server, &binary, &["apply", "-f", hello.to_str().unwrap()]).await;
+    server
+        .kubectl_ok(&binary, &["apply", "-f", hello.to_str().unwrap()])
+        .await;
     let mut child = server
         .kubectl_command(&binary)
         .args(["get", "ksvc", "hello", "-w", "-o", "name"])
@@ -387,7 +369,9 @@ async fn kubectl_get_watch_streams_changes() {
         .expect("initial line")
         .unwrap();
     assert_eq!(first.as_deref(), Some("service.serving.knative.dev/hello"));
-    ok(&server, &binary, &["label", "ksvc", "hello", "changed=yes"]).await;
+    server
+        .kubectl_ok(&binary, &["label", "ksvc", "hello", "changed=yes"])
+        .await;
     let second = tokio::time::timeout(Duration::from_secs(60), lines.next_line())
         .await
         .expect("a line for the change")
@@ -412,7 +396,7 @@ async fn kubectl_server_side_apply_conflicts_and_force() {
     let apply = async |file: &Path, extra: &[&str]| {
         let mut args = vec!["apply", "--server-side", "-f", file.to_str().unwrap()];
         args.extend_from_slice(extra);
-        kubectl(&server, &binary, &args).await
+        server.kubectl(&binary, &args).await
     };
 
     let run = apply(&first, &[]).await;
@@ -461,18 +445,18 @@ async fn kubectl_server_side_apply_conflicts_and_force() {
     let unlabeled = server.manifest("unlabeled.yaml", HELLO_V1);
     let run = apply(&unlabeled, &["--force-conflicts"]).await;
     assert!(run.ok, "{run}");
-    let out = ok(
-        &server,
-        &binary,
-        &[
-            "get",
-            "ksvc",
-            "hello",
-            "-o",
-            "jsonpath={.metadata.labels.tier}",
-        ],
-    )
-    .await;
+    let out = server
+        .kubectl_ok(
+            &binary,
+            &[
+                "get",
+                "ksvc",
+                "hello",
+                "-o",
+                "jsonpath={.metadata.labels.tier}",
+            ],
+        )
+        .await;
     assert_eq!(out, "web");
 }
 
@@ -487,12 +471,14 @@ async fn kubectl_get_pages_in_chunks() {
             &format!("{name}.yaml"),
             &HELLO_V1.replace("name: hello", &format!("name: {name}")),
         );
-        ok(&server, &binary, &["apply", "-f", file.to_str().unwrap()]).await;
+        server
+            .kubectl_ok(&binary, &["apply", "-f", file.to_str().unwrap()])
+            .await;
     }
     for output in [&[][..], &["-o", "name"][..]] {
         let mut args = vec!["get", "ksvc", "--chunk-size=2", "-v=6"];
         args.extend_from_slice(output);
-        let run = kubectl(&server, &binary, &args).await;
+        let run = server.kubectl(&binary, &args).await;
         assert!(run.ok, "{run}");
         for name in names {
             assert!(
@@ -523,25 +509,27 @@ async fn kubectl_delete_waits_for_finalizers() {
             "name: hello\n  finalizers:\n    - example.com/hold",
         ),
     );
-    ok(&server, &binary, &["apply", "-f", held.to_str().unwrap()]).await;
+    server
+        .kubectl_ok(&binary, &["apply", "-f", held.to_str().unwrap()])
+        .await;
     let deleting = {
         let mut cmd = server.kubectl_command(&binary);
         cmd.args(["delete", "ksvc", "hello", "--timeout=90s"]);
         tokio::spawn(async move { cmd.output().await })
     };
     let deletion_timestamp = async || {
-        ok(
-            &server,
-            &binary,
-            &[
-                "get",
-                "ksvc",
-                "hello",
-                "-o",
-                "jsonpath={.metadata.deletionTimestamp}",
-            ],
-        )
-        .await
+        server
+            .kubectl_ok(
+                &binary,
+                &[
+                    "get",
+                    "ksvc",
+                    "hello",
+                    "-o",
+                    "jsonpath={.metadata.deletionTimestamp}",
+                ],
+            )
+            .await
     };
     let marked = tokio::time::timeout(Duration::from_secs(60), async {
         loop {
@@ -560,19 +548,19 @@ async fn kubectl_delete_waits_for_finalizers() {
         "kubectl delete must wait for the finalizer"
     );
 
-    let out = ok(
-        &server,
-        &binary,
-        &[
-            "patch",
-            "ksvc",
-            "hello",
-            "--type=merge",
-            "-p",
-            r#"{"metadata":{"finalizers":null}}"#,
-        ],
-    )
-    .await;
+    let out = server
+        .kubectl_ok(
+            &binary,
+            &[
+                "patch",
+                "ksvc",
+                "hello",
+                "--type=merge",
+                "-p",
+                r#"{"metadata":{"finalizers":null}}"#,
+            ],
+        )
+        .await;
     assert!(out.contains("patched"), "{out}");
     let deleted = Run::from(
         tokio::time::timeout(Duration::from_secs(90), deleting)
@@ -583,6 +571,6 @@ async fn kubectl_delete_waits_for_finalizers() {
     );
     assert!(deleted.ok, "{deleted}");
     assert!(deleted.stdout.contains("\"hello\" deleted"), "{deleted}");
-    let run = kubectl(&server, &binary, &["get", "ksvc", "hello"]).await;
+    let run = server.kubectl(&binary, &["get", "ksvc", "hello"]).await;
     assert!(!run.ok && run.stderr.contains("not found"), "{run}");
 }

@@ -12,20 +12,9 @@ use std::time::Duration;
 use futures::StreamExt;
 use harness::Server;
 use http_body_util::BodyExt;
+use kube::Client;
 use kube::client::Body;
-use kube::config::{KubeConfigOptions, Kubeconfig};
-use kube::{Client, Config};
 use serde_json::{Value, json};
-
-async fn connect(server: &Server) -> Client {
-    let config = Config::from_custom_kubeconfig(
-        Kubeconfig::read_from(&server.kubeconfig).unwrap(),
-        &KubeConfigOptions::default(),
-    )
-    .await
-    .unwrap();
-    Client::try_from(config).unwrap()
-}
 
 struct Answer {
     code: u16,
@@ -85,7 +74,7 @@ const TABLE: &str = "application/json;as=Table;v=v1;g=meta.k8s.io,application/js
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn discovery_negotiation() {
     let server = Server::start().await;
-    let client = connect(&server).await;
+    let client = server.client().await;
 
     let version = send(&client, "GET", "/version", &[], None).await.json();
     assert_eq!(version["major"], "1");
@@ -161,7 +150,7 @@ async fn discovery_negotiation() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn openapi_documents() {
     let server = Server::start().await;
-    let client = connect(&server).await;
+    let client = server.client().await;
     let root = send(&client, "GET", "/openapi/v3", &[], None).await.json();
     let url = root["paths"]["apis/serving.knative.dev/v1"]["serverRelativeURL"]
         .as_str()
@@ -196,7 +185,7 @@ async fn openapi_documents() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tables_errors_dry_run_and_watch_timeout() {
     let server = Server::start().await;
-    let client = connect(&server).await;
+    let client = server.client().await;
     let base = "/apis/serving.knative.dev/v1/namespaces/default/services";
     let json_ct = ("Content-Type", "application/json");
     let svc = r#"{"apiVersion":"serving.knative.dev/v1","kind":"Service","metadata":{"name":"hello"},"spec":{"template":{"spec":{"containers":[{"image":"i"}]}}}}"#;
@@ -337,14 +326,7 @@ async fn tables_errors_dry_run_and_watch_timeout() {
             .body(Body::empty())
             .unwrap();
         // A client without the token: same TLS trust, no Authorization header.
-        let mut config = Config::from_custom_kubeconfig(
-            Kubeconfig::read_from(&server.kubeconfig).unwrap(),
-            &KubeConfigOptions::default(),
-        )
-        .await
-        .unwrap();
-        config.auth_info.token = None;
-        let anonymous = Client::try_from(config).unwrap();
+        let anonymous = server.client_with_token(None).await;
         anonymous.send(request).await.unwrap()
     };
     assert_eq!(unauthenticated.status().as_u16(), 401);
@@ -394,7 +376,7 @@ async fn tables_errors_dry_run_and_watch_timeout() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn list_pages_with_limit_and_continue() {
     let server = Server::start().await;
-    let client = connect(&server).await;
+    let client = server.client().await;
     let base = "/apis/serving.knative.dev/v1/namespaces/default/services";
     for name in ["a", "b", "c"] {
         let svc = json!({"metadata": {"name": name},
@@ -457,7 +439,7 @@ async fn list_pages_with_limit_and_continue() {
         .await
         .unwrap();
     let server = Server::start_in(server.stop().await).await;
-    let client = connect(&server).await;
+    let client = server.client().await;
     let expired = send(
         &client,
         "GET",

@@ -4,13 +4,14 @@
 
 #![allow(clippy::unwrap_used)]
 
+#[path = "support/harness.rs"]
+mod harness;
+
 use std::path::Path;
 use std::process::Stdio;
 use std::time::Duration;
 
 use kube::api::{Api, ListParams, PostParams};
-use kube::config::{KubeConfigOptions, Kubeconfig};
-use kube::{Client, Config};
 use okonomi_knative::serving::Service;
 use serde_json::json;
 use tokio::io::{AsyncBufReadExt, BufReader};
@@ -36,16 +37,6 @@ async fn start(state: &Path, kubeconfig: &Path, listen: &str) -> Child {
         .unwrap()
         .expect("a URL line");
     Child { process, url }
-}
-
-async fn connect(kubeconfig: &Path) -> Client {
-    let config = Config::from_custom_kubeconfig(
-        Kubeconfig::read_from(kubeconfig).unwrap(),
-        &KubeConfigOptions::default(),
-    )
-    .await
-    .unwrap();
-    Client::try_from(config).unwrap()
 }
 
 fn service(name: &str) -> Service {
@@ -74,7 +65,8 @@ async fn sigkill_and_restart_keeps_objects_and_monotonic_versions() {
     let kubeconfig = dir.path().join("kubeconfig");
 
     let mut first = start(&state, &kubeconfig, "127.0.0.1:0").await;
-    let services: Api<Service> = Api::namespaced(connect(&kubeconfig).await, "default");
+    let services: Api<Service> =
+        Api::namespaced(harness::client_from(&kubeconfig).await, "default");
     let mut max_rv = 0;
     let mut names = Vec::new();
     for i in 0..40 {
@@ -143,7 +135,8 @@ async fn sigkill_and_restart_keeps_objects_and_monotonic_versions() {
     // CA and token stay the same.
     let second = start(&state, &kubeconfig, "127.0.0.1:0").await;
     assert!(second.url.starts_with("https://127.0.0.1:"));
-    let services: Api<Service> = Api::namespaced(connect(&kubeconfig).await, "default");
+    let services: Api<Service> =
+        Api::namespaced(harness::client_from(&kubeconfig).await, "default");
     let listed = services.list(&ListParams::default()).await.unwrap();
     let back: std::collections::BTreeSet<String> = listed
         .items

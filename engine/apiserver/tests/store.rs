@@ -11,13 +11,31 @@ use okonomi_apiserver::{
 };
 use serde_json::{Value, json};
 
-fn ksvc(name: &str, image: &str) -> Value {
-    json!({
-        "apiVersion": "serving.knative.dev/v1",
-        "kind": "Service",
-        "metadata": {"name": name, "namespace": "default", "labels": {"app": name}},
-        "spec": {"template": {"spec": {"containers": [{"image": image}]}}},
-    })
+#[path = "support/objects.rs"]
+mod objects;
+use objects::{ksvc, owned_by, revision};
+
+/// A watch of `rt` from the store's current resourceVersion: changes only.
+fn watch_from_now(store: &Store, rt: &ResourceType) -> okonomi_apiserver::store::WatchStream {
+    store
+        .watch(
+            rt,
+            &WatchOptions {
+                resource_version: Some(store.resource_version()),
+                ..Default::default()
+            },
+        )
+        .unwrap()
+}
+
+/// A merge patch of `default/NAME`.
+async fn merge(
+    store: &Store,
+    rt: &ResourceType,
+    name: &str,
+    patch: Value,
+) -> okonomi_apiserver::Result<Value> {
+    store.patch(rt, "default", name, &Patch::Merge(patch)).await
 }
 
 fn rv(o: &Value) -> u64 {
@@ -33,6 +51,14 @@ async fn next(stream: &mut okonomi_apiserver::store::WatchStream) -> WatchEvent 
         .await
         .expect("watch event within 10s")
         .expect("stream still open")
+}
+
+/// The name of the object of the next event, which must be ADDED.
+async fn next_added(stream: &mut okonomi_apiserver::store::WatchStream) -> String {
+    match next(stream).await {
+        WatchEvent::Added(o) => o["metadata"]["name"].as_str().unwrap().to_string(),
+        other => panic!("expected ADDED, got {other:?}"),
+    }
 }
 
 #[tokio::test]
@@ -165,28 +191,26 @@ async fn patches() {
     let svc = ResourceType::knative_service();
     let created = store.create(&svc, ksvc("p", "img:1")).await.unwrap();
 
-    let merged = store
-        .patch(
-            &svc,
-            "default",
-            "p",
-            &Patch::Merge(json!({"metadata": {"annotations": {"a": "1"}}})),
-        )
-        .await
-        .unwrap();
+    let merged = merge(
+        &store,
+        &svc,
+        "p",
+        json!({"metadata": {"annotations": {"a": "1"}}}),
+    )
+    .await
+    .unwrap();
     assert_eq!(merged["metadata"]["annotations"]["a"], "1");
     assert_eq!(merged["metadata"]["generation"], 1);
 
     // No-op patch: same resourceVersion.
-    let again = store
-        .patch(
-            &svc,
-            "default",
-            "p",
-            &Patch::Merge(json!({"metadata": {"annotations": {"a": "1"}}})),
-        )
-        .await
-        .unwrap();
+    let again = merge(
+        &store,
+        &svc,
+        "p",
+        json!({"metadata": {"annotations": {"a": "1"}}}),
+    )
+    .await
+    .unwrap();
     assert_eq!(rv(&again), rv(&merged));
 
     let json_patch: json_patch::Patch = serde_json::from_value(json!([
@@ -239,10 +263,7 @@ async fn patches() {
         .unwrap();
     assert_eq!(status["status"]["url"], "u");
 
-    let err = store
-        .patch(&svc, "default", "missing", &Patch::Merge(json!({})))
-        .await
-        .unwrap_err();
+    let err = merge(&store, &svc, "missing", json!({})).await.unwrap_err();
     assert!(err.is_not_found());
 }
 
@@ -253,34 +274,29 @@ async fn delete_cascades_by_owner_references() {
     let cfg = ResourceType::knative_configuration();
     let rev = ResourceType::knative_revision();
     let parent = store.create(&svc, ksvc("s", "i")).await.unwrap();
-    let owner = |o: &Value, kind: &str| json!([{"apiVersion": "serving.knative.dev/v1", "kind": kind, "name": o["metadata"]["name"], "uid": o["metadata"]["uid"], "controller": true}]);
     let config = store
         .create(
             &cfg,
-            json!({"metadata": {"name": "s", "ownerReferences": owner(&parent, "Service")}, "spec": {}}),
+            json!({"metadata": {"name": "s", "ownerReferences": owned_by(&parent, "Service")}, "spec": {}}),
         )
         .await
         .unwrap();
     store
         .create(
             &rev,
-            json!({"metadata": {"name": "s-00001", "ownerReferences": owner(&config, "Configuration")}, "spec": {}}),
+            revision(
+                "default",
+                "s-00001",
+                json!({"ownerReferences": owned_by(&config, "Configuration")}),
+            ),
         )
         .await
         .unwrap();
     store
-        .create(&rev, json!({"metadata": {"name": "unrelated"}, "spec": {}}))
+        .create(&rev, revision("default", "unrelated", json!({})))
         .await
         .unwrap();
-    let mut watch = store
-        .watch(
-            &rev,
-            &WatchOptions {
-                resource_version: Some(store.resource_version()),
-                ..Default::default()
-            },
-        )
-        .unwrap();
+    let mut watch = watch_from_now(&store, &rev);
 
     let deleted = store.delete(&svc, "default", "s").await.unwrap();
     assert_eq!(deleted["metadata"]["name"], "s");
@@ -307,10 +323,7 @@ async fn watch_initial_resume_selectors_and_expiry() {
 
     // From scratch: ADDED for what exists, then changes.
     let mut all = store.watch(&svc, &WatchOptions::default()).unwrap();
-    match next(&mut all).await {
-        WatchEvent::Added(o) => assert_eq!(o["metadata"]["name"], "a"),
-        other => panic!("{other:?}"),
-    }
+    assert_eq!(next_added(&mut all).await, "a");
     // Filtered by name, with initial events and the end-of-initial bookmark.
     let mut only_b = store
         .watch(
@@ -332,14 +345,8 @@ async fn watch_initial_resume_selectors_and_expiry() {
     );
 
     store.create(&svc, ksvc("b", "i")).await.unwrap();
-    match next(&mut all).await {
-        WatchEvent::Added(o) => assert_eq!(o["metadata"]["name"], "b"),
-        other => panic!("{other:?}"),
-    }
-    match next(&mut only_b).await {
-        WatchEvent::Added(o) => assert_eq!(o["metadata"]["name"], "b"),
-        other => panic!("{other:?}"),
-    }
+    assert_eq!(next_added(&mut all).await, "b");
+    assert_eq!(next_added(&mut only_b).await, "b");
 
     // Resume from an older version replays the history.
     let mut resumed = store
@@ -351,10 +358,7 @@ async fn watch_initial_resume_selectors_and_expiry() {
             },
         )
         .unwrap();
-    match next(&mut resumed).await {
-        WatchEvent::Added(o) => assert_eq!(o["metadata"]["name"], "b"),
-        other => panic!("{other:?}"),
-    }
+    assert_eq!(next_added(&mut resumed).await, "b");
 
     // Leaving a label selection is a DELETED for that watcher.
     let mut by_label = store
@@ -367,15 +371,14 @@ async fn watch_initial_resume_selectors_and_expiry() {
             },
         )
         .unwrap();
-    store
-        .patch(
-            &svc,
-            "default",
-            "b",
-            &Patch::Merge(json!({"metadata": {"labels": {"app": "other"}}})),
-        )
-        .await
-        .unwrap();
+    merge(
+        &store,
+        &svc,
+        "b",
+        json!({"metadata": {"labels": {"app": "other"}}}),
+    )
+    .await
+    .unwrap();
     assert!(matches!(next(&mut by_label).await, WatchEvent::Deleted(_)));
 
     // Bookmarks when idle.
@@ -425,15 +428,7 @@ async fn slow_watcher_gets_expired_not_unbounded_memory() {
     let store = Store::open_in_memory().await.unwrap();
     let ns = ResourceType::namespace();
     let svc = ResourceType::knative_service();
-    let mut slow = store
-        .watch(
-            &svc,
-            &WatchOptions {
-                resource_version: Some(store.resource_version()),
-                ..Default::default()
-            },
-        )
-        .unwrap();
+    let mut slow = watch_from_now(&store, &svc);
     // Namespace writes are not for this watcher, but they fill its buffer all the same.
     for i in 0..17_000 {
         store
@@ -599,15 +594,14 @@ async fn pages_show_the_list_as_it_was_at_the_first_page() {
     // Changes after the first page do not show in the later ones.
     store.create(&svc, ksvc("cc", "i")).await.unwrap();
     store.delete(&svc, "default", "d").await.unwrap();
-    store
-        .patch(
-            &svc,
-            "default",
-            "e",
-            &Patch::Merge(json!({"metadata": {"labels": {"app": "changed"}}})),
-        )
-        .await
-        .unwrap();
+    merge(
+        &store,
+        &svc,
+        "e",
+        json!({"metadata": {"labels": {"app": "changed"}}}),
+    )
+    .await
+    .unwrap();
     let second = store
         .list(&svc, &page(first.continue_token.clone()))
         .unwrap();
@@ -648,23 +642,14 @@ async fn finalizers_hold_a_deletion_until_an_update_removes_them() {
     let mut held = ksvc("s", "i");
     held["metadata"]["finalizers"] = json!(["example.com/hold"]);
     let parent = store.create(&svc, held).await.unwrap();
-    let owner = |o: &Value| json!([{"apiVersion": "serving.knative.dev/v1", "kind": "Service", "name": o["metadata"]["name"], "uid": o["metadata"]["uid"]}]);
     store
         .create(
             &cfg,
-            json!({"metadata": {"name": "s", "ownerReferences": owner(&parent)}, "spec": {}}),
+            json!({"metadata": {"name": "s", "ownerReferences": owned_by(&parent, "Service")}, "spec": {}}),
         )
         .await
         .unwrap();
-    let mut watch = store
-        .watch(
-            &svc,
-            &WatchOptions {
-                resource_version: Some(store.resource_version()),
-                ..Default::default()
-            },
-        )
-        .unwrap();
+    let mut watch = watch_from_now(&store, &svc);
 
     let marked = store.delete(&svc, "default", "s").await.unwrap();
     assert!(
@@ -681,39 +666,31 @@ async fn finalizers_hold_a_deletion_until_an_update_removes_them() {
     // Deleting again changes nothing; new finalizers are refused.
     let again = store.delete(&svc, "default", "s").await.unwrap();
     assert_eq!(rv(&again), rv(&marked));
-    let err = store
-        .patch(
-            &svc,
-            "default",
-            "s",
-            &Patch::Merge(json!({"metadata": {"finalizers": ["example.com/hold", "more"]}})),
-        )
-        .await
-        .unwrap_err();
+    let err = merge(
+        &store,
+        &svc,
+        "s",
+        json!({"metadata": {"finalizers": ["example.com/hold", "more"]}}),
+    )
+    .await
+    .unwrap_err();
     assert_eq!(err.code(), 422, "{err}");
 
     // Other updates keep the deletion mark; emptying the finalizers deletes.
-    let relabeled = store
-        .patch(
-            &svc,
-            "default",
-            "s",
-            &Patch::Merge(json!({"metadata": {"labels": {"x": "y"}}})),
-        )
-        .await
-        .unwrap();
+    let relabeled = merge(
+        &store,
+        &svc,
+        "s",
+        json!({"metadata": {"labels": {"x": "y"}}}),
+    )
+    .await
+    .unwrap();
     assert_eq!(
         relabeled["metadata"]["deletionTimestamp"],
         marked["metadata"]["deletionTimestamp"]
     );
     assert!(matches!(next(&mut watch).await, WatchEvent::Modified(_)));
-    store
-        .patch(
-            &svc,
-            "default",
-            "s",
-            &Patch::Merge(json!({"metadata": {"finalizers": null}})),
-        )
+    merge(&store, &svc, "s", json!({"metadata": {"finalizers": null}}))
         .await
         .unwrap();
     match next(&mut watch).await {
@@ -738,8 +715,7 @@ async fn a_namespace_terminates_until_its_last_finalized_object_goes() {
         store
             .create(
                 &rev,
-                json!({"metadata": {"name": name, "namespace": "team", "finalizers": finalizers},
-                       "spec": {}}),
+                revision("team", name, json!({"finalizers": finalizers})),
             )
             .await
             .unwrap();
@@ -749,10 +725,7 @@ async fn a_namespace_terminates_until_its_last_finalized_object_goes() {
     assert!(store.get(&rev, "team", "free").unwrap_err().is_not_found());
     assert!(store.get(&rev, "team", "held").unwrap()["metadata"]["deletionTimestamp"].is_string());
     let err = store
-        .create(
-            &rev,
-            json!({"metadata": {"name": "new", "namespace": "team"}, "spec": {}}),
-        )
+        .create(&rev, revision("team", "new", json!({})))
         .await
         .unwrap_err();
     assert_eq!(err.code(), 403, "{err}");

@@ -136,6 +136,38 @@ impl Server {
         path
     }
 
+    /// A kube client for this server.
+    pub async fn client(&self) -> kube::Client {
+        client_from(&self.kubeconfig).await
+    }
+
+    /// A kube client that trusts this server but sends `token` (or none) instead
+    /// of the right one.
+    pub async fn client_with_token(&self, token: Option<&str>) -> kube::Client {
+        let mut config = config_from(&self.kubeconfig).await;
+        config.auth_info.token = token.map(|t| t.to_string().into());
+        kube::Client::try_from(config).expect("kube client")
+    }
+
+    /// Run kubectl (`binary`) with `args` against this server (at most 120 s).
+    pub async fn kubectl(&self, binary: &Path, args: &[&str]) -> Run {
+        let output = tokio::time::timeout(
+            Duration::from_secs(120),
+            self.kubectl_command(binary).args(args).output(),
+        )
+        .await
+        .expect("kubectl finishes within 120s")
+        .expect("kubectl runs");
+        Run::from(output)
+    }
+
+    /// Run kubectl, fail the test if it fails, return its standard output.
+    pub async fn kubectl_ok(&self, binary: &Path, args: &[&str]) -> String {
+        let run = self.kubectl(binary, args).await;
+        assert!(run.ok, "kubectl {args:?} failed: {run}");
+        run.stdout
+    }
+
     /// A kubectl command (the given binary) with this server's kubeconfig and a
     /// private HOME (so its discovery cache lives in the temp dir too).
     pub fn kubectl_command(&self, binary: &Path) -> tokio::process::Command {
@@ -180,6 +212,20 @@ async fn record(State(log): State<RequestLog>, request: Request, next: Next) -> 
     });
     next.run(Request::from_parts(parts, axum::body::Body::from(bytes)))
         .await
+}
+
+/// A kube client configured from a kubeconfig file (CA, server URL, token).
+pub async fn client_from(kubeconfig: &Path) -> kube::Client {
+    kube::Client::try_from(config_from(kubeconfig).await).expect("kube client")
+}
+
+async fn config_from(kubeconfig: &Path) -> kube::Config {
+    kube::Config::from_custom_kubeconfig(
+        kube::config::Kubeconfig::read_from(kubeconfig).expect("kubeconfig"),
+        &kube::config::KubeConfigOptions::default(),
+    )
+    .await
+    .expect("kube config")
 }
 
 /// A kubectl binary, or a failure naming the package to install.
