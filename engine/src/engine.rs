@@ -22,8 +22,8 @@ use crate::dataplane::proxy::Proxy;
 use crate::dataplane::router::{Router, SharedRoutes};
 use crate::dataplane::{RouteTable, server};
 use crate::error::{Error, Result};
-use crate::instance::RuntimeKind;
 use crate::instance::supervisor::SupervisorTiming;
+use crate::instance::{RuntimeKind, leftovers};
 use crate::workloads::{WorkloadSettings, Workloads};
 
 /// How the engine is set up. [`EngineConfig::default`] gives the defaults of
@@ -142,6 +142,17 @@ impl Engine {
         let http_addr = http_listener
             .local_addr()
             .map_err(io("reading the data plane address".into()))?;
+        // Instances a killed engine left running (it had no chance to stop
+        // them) go before any new one starts. This comes after opening the
+        // store and binding the port, so a second engine on the same state
+        // dir fails above instead of killing the first one's instances.
+        let reaped = leftovers::reap(&leftovers::records_dir(&config.state_dir)).await;
+        if reaped > 0 {
+            tracing::warn!(
+                reaped,
+                "stopped instances the previous engine left running (it did not shut down cleanly)"
+            );
+        }
 
         let shutdown = CancellationToken::new();
         let metrics = Arc::new(Metrics::default());

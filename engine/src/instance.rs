@@ -3,11 +3,14 @@
 //! A revision's image reference is first resolved into a [`Launch`] (an
 //! unpacked image's entrypoint, an `okonomi://` crate built on deploy, or an
 //! image run under podman), then each instance of it is a supervised child
-//! process ([`supervisor`]) with its own log ([`logs`]).
+//! process ([`supervisor`]) with its own log ([`logs`]) and a record under
+//! the state dir ([`leftovers`]) so that a restart after `kill -9` can stop
+//! what the killed engine left running.
 
 pub mod build;
 pub mod container;
 pub mod image;
+pub mod leftovers;
 pub mod logs;
 pub mod probe;
 pub mod supervisor;
@@ -56,7 +59,10 @@ pub enum Launch {
     Container {
         /// The image reference podman pulls.
         image: String,
-        /// Overrides of the image's command, if the spec gives any.
+        /// The container's `command`: replaces the image's Entrypoint (and
+        /// drops its Cmd) when not empty.
+        command: Vec<String>,
+        /// The container's `args`: replace the image's Cmd when not empty.
         args: Vec<String>,
     },
 }
@@ -93,4 +99,6 @@ pub struct InstanceSpec {
     pub container_port: Option<u16>,
     /// Where this revision's instance logs go.
     pub log_dir: PathBuf,
+    /// Where each running instance leaves its [`leftovers`] record.
+    pub records_dir: PathBuf,
 }

@@ -16,7 +16,8 @@ use crate::autoscaler::AutoscalerConfig;
 use crate::dataplane::metrics::{Metrics, RevisionLabels};
 use crate::instance::supervisor::{InstanceObserver, SupervisorTiming};
 use crate::instance::{
-    InstanceSpec, Launch, RUNTIME_ANNOTATION, Readiness, RuntimeKind, build, container, image, logs,
+    InstanceSpec, Launch, RUNTIME_ANNOTATION, Readiness, RuntimeKind, build, container, image,
+    leftovers, logs,
 };
 use crate::pool::{self, Pool, RevisionKey};
 
@@ -319,6 +320,7 @@ fn instance_spec(revision: &Revision, settings: &WorkloadSettings) -> InstanceSp
         env,
         readiness,
         container_port,
+        records_dir: leftovers::records_dir(&settings.state_dir),
     }
 }
 
@@ -357,18 +359,52 @@ fn launch_for(
     let command = container.command.clone().unwrap_or_default();
     let args = container.args.clone().unwrap_or_default();
     match artifact {
-        Artifact::Built(mut launch) => {
-            if let Launch::Process { args: a, .. } = &mut launch {
-                *a = args;
-            }
-            Ok(launch)
-        }
+        Artifact::Built(launch) => Ok(built_launch(launch, command, args)),
         Artifact::Unpacked(unpacked) => image::launch(&unpacked, &command, &args)
             .map_err(|e| ("ImageNotRunnable", e.to_string())),
-        Artifact::Pulled(image) => {
-            let mut argv = command;
-            argv.extend(args);
-            Ok(Launch::Container { image, args: argv })
+        Artifact::Pulled(image) => Ok(Launch::Container {
+            image,
+            command,
+            args,
+        }),
+    }
+}
+
+/// An `okonomi://` build run with the container's command and args: the
+/// built binary is the image's entrypoint, so a command replaces it (found
+/// on PATH unless it is a path, relative to the crate) and args replace its
+/// (empty) arguments.
+fn built_launch(launch: Launch, command: Vec<String>, args: Vec<String>) -> Launch {
+    match launch {
+        Launch::Process {
+            program,
+            cwd,
+            env,
+            args: _,
+        } => {
+            let mut argv = command.into_iter();
+            match argv.next() {
+                Some(first) => {
+                    let program = if first.contains('/') {
+                        cwd.join(first)
+                    } else {
+                        PathBuf::from(first)
+                    };
+                    Launch::Process {
+                        program,
+                        args: argv.chain(args).collect(),
+                        cwd,
+                        env,
+                    }
+                }
+                None => Launch::Process {
+                    program,
+                    args,
+                    cwd,
+                    env,
+                },
+            }
         }
+        other => other,
     }
 }

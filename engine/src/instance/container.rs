@@ -44,8 +44,17 @@ pub async fn pull(image: &str) -> Result<()> {
     }
 }
 
-/// The podman command line running one instance.
-pub fn command(name: &str, image: &str, args: &[String], env: &[(String, String)]) -> Command {
+/// The podman command line running one instance. `entrypoint` and `args`
+/// are the container's `command` and `args`, with Kubernetes' meaning: a
+/// command replaces the image's Entrypoint and drops its Cmd (podman does
+/// the same when `--entrypoint` is given), args replace the Cmd.
+pub fn command(
+    name: &str,
+    image: &str,
+    entrypoint: &[String],
+    args: &[String],
+    env: &[(String, String)],
+) -> Command {
     let mut command = Command::new("podman");
     command.args([
         "--runtime",
@@ -80,6 +89,11 @@ pub fn command(name: &str, image: &str, args: &[String], env: &[(String, String)
     for (key, value) in env {
         command.arg("--env").arg(format!("{key}={value}"));
     }
+    if !entrypoint.is_empty() {
+        // The JSON array form keeps each argument whole (spaces included).
+        let json = serde_json::to_string(entrypoint).unwrap_or_default();
+        command.arg("--entrypoint").arg(json);
+    }
     command.arg(image);
     command.args(args);
     command
@@ -110,4 +124,44 @@ pub async fn remove(name: &str) {
         .stderr(Stdio::null())
         .status()
         .await;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn argv(command: &Command) -> Vec<String> {
+        command
+            .as_std()
+            .get_args()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect()
+    }
+
+    #[test]
+    fn command_replaces_the_entrypoint_and_args_follow_the_image() {
+        let strings = |s: &[&str]| s.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let run = command(
+            "okonomi-x",
+            "127.0.0.1:5000/a@sha256:1",
+            &strings(&["/app/argv", "two words"]),
+            &strings(&["--flag"]),
+            &[],
+        );
+        let args = argv(&run);
+        let at = args.iter().position(|a| a == "--entrypoint").unwrap();
+        assert_eq!(args[at + 1], r#"["/app/argv","two words"]"#);
+        let image = args
+            .iter()
+            .position(|a| a == "127.0.0.1:5000/a@sha256:1")
+            .unwrap();
+        assert!(at < image, "options go before the image: {args:?}");
+        assert_eq!(args[image + 1..], ["--flag"]);
+
+        // Without a command the image's Entrypoint stays.
+        let run = command("okonomi-x", "img", &[], &strings(&["--flag"]), &[]);
+        let args = argv(&run);
+        assert!(!args.contains(&"--entrypoint".to_string()), "{args:?}");
+        assert_eq!(args.last().map(String::as_str), Some("--flag"));
+    }
 }

@@ -11,7 +11,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::logs::{self, LogRing};
 use super::probe::probe;
-use super::{InstanceSpec, Launch, container};
+use super::{InstanceSpec, Launch, container, leftovers};
 
 /// What the supervisor tells the owner of the instance (the revision's pool).
 pub trait InstanceObserver: Send + Sync + 'static {
@@ -158,11 +158,15 @@ async fn run_once<O: InstanceObserver>(
             env.extend(image_env.iter().cloned());
             command
         }
-        Launch::Container { image, args } => {
+        Launch::Container {
+            image,
+            command,
+            args,
+        } => {
             // Environment goes on podman's command line, built below.
             let mut full_env = spec.env.clone();
             full_env.extend(contract_env(spec, port));
-            container::command(&container_name, image, args, &full_env)
+            container::command(&container_name, image, command, args, &full_env)
         }
     };
     if matches!(launch, Launch::Process { .. }) {
@@ -177,12 +181,23 @@ async fn run_once<O: InstanceObserver>(
         .kill_on_drop(true)
         .process_group(0);
     // If the engine dies without stopping its instances (kill -9), they get
-    // SIGTERM instead of lingering as orphans holding their ports.
-    // SAFETY: the closure runs between fork and exec and only calls prctl(2),
-    // which is async-signal-safe.
+    // SIGTERM instead of lingering as orphans holding their ports. An
+    // engine that died between fork and prctl would never send it: then
+    // the parent is already another process and the instance must not
+    // start. (Whatever survives SIGTERM is killed on the next start from
+    // its leftovers record.)
+    let engine = std::process::id();
+    // SAFETY: the closure runs between fork and exec and only calls
+    // prctl(2) and getppid(2), which are async-signal-safe, and builds an
+    // io::Error from a raw code, which does not allocate.
     unsafe {
-        command.pre_exec(|| {
-            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
+        command.pre_exec(move || {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            if u32::try_from(libc::getppid()) != Ok(engine) {
+                return Err(std::io::Error::from_raw_os_error(libc::ESRCH));
+            }
             Ok(())
         });
     }
@@ -196,7 +211,7 @@ async fn run_once<O: InstanceObserver>(
             };
         }
     };
-    let mut child = match command.spawn() {
+    let child = match command.spawn() {
         Ok(child) => child,
         Err(e) => {
             return Outcome::Failed {
@@ -206,6 +221,51 @@ async fn run_once<O: InstanceObserver>(
         }
     };
     observer.started(id);
+    let record_path =
+        leftovers::record_path(&spec.records_dir, &spec.namespace, &spec.revision, id);
+    let container = matches!(launch, Launch::Container { .. }).then(|| container_name.clone());
+    if let Some(record) = child
+        .id()
+        .and_then(|pid| leftovers::Record::of(pid, container))
+    {
+        leftovers::write(&record_path, &record).await;
+    }
+    let outcome = watch(
+        id,
+        launch,
+        spec,
+        ring,
+        observer,
+        timing,
+        stop,
+        child,
+        log_file,
+        addr,
+        &container_name,
+    )
+    .await;
+    // The instance is gone on every path out of `watch`.
+    leftovers::remove(&record_path).await;
+    outcome
+}
+
+/// Follows a started instance: readiness, then serving until it exits or
+/// `stop`; returns once the process is gone.
+#[allow(clippy::too_many_arguments)]
+async fn watch<O: InstanceObserver>(
+    id: &str,
+    launch: &Launch,
+    spec: &InstanceSpec,
+    ring: &LogRing,
+    observer: &O,
+    timing: &SupervisorTiming,
+    stop: &CancellationToken,
+    mut child: Child,
+    log_file: Arc<tokio::sync::Mutex<tokio::fs::File>>,
+    addr: SocketAddr,
+    container_name: &str,
+) -> Outcome {
+    let port = addr.port();
     let prefix = format!("[{id}]");
     if let Some(out) = child.stdout.take() {
         tokio::spawn(logs::pump(
@@ -239,13 +299,7 @@ async fn run_once<O: InstanceObserver>(
             };
         }
         if Instant::now() >= deadline {
-            terminate(
-                &mut child,
-                timing.termination_grace,
-                launch,
-                &container_name,
-            )
-            .await;
+            terminate(&mut child, timing.termination_grace, launch, container_name).await;
             return Outcome::Failed {
                 reason: "ProbeTimeout".into(),
                 message: with_tail(
@@ -259,7 +313,7 @@ async fn run_once<O: InstanceObserver>(
         }
         tokio::select! {
             _ = stop.cancelled() => {
-                terminate(&mut child, timing.termination_grace, launch, &container_name).await;
+                terminate(&mut child, timing.termination_grace, launch, container_name).await;
                 return Outcome::Stopped;
             }
             _ = tokio::time::sleep(interval) => {}
@@ -279,7 +333,7 @@ async fn run_once<O: InstanceObserver>(
         }
         _ = stop.cancelled() => {
             observer.unready(id).await;
-            terminate(&mut child, timing.termination_grace, launch, &container_name).await;
+            terminate(&mut child, timing.termination_grace, launch, container_name).await;
             Outcome::Stopped
         }
     }
