@@ -1,5 +1,6 @@
 //! Child processes that die with the test: a guard that kills (SIGTERM,
-//! then SIGKILL) on drop, and waiting for a port to accept connections.
+//! then SIGKILL) on drop, waiting for a port to accept connections, and
+//! reading /proc to find the processes another one started.
 
 use std::process::{Child, Command};
 use std::time::{Duration, Instant};
@@ -54,6 +55,14 @@ impl Guard {
         }
     }
 
+    /// SIGKILL at once (no chance to clean up, like `kill -9`); returns the
+    /// exit status once the process is gone.
+    pub fn kill(&mut self) -> Option<std::process::ExitStatus> {
+        let mut child = self.child.take()?;
+        let _ = child.kill();
+        child.wait().ok()
+    }
+
     /// SIGTERM, then SIGKILL after `grace`; returns the exit status.
     pub fn stop(&mut self, grace: Duration) -> Option<std::process::ExitStatus> {
         let mut child = self.child.take()?;
@@ -99,4 +108,68 @@ pub fn wait_for_port(port: u16, timeout: Duration, what: &str) -> anyhow::Result
         }
         std::thread::sleep(Duration::from_millis(50));
     }
+}
+
+/// One process seen in /proc: its pid and its start time (clock ticks after
+/// boot), which together name it even after the pid is reused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct ProcessId {
+    /// The pid.
+    pub pid: u32,
+    /// Field 22 of /proc/PID/stat.
+    pub start_time: u64,
+}
+
+impl ProcessId {
+    /// Whether this very process still exists (a zombie counts as gone).
+    pub fn is_alive(&self) -> bool {
+        stat(self.pid).is_some_and(|s| s.start_time == self.start_time && s.state != 'Z')
+    }
+}
+
+struct Stat {
+    state: char,
+    parent: u32,
+    start_time: u64,
+}
+
+fn stat(pid: u32) -> Option<Stat> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name (field 2) may hold spaces and parentheses: the
+    // fields after it start behind the last ')'.
+    let rest = &text[text.rfind(')')? + 1..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    Some(Stat {
+        state: fields.first()?.chars().next()?,
+        parent: fields.get(1)?.parse().ok()?,
+        start_time: fields.get(19)?.parse().ok()?,
+    })
+}
+
+/// The live children of `parent`.
+pub fn children(parent: u32) -> Vec<ProcessId> {
+    let Ok(entries) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    entries
+        .flatten()
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter_map(|pid| {
+            let stat = stat(pid)?;
+            (stat.parent == parent && stat.state != 'Z').then_some(ProcessId {
+                pid,
+                start_time: stat.start_time,
+            })
+        })
+        .collect()
+}
+
+/// The value of `name` in the environment `pid` was started with.
+pub fn env_var(pid: u32, name: &str) -> Option<String> {
+    let environ = std::fs::read(format!("/proc/{pid}/environ")).ok()?;
+    environ.split(|b| *b == 0).find_map(|entry| {
+        let entry = std::str::from_utf8(entry).ok()?;
+        let (key, value) = entry.split_once('=')?;
+        (key == name).then(|| value.to_owned())
+    })
 }

@@ -114,19 +114,7 @@ impl Target {
         let okonomi = Okonomi::new(env)?;
         let log = dir.path().join("okonomi-up.log");
         let log_file = std::fs::File::create(&log)?;
-        let mut command = okonomi.command(&okonomi.binary);
-        command
-            .args([
-                "up",
-                "--api-port",
-                &api_port.to_string(),
-                "--http-port",
-                &http_port.to_string(),
-            ])
-            .stdin(Stdio::null())
-            .stdout(log_file.try_clone()?)
-            .stderr(log_file);
-        let process = Guard::spawn("okonomi up", &mut command)?;
+        let process = spawn_up(&okonomi, api_port, http_port, log_file)?;
         let mut target = Self {
             okonomi,
             context: "okonomi".into(),
@@ -148,8 +136,51 @@ impl Target {
         Ok(target)
     }
 
+    /// Kills the engine with SIGKILL, as `kill -9` or the OOM killer would:
+    /// it gets no chance to stop its instances. Returns once the `okonomi up`
+    /// process is gone.
+    pub fn kill_engine(&mut self) -> anyhow::Result<()> {
+        let engine = self
+            .engine
+            .as_mut()
+            .context("only the local engine can be killed")?;
+        engine.process.kill();
+        Ok(())
+    }
+
+    /// Starts `okonomi up` again on the same state dir, kubeconfig and ports
+    /// (after [`Target::kill_engine`] or a crash), appending to the same log.
+    /// Returns once the data plane's port accepts connections; then
+    /// [`Target::wait_for_api`] waits for the Kubernetes API.
+    pub fn restart_engine(&mut self, timeout: Duration) -> anyhow::Result<()> {
+        let engine = self
+            .engine
+            .as_mut()
+            .context("only the local engine can be restarted")?;
+        let log_file = std::fs::OpenOptions::new().append(true).open(&engine.log)?;
+        engine.process = spawn_up(&self.okonomi, engine.api_port, engine.http_port, log_file)?;
+        let http_port = engine.http_port;
+        let deadline = Instant::now() + timeout;
+        while std::net::TcpStream::connect(("127.0.0.1", http_port)).is_err() {
+            if let Some(engine) = &mut self.engine
+                && let Err(e) = engine.process.check_running()
+            {
+                anyhow::bail!("{e}; its output:\n{}", self.engine_log());
+            }
+            if Instant::now() > deadline {
+                anyhow::bail!(
+                    "the restarted engine did not listen on {http_port} within {}s; its output:\n{}",
+                    timeout.as_secs(),
+                    self.engine_log()
+                );
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Ok(())
+    }
+
     /// Waits until `kubectl get ksvc` answers through the context.
-    fn wait_for_api(&mut self, timeout: Duration) -> anyhow::Result<()> {
+    pub fn wait_for_api(&mut self, timeout: Duration) -> anyhow::Result<()> {
         let deadline = Instant::now() + timeout;
         loop {
             if let Some(engine) = &mut self.engine
@@ -254,4 +285,26 @@ impl Target {
             std::thread::sleep(Duration::from_millis(250));
         }
     }
+}
+
+/// `okonomi up` on 127.0.0.1 with these ports, output to `log`.
+fn spawn_up(
+    okonomi: &Okonomi,
+    api_port: u16,
+    http_port: u16,
+    log: std::fs::File,
+) -> anyhow::Result<Guard> {
+    let mut command = okonomi.command(&okonomi.binary);
+    command
+        .args([
+            "up",
+            "--api-port",
+            &api_port.to_string(),
+            "--http-port",
+            &http_port.to_string(),
+        ])
+        .stdin(Stdio::null())
+        .stdout(log.try_clone()?)
+        .stderr(log);
+    Guard::spawn("okonomi up", &mut command)
 }
