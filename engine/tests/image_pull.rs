@@ -1,11 +1,14 @@
-//! The process runtime with a real registry: hello's binary in an OCI image
-//! pushed with skopeo to Debian's docker-registry on loopback, deployed by
-//! digest, pulled, unpacked once into the content-addressed cache and run.
+//! Images from a real registry: hello's binary in an OCI image pushed with
+//! skopeo to Debian's docker-registry on loopback (started through
+//! okonomi-tests), deployed by digest, pulled, unpacked once into the
+//! content-addressed cache and run as a process or under podman + runc; and
+//! the container's `command` and `args` against the image's Entrypoint and
+//! Cmd in both runtimes.
 
 #![allow(clippy::unwrap_used)]
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -15,43 +18,22 @@ use hyper_util::rt::TokioExecutor;
 use okonomi_apiserver::ResourceType;
 use okonomi_engine::instance::{Launch, build};
 use okonomi_engine::{Engine, EngineConfig};
-use serde_json::json;
+use okonomi_tests::services::Registry;
+use okonomi_tests::tools::require;
+use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 
-struct Killed(Child);
-
-impl Drop for Killed {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 fn tool(name: &str, package: &str) {
-    let found = Command::new("sh")
-        .args(["-c", &format!("command -v {name}")])
-        .stdout(Stdio::null())
-        .status()
-        .unwrap()
-        .success();
-    assert!(found, "{name} is missing: apt-get install {package}");
+    require(name, package).unwrap();
 }
 
 fn sha256(bytes: &[u8]) -> String {
     format!("sha256:{}", hex::encode(Sha256::digest(bytes)))
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// Writes an OCI image layout with one uncompressed layer holding
-/// `binary` at /app/hello.
-fn write_layout(dir: &Path, binary: &Path) {
+/// `binary` at /app/NAME, and `config` as the image config's `config`.
+fn write_layout(dir: &Path, binary: &Path, name: &str, config: Value) {
     let blobs = dir.join("blobs/sha256");
     std::fs::create_dir_all(&blobs).unwrap();
     let put = |bytes: &[u8]| {
@@ -72,14 +54,14 @@ fn write_layout(dir: &Path, binary: &Path) {
     header.set_mode(0o755);
     header.set_size(data.len() as u64);
     layer
-        .append_data(&mut header, "app/hello", &data[..])
+        .append_data(&mut header, format!("app/{name}"), &data[..])
         .unwrap();
     let layer = layer.into_inner().unwrap();
     let layer_digest = put(&layer);
     let config = serde_json::to_vec(&json!({
         "architecture": "amd64",
         "os": "linux",
-        "config": {"Entrypoint": ["/app/hello"], "Env": ["PATH=/usr/bin:/bin"], "WorkingDir": "/app"},
+        "config": config,
         "rootfs": {"type": "layers", "diff_ids": [layer_digest]},
     }))
     .unwrap();
@@ -109,42 +91,20 @@ fn write_layout(dir: &Path, binary: &Path) {
     .unwrap();
 }
 
-fn start_registry(dir: &Path) -> (Killed, u16) {
-    tool("docker-registry", "docker-registry");
-    let port = free_port();
-    let config = dir.join("registry.yml");
-    std::fs::write(
-        &config,
-        format!(
-            "version: 0.1\nstorage: {{filesystem: {{rootdirectory: {}}}}}\nhttp: {{addr: 127.0.0.1:{port}}}\n",
-            dir.join("data").display()
-        ),
-    )
-    .unwrap();
-    let child = Command::new("docker-registry")
-        .arg("serve")
-        .arg(&config)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let registry = Killed(child);
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "docker-registry did not start");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    (registry, port)
+/// The config of hello's image.
+fn hello_config() -> Value {
+    json!({"Entrypoint": ["/app/hello"], "Env": ["PATH=/usr/bin:/bin"], "WorkingDir": "/app"})
 }
 
-/// Pushes `binary` as an image to a fresh registry; returns the registry
-/// (stopped on drop), the image reference by digest and the digest.
-fn push(work: &Path, binary: &Path) -> (Killed, String, String) {
+/// Pushes `binary` as the image `NAME` (at /app/NAME, with `config`) to a
+/// fresh registry; returns the registry (stopped on drop), the image
+/// reference by digest and the digest.
+fn push(work: &Path, binary: &Path, name: &str, config: Value) -> (Registry, String, String) {
     tool("skopeo", "skopeo");
     let layout = work.join("layout");
-    write_layout(&layout, binary);
-    let (registry, port) = start_registry(work);
-    let repository = format!("127.0.0.1:{port}/okonomi/hello");
+    write_layout(&layout, binary, name, config);
+    let registry = Registry::start().unwrap();
+    let repository = format!("{}/{name}", registry.prefix());
     let copied = Command::new("skopeo")
         .args(["copy", "--dest-tls-verify=false"])
         .arg(format!("oci:{}:latest", layout.display()))
@@ -226,7 +186,7 @@ async fn an_image_pulled_by_digest_runs_as_a_process() {
         panic!("okonomi:// builds run as processes");
     };
     let work = tempfile::tempdir().unwrap();
-    let (_registry, image, digest) = push(work.path(), &program);
+    let (_registry, image, digest) = push(work.path(), &program, "hello", hello_config());
 
     let state = work.path().join("state");
     let engine = Engine::start(engine_config(&state)).await.unwrap();
@@ -300,7 +260,7 @@ async fn the_same_image_runs_under_podman_and_runc() {
         .to_path_buf();
     let binary = static_hello(&root).await;
     let work = tempfile::tempdir().unwrap();
-    let (_registry, image, _) = push(work.path(), &binary);
+    let (_registry, image, _) = push(work.path(), &binary, "hello", hello_config());
     let state = work.path().join("state");
     let engine = Engine::start(engine_config(&state)).await.unwrap();
     engine
@@ -337,4 +297,152 @@ async fn the_same_image_runs_under_podman_and_runc() {
         .output()
         .unwrap();
     assert!(!String::from_utf8_lossy(&listing.stdout).contains(&name));
+}
+
+/// A static (musl) program that answers every HTTP request with its own
+/// arguments, space-separated: what the runtime passed it, visible from
+/// outside. std only, so it builds in seconds.
+const ARGV_SERVER: &str = r#"
+use std::io::{BufRead, BufReader, Write};
+
+fn main() {
+    let body = std::env::args().skip(1).collect::<Vec<_>>().join(" ");
+    let port = std::env::var("PORT").expect("PORT is set");
+    let listener = std::net::TcpListener::bind(("127.0.0.1", port.parse::<u16>().unwrap())).unwrap();
+    for stream in listener.incoming() {
+        let Ok(mut stream) = stream else { continue };
+        let body = body.clone();
+        std::thread::spawn(move || {
+            let mut reader = BufReader::new(stream.try_clone().unwrap());
+            let mut line = String::new();
+            while reader.read_line(&mut line).unwrap_or(0) > 0 && line != "\r\n" {
+                line.clear();
+            }
+            let _ = write!(
+                stream,
+                "HTTP/1.1 200 OK\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                body.len()
+            );
+        });
+    }
+}
+"#;
+
+async fn build_argv_server(dir: &Path) -> PathBuf {
+    std::fs::create_dir_all(dir.join("src")).unwrap();
+    std::fs::write(
+        dir.join("Cargo.toml"),
+        "[package]\nname = \"argv\"\nversion = \"0.1.0\"\nedition = \"2024\"\n\n[workspace]\n",
+    )
+    .unwrap();
+    std::fs::write(dir.join("src/main.rs"), ARGV_SERVER).unwrap();
+    let output = tokio::process::Command::new("cargo")
+        .args(["build", "--target", "x86_64-unknown-linux-musl"])
+        .current_dir(dir)
+        .env("CARGO_TARGET_DIR", dir.join("target"))
+        .output()
+        .await
+        .unwrap();
+    assert!(
+        output.status.success(),
+        "building the argv server for musl failed (rustup target add x86_64-unknown-linux-musl; apt-get install musl-tools): {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    dir.join("target/x86_64-unknown-linux-musl/debug/argv")
+}
+
+async fn get_body(engine: &Engine, host: &str) -> (u16, String) {
+    let client = Client::builder(TokioExecutor::new()).build_http::<Empty<Bytes>>();
+    let request = http::Request::get(format!("http://{}/", engine.http_addr()))
+        .header("host", host)
+        .body(Empty::new())
+        .unwrap();
+    let response = tokio::time::timeout(Duration::from_secs(120), client.request(request))
+        .await
+        .expect("the request timed out")
+        .unwrap();
+    let status = response.status().as_u16();
+    let body = response.into_body().collect().await.unwrap().to_bytes();
+    (status, String::from_utf8_lossy(&body).into_owned())
+}
+
+/// Kubernetes' rules in both runtimes: `command` replaces the image's
+/// Entrypoint and drops its Cmd, `args` replace the Cmd.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn command_and_args_override_entrypoint_and_cmd_in_both_runtimes() {
+    tool("podman", "podman");
+    tool("runc", "runc");
+    let work = tempfile::tempdir().unwrap();
+    let binary = build_argv_server(&work.path().join("argv")).await;
+    let (_registry, image, _) = push(
+        work.path(),
+        &binary,
+        "argv",
+        json!({"Entrypoint": ["/app/argv", "image-entrypoint"], "Cmd": ["image-cmd"], "WorkingDir": "/app"}),
+    );
+    let engine = Engine::start(engine_config(&work.path().join("state")))
+        .await
+        .unwrap();
+    let cases = [
+        (
+            "neither",
+            json!(null),
+            json!(null),
+            "image-entrypoint image-cmd",
+        ),
+        (
+            "args",
+            json!(null),
+            json!(["spec args"]),
+            "image-entrypoint spec args",
+        ),
+        (
+            "command",
+            json!(["/app/argv", "spec-command"]),
+            json!(null),
+            "spec-command",
+        ),
+        (
+            "both",
+            json!(["/app/argv", "spec-command"]),
+            json!(["spec-args"]),
+            "spec-command spec-args",
+        ),
+    ];
+    let mut services = Vec::new();
+    for runtime in ["process", "container"] {
+        for (case, command, args, want) in &cases {
+            let name = format!("{runtime}-{case}");
+            let mut container = json!({"image": image});
+            if !command.is_null() {
+                container["command"] = command.clone();
+            }
+            if !args.is_null() {
+                container["args"] = args.clone();
+            }
+            engine
+                .store()
+                .create(
+                    &ResourceType::knative_service(),
+                    json!({
+                        "apiVersion": "serving.knative.dev/v1",
+                        "kind": "Service",
+                        "metadata": {"name": name},
+                        "spec": {"template": {
+                            "metadata": {"annotations": {"okonomi.dev/runtime": runtime}},
+                            "spec": {"containers": [container]},
+                        }},
+                    }),
+                )
+                .await
+                .unwrap();
+            services.push((name, *want));
+        }
+    }
+    for (name, want) in &services {
+        wait_ready(&engine, name).await;
+        let (status, body) = get_body(&engine, &format!("{name}.default.localhost")).await;
+        assert_eq!((status, body.as_str()), (200, *want), "{name}");
+    }
+    engine.shutdown().await;
 }
