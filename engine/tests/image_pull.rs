@@ -446,3 +446,64 @@ async fn command_and_args_override_entrypoint_and_cmd_in_both_runtimes() {
     }
     engine.shutdown().await;
 }
+
+/// A container a killed engine left running (its `podman run` client died
+/// with it) is removed by the next start, from the instance's record.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_container_left_by_a_killed_engine_is_removed_on_the_next_start() {
+    tool("podman", "podman");
+    tool("runc", "runc");
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .unwrap()
+        .to_path_buf();
+    let binary = static_hello(&root).await;
+    let work = tempfile::tempdir().unwrap();
+    let (_registry, image, _) = push(work.path(), &binary, "hello", hello_config());
+    okonomi_engine::instance::container::pull(&image)
+        .await
+        .unwrap();
+    let name = format!("okonomi-leftover-{}", std::process::id());
+    let port = okonomi_tests::tools::free_port().unwrap();
+    let env = [("PORT".to_string(), port.to_string())];
+    let mut run = okonomi_engine::instance::container::command(&name, &image, &[], &[], &env);
+    let mut client = run.kill_on_drop(true).spawn().unwrap();
+    okonomi_tests::process::wait_for_port(port, Duration::from_secs(60), "the container").unwrap();
+    let record =
+        okonomi_engine::instance::leftovers::Record::of(client.id().unwrap(), Some(name.clone()))
+            .unwrap();
+    // The engine dies: its podman client is SIGKILLed, the container stays.
+    client.start_kill().unwrap();
+    client.wait().await.unwrap();
+    let running = || {
+        let listing = Command::new("podman")
+            .args(["ps", "-a", "--format", "{{.Names}}"])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&listing.stdout)
+            .lines()
+            .any(|l| l == name)
+    };
+    assert!(running(), "the container should outlive its podman client");
+
+    let state = work.path().join("state");
+    let records = okonomi_engine::instance::leftovers::records_dir(&state);
+    let path = okonomi_engine::instance::leftovers::record_path(
+        &records,
+        "default",
+        "hello-00001",
+        "1-abcdef",
+    );
+    okonomi_engine::instance::leftovers::write(&path, &record).await;
+    let engine = Engine::start(engine_config(&state)).await.unwrap();
+    assert!(
+        !running(),
+        "the container {name} is still there after the engine started"
+    );
+    assert!(
+        std::net::TcpStream::connect(("127.0.0.1", port)).is_err(),
+        "port {port} is still held"
+    );
+    assert!(!path.exists());
+    engine.shutdown().await;
+}
