@@ -290,6 +290,93 @@ async fn json_logs_carry_severity_trace_and_knative_names() {
 }
 
 #[tokio::test]
+async fn concurrent_requests_log_their_own_trace_across_awaits_and_none_after() {
+    // One worker thread: both requests' futures are polled on it, interleaved.
+    let function = start(&[("TOKIO_WORKER_THREADS", "1")]).await;
+    let addr = function.addr();
+    let calls = [
+        ("a", "4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7"),
+        ("b", "0af7651916cd43dd8448eb211c80319c", "b7ad6b7169203331"),
+    ];
+    let requests: Vec<_> = calls
+        .iter()
+        .map(|(tag, trace, span)| {
+            let mut req = get(&format!("/rendezvous?tag={tag}&n=2"));
+            req.headers_mut().insert(
+                "traceparent",
+                format!("00-{trace}-{span}-01").parse().unwrap(),
+            );
+            tokio::spawn(send(addr, req))
+        })
+        .collect();
+    for (request, (tag, _, _)) in requests.into_iter().zip(calls) {
+        let (status, _, body) = request.await.unwrap().unwrap();
+        assert_eq!((status.as_u16(), &body[..]), (200, tag.as_bytes()));
+    }
+    // Lines from tasks the handlers spawned, and from a later request
+    // without a trace context on the same thread.
+    for (tag, _, _) in calls {
+        for message in ["after the request", "spawned in the trace"] {
+            let line = function
+                .wait_for_log(|l| l["message"] == message && l["tag"] == tag)
+                .await;
+            assert!(
+                line.is_some(),
+                "{message} {tag}: {:?}",
+                function.json_lines()
+            );
+        }
+    }
+    assert_eq!(function.get("/log").await.unwrap().0, 200);
+    let plain = function
+        .wait_for_log(|l| l["message"] == "hello from the handler")
+        .await;
+    assert!(plain.is_some(), "{:?}", function.json_lines());
+
+    let lines = function.json_lines();
+    let find = |message: &str, tag: &str| {
+        let at = lines
+            .iter()
+            .position(|l| l["message"] == message && l["tag"] == tag)
+            .unwrap_or_else(|| panic!("no {message:?} line for {tag}: {lines:?}"));
+        (at, &lines[at])
+    };
+    let mut arrived = Vec::new();
+    let mut leaving = Vec::new();
+    let mut threads = Vec::new();
+    for (tag, trace, span) in calls {
+        for (message, at) in [("arrived", &mut arrived), ("leaving", &mut leaving)] {
+            let (index, line) = find(message, tag);
+            assert_eq!(line["logging.googleapis.com/trace"], trace, "{line}");
+            assert_eq!(line["logging.googleapis.com/spanId"], span, "{line}");
+            assert_eq!(line["logging.googleapis.com/trace_sampled"], true, "{line}");
+            at.push(index);
+            threads.push(line["thread"].clone());
+        }
+        let (_, spawned) = find("spawned in the trace", tag);
+        assert_eq!(spawned["logging.googleapis.com/trace"], trace, "{spawned}");
+        let (_, after) = find("after the request", tag);
+        assert!(
+            after.get("logging.googleapis.com/trace").is_none(),
+            "{after}"
+        );
+        threads.push(after["thread"].clone());
+    }
+    // Both arrived before either left: the requests were interleaved, on one
+    // thread.
+    assert!(
+        arrived.iter().max() < leaving.iter().min(),
+        "{arrived:?} {leaving:?}"
+    );
+    assert!(threads.iter().all(|t| t == &threads[0]), "{threads:?}");
+    let plain = plain.unwrap();
+    assert!(
+        plain.get("logging.googleapis.com/trace").is_none(),
+        "{plain}"
+    );
+}
+
+#[tokio::test]
 async fn no_log_line_per_request_by_default() {
     let function = start(&[]).await;
     let before = function.log_lines().len();

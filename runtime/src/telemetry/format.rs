@@ -1,5 +1,7 @@
-//! The two log line formats and the span extension that carries the trace id
-//! from `traceparent` to every line logged inside a request.
+//! The two log line formats and the span extension that carries a span's
+//! `trace_id` to every line logged inside it. Lines logged outside such a span
+//! take the trace id from the current trace context ([`crate::trace`]), which
+//! is how a request's `traceparent` reaches its lines when no span is made.
 
 use std::fmt;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -127,6 +129,30 @@ impl CloudLogging {
     }
 }
 
+impl CloudLogging {
+    /// The fields Cloud Logging links to the trace with.
+    fn insert_trace(
+        &self,
+        line: &mut Map<String, Value>,
+        trace_id: &str,
+        span_id: Option<&str>,
+        sampled: bool,
+    ) {
+        let trace = match &self.project {
+            Some(project) => format!("projects/{project}/traces/{trace_id}"),
+            None => trace_id.to_string(),
+        };
+        line.insert("logging.googleapis.com/trace".into(), Value::from(trace));
+        if let Some(span_id) = span_id {
+            line.insert("logging.googleapis.com/spanId".into(), Value::from(span_id));
+        }
+        line.insert(
+            "logging.googleapis.com/trace_sampled".into(),
+            Value::from(sampled),
+        );
+    }
+}
+
 fn severity(level: &Level) -> &'static str {
     match *level {
         Level::ERROR => "ERROR",
@@ -165,27 +191,25 @@ where
         );
         line.insert("target".into(), Value::from(event.metadata().target()));
         line.extend(fields);
-        if let Some(scope) = ctx.event_scope() {
-            for span in scope {
-                if let Some(ids) = span.extensions().get::<TraceIds>() {
-                    let trace = match &self.project {
-                        Some(project) => format!("projects/{project}/traces/{}", ids.trace_id),
-                        None => ids.trace_id.clone(),
-                    };
-                    line.insert("logging.googleapis.com/trace".into(), Value::from(trace));
-                    if let Some(span_id) = &ids.span_id {
-                        line.insert(
-                            "logging.googleapis.com/spanId".into(),
-                            Value::from(span_id.as_str()),
-                        );
-                    }
-                    line.insert(
-                        "logging.googleapis.com/trace_sampled".into(),
-                        Value::from(ids.sampled),
-                    );
-                    break;
-                }
-            }
+        let from_span = ctx.event_scope().and_then(|scope| {
+            scope
+                .into_iter()
+                .find_map(|span| span.extensions().get::<TraceIds>().cloned())
+        });
+        if let Some(ids) = from_span {
+            self.insert_trace(
+                &mut line,
+                &ids.trace_id,
+                ids.span_id.as_deref(),
+                ids.sampled,
+            );
+        } else if let Some(trace) = crate::trace::current() {
+            self.insert_trace(
+                &mut line,
+                trace.trace_id.as_str(),
+                Some(trace.parent_id.as_str()),
+                trace.sampled,
+            );
         }
         if let Some(labels) = &self.labels {
             line.insert("logging.googleapis.com/labels".into(), labels.clone());
@@ -195,11 +219,17 @@ where
     }
 }
 
-/// Readable lines for a terminal, prefixed with the revision when known.
+/// Readable lines for a terminal, prefixed with the revision when known and
+/// ending in ` trace_id=<id>` inside a request with a trace context (a span
+/// that has a `trace_id` shows it among its own fields instead).
 #[derive(Debug)]
 pub struct Text {
     prefix: Option<String>,
     inner: Format<Full>,
+    // For lines formatted into a buffer first, which has no terminal to ask
+    // about colours: one per answer.
+    plain: Format<Full>,
+    colored: Format<Full>,
 }
 
 impl Text {
@@ -219,6 +249,8 @@ impl Text {
         Self {
             prefix,
             inner: Format::default(),
+            plain: Format::default().with_ansi(false),
+            colored: Format::default().with_ansi(true),
         }
     }
 }
@@ -237,6 +269,168 @@ where
         if let Some(prefix) = &self.prefix {
             writer.write_str(prefix)?;
         }
-        self.inner.format_event(ctx, writer, event)
+        let span_has_ids = || {
+            ctx.event_scope().is_some_and(|mut scope| {
+                scope.any(|span| span.extensions().get::<TraceIds>().is_some())
+            })
+        };
+        match crate::trace::current() {
+            Some(trace) if !span_has_ids() => {
+                let mut line = String::new();
+                let format = if writer.has_ansi_escapes() {
+                    &self.colored
+                } else {
+                    &self.plain
+                };
+                format.format_event(ctx, Writer::new(&mut line), event)?;
+                let line = line.strip_suffix('\n').unwrap_or(&line);
+                writeln!(writer, "{line} trace_id={}", trace.trace_id)
+            }
+            _ => self.inner.format_event(ctx, writer, event),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::{Arc, Mutex};
+
+    use serde_json::Value;
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::{Layer, Registry};
+
+    use super::{CloudLogging, Text, TraceIdsLayer};
+    use crate::config::Revision;
+    use crate::trace::{TraceParent, scoped};
+
+    const TRACE: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
+    const PARENT: &str = "00f067aa0ba902b7";
+
+    /// Log output collected in memory.
+    #[derive(Clone, Default)]
+    struct Buffer(Arc<Mutex<Vec<u8>>>);
+
+    impl std::io::Write for Buffer {
+        fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap().extend_from_slice(bytes);
+            Ok(bytes.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    impl Buffer {
+        fn lines(&self) -> Vec<String> {
+            String::from_utf8(self.0.lock().unwrap().clone())
+                .unwrap()
+                .lines()
+                .map(str::to_string)
+                .collect()
+        }
+    }
+
+    fn trace() -> TraceParent {
+        TraceParent::parse(&format!("00-{TRACE}-{PARENT}-01")).unwrap()
+    }
+
+    /// Logs "inside" in the trace context, then "outside" without it, and
+    /// "in a span" inside a span of its own ids within the context.
+    fn log_three_lines() {
+        scoped(Some(trace()), || {
+            tracing::info!("inside");
+            let span = tracing::info_span!(
+                "own",
+                trace_id = "0af7651916cd43dd8448eb211c80319c",
+                span_id = "b7ad6b7169203331",
+                sampled = false,
+            );
+            span.in_scope(|| tracing::info!("in a span"));
+        });
+        tracing::info!("outside");
+    }
+
+    fn log_with<L>(layer: L)
+    where
+        L: Layer<tracing_subscriber::layer::Layered<TraceIdsLayer, Registry>> + Send + Sync,
+    {
+        let subscriber = Registry::default().with(TraceIdsLayer).with(layer);
+        tracing::subscriber::with_default(subscriber, log_three_lines);
+    }
+
+    #[test]
+    fn cloud_logging_takes_the_ids_from_a_span_else_the_current_context() {
+        let buffer = Buffer::default();
+        let writer = buffer.clone();
+        log_with(
+            tracing_subscriber::fmt::layer()
+                .event_format(CloudLogging::new(
+                    &Revision::default(),
+                    Some("demo-project".into()),
+                ))
+                .with_writer(move || writer.clone()),
+        );
+        let lines: Vec<Value> = buffer
+            .lines()
+            .iter()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert_eq!(lines.len(), 3, "{lines:?}");
+        let [inside, in_span, outside] = &lines[..] else {
+            unreachable!()
+        };
+        assert_eq!(inside["message"], "inside");
+        assert_eq!(
+            inside["logging.googleapis.com/trace"],
+            format!("projects/demo-project/traces/{TRACE}")
+        );
+        assert_eq!(inside["logging.googleapis.com/spanId"], PARENT);
+        assert_eq!(inside["logging.googleapis.com/trace_sampled"], true);
+        assert_eq!(in_span["message"], "in a span");
+        assert_eq!(
+            in_span["logging.googleapis.com/trace"],
+            "projects/demo-project/traces/0af7651916cd43dd8448eb211c80319c"
+        );
+        assert_eq!(in_span["logging.googleapis.com/spanId"], "b7ad6b7169203331");
+        assert_eq!(in_span["logging.googleapis.com/trace_sampled"], false);
+        assert_eq!(outside["message"], "outside");
+        assert!(outside.get("logging.googleapis.com/trace").is_none());
+        assert!(outside.get("logging.googleapis.com/spanId").is_none());
+    }
+
+    #[test]
+    fn text_ends_lines_in_a_trace_context_with_the_trace_id() {
+        let buffer = Buffer::default();
+        let writer = buffer.clone();
+        let revision = Revision {
+            service: Some("svc".into()),
+            ..Revision::default()
+        };
+        log_with(
+            tracing_subscriber::fmt::layer()
+                .event_format(Text::new(&revision))
+                .with_ansi(false)
+                .with_writer(move || writer.clone()),
+        );
+        let lines = buffer.lines();
+        assert_eq!(lines.len(), 3, "{lines:?}");
+        assert!(lines.iter().all(|l| l.starts_with("[svc] ")), "{lines:?}");
+        assert!(
+            lines[0].contains("inside") && lines[0].ends_with(&format!(" trace_id={TRACE}")),
+            "{}",
+            lines[0]
+        );
+        // The span shows its own trace id among its fields, once.
+        assert!(
+            lines[1].contains("own{trace_id=\"0af7651916cd43dd8448eb211c80319c\""),
+            "{}",
+            lines[1]
+        );
+        assert_eq!(lines[1].matches("trace_id").count(), 1, "{}", lines[1]);
+        assert!(
+            lines[2].contains("outside") && !lines[2].contains("trace_id"),
+            "{}",
+            lines[2]
+        );
     }
 }
