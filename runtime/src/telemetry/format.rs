@@ -191,19 +191,20 @@ where
         );
         line.insert("target".into(), Value::from(event.metadata().target()));
         line.extend(fields);
-        let from_span = ctx.event_scope().and_then(|scope| {
-            scope
-                .into_iter()
-                .find_map(|span| span.extensions().get::<TraceIds>().cloned())
-        });
-        if let Some(ids) = from_span {
-            self.insert_trace(
-                &mut line,
-                &ids.trace_id,
-                ids.span_id.as_deref(),
-                ids.sampled,
-            );
-        } else if let Some(trace) = crate::trace::current() {
+        let mut from_span = false;
+        for span in ctx.event_scope().into_iter().flatten() {
+            if let Some(ids) = span.extensions().get::<TraceIds>() {
+                self.insert_trace(
+                    &mut line,
+                    &ids.trace_id,
+                    ids.span_id.as_deref(),
+                    ids.sampled,
+                );
+                from_span = true;
+                break;
+            }
+        }
+        if !from_span && let Some(trace) = crate::trace::current() {
             self.insert_trace(
                 &mut line,
                 trace.trace_id.as_str(),
