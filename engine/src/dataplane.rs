@@ -20,6 +20,7 @@ pub mod proxy;
 pub mod router;
 pub mod routes;
 pub mod server;
+pub mod upstream;
 
 use std::sync::Arc;
 
@@ -46,7 +47,9 @@ pub struct Target {
     /// The revision's pool.
     pub pool: Arc<Pool>,
     /// The original Host header (before any rewriting).
-    pub host: String,
+    pub host: http::HeaderValue,
+    /// How long the request may wait for an instance (the route's bound).
+    pub wait: std::time::Duration,
 }
 
 /// The instance the activator leased for a request (taken by the proxy).

@@ -360,6 +360,13 @@ pub struct Tracked {
     pool: Arc<Pool>,
 }
 
+impl Tracked {
+    /// The revision's pool.
+    pub fn pool(&self) -> &Arc<Pool> {
+        &self.pool
+    }
+}
+
 impl Drop for Tracked {
     fn drop(&mut self) {
         let value = self.pool.in_flight.fetch_sub(1, Ordering::AcqRel) - 1;
@@ -533,12 +540,19 @@ pub async fn run(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::autoscaler::AutoscalerConfig;
     use std::collections::BTreeMap;
 
-    fn pool(container_concurrency: u32, queue_depth: usize) -> Arc<Pool> {
+    /// A lease on a one-instance pool whose instance is at `addr`.
+    pub(crate) async fn lease_on(addr: SocketAddr) -> Arc<Lease> {
+        let pool = pool(0, 10);
+        pool.ready("a", addr, None);
+        Arc::new(pool.acquire(Duration::from_secs(1)).await.unwrap())
+    }
+
+    pub(crate) fn pool(container_concurrency: u32, queue_depth: usize) -> Arc<Pool> {
         let spec = AutoscalerConfig::default().spec_for(&BTreeMap::new(), container_concurrency);
         Pool::new(
             RevisionKey {

@@ -64,20 +64,17 @@ where
 
     fn call(&mut self, mut request: Request<Incoming>) -> BoxFuture {
         let mut inner = self.inner.clone();
-        let timeout = request
-            .extensions()
-            .get::<Duration>()
-            .copied()
-            .unwrap_or(self.default_timeout)
-            .min(self.default_timeout);
+        let default_timeout = self.default_timeout;
         Box::pin(async move {
-            let Some(target) = request.extensions().get::<Target>().cloned() else {
+            let Some(target) = request.extensions().get::<Target>() else {
                 return Ok(text(
                     StatusCode::INTERNAL_SERVER_ERROR,
                     "okonomi: request reached the activator without a route",
                 ));
             };
-            match target.pool.acquire(timeout).await {
+            let timeout = target.wait.min(default_timeout);
+            let pool = target.pool.clone();
+            match pool.acquire(timeout).await {
                 Ok(lease) => {
                     request.extensions_mut().insert(Leased(Arc::new(lease)));
                     inner.call(request).await
@@ -86,11 +83,11 @@ where
                     StatusCode::SERVICE_UNAVAILABLE,
                     format!(
                         "okonomi: revision {} is overloaded: too many requests are already waiting for an instance; retry later or raise autoscaling.knative.dev/max-scale",
-                        target.pool.key
+                        pool.key
                     ),
                 )),
                 Err(Unavailable::Timeout) => {
-                    let status = target.pool.status();
+                    let status = pool.status();
                     let why = match status.failure {
                         Some((reason, message)) => format!(" Last failure: {reason}: {message}"),
                         None => String::new(),
@@ -99,7 +96,7 @@ where
                         StatusCode::SERVICE_UNAVAILABLE,
                         format!(
                             "okonomi: no instance of revision {} became ready within {:?} ({} ready, {} wanted).{why}",
-                            target.pool.key, timeout, status.ready, status.desired
+                            pool.key, timeout, status.ready, status.desired
                         ),
                     ))
                 }

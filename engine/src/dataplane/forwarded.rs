@@ -5,7 +5,8 @@ use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::task::{Context, Poll};
 
-use http::{HeaderValue, Request, Response};
+use http::header::FORWARDED;
+use http::{HeaderName, HeaderValue, Request, Response};
 use hyper::body::Incoming;
 use tower::{Layer, Service};
 
@@ -44,80 +45,116 @@ where
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, mut request: Request<Incoming>) -> S::Future {
-        let client = request.extensions().get::<ClientAddr>().map(|c| c.0.ip());
-        let host = request
-            .extensions()
-            .get::<Target>()
-            .map(|t| t.host.clone())
-            .unwrap_or_default();
-        add_headers(request.headers_mut(), client, &host);
-        self.inner.call(request)
+    fn call(&mut self, request: Request<Incoming>) -> S::Future {
+        // Split so the headers can change while the extensions are read.
+        let (mut parts, body) = request.into_parts();
+        let client = parts.extensions.get::<ClientAddr>().map(|c| c.0.ip());
+        let host = parts.extensions.get::<Target>().map(|t| &t.host);
+        add_headers(&mut parts.headers, client, host);
+        self.inner.call(Request::from_parts(parts, body))
     }
 }
 
-/// Sets the headers on a request about to be proxied.
-pub fn add_headers(headers: &mut http::HeaderMap, client: Option<std::net::IpAddr>, host: &str) {
+static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
+static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+static X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+static TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
+
+/// Sets the headers on a request about to be proxied; `host` is the Host
+/// the client asked for.
+pub fn add_headers(
+    headers: &mut http::HeaderMap,
+    client: Option<std::net::IpAddr>,
+    host: Option<&HeaderValue>,
+) {
+    use std::fmt::Write as _;
+    let host_text = host.and_then(|h| h.to_str().ok()).unwrap_or_default();
     if let Some(ip) = client {
-        let ip = ip.to_string();
-        let xff = match headers.get("x-forwarded-for").and_then(|v| v.to_str().ok()) {
-            Some(previous) => format!("{previous}, {ip}"),
-            None => ip.clone(),
-        };
-        if let Ok(value) = HeaderValue::from_str(&xff) {
-            headers.insert("x-forwarded-for", value);
+        let mut value = String::with_capacity(64);
+        if let Some(previous) = headers.get(&X_FORWARDED_FOR).and_then(|v| v.to_str().ok()) {
+            value.push_str(previous);
+            value.push_str(", ");
         }
-        let node = if ip.contains(':') {
-            format!("\"[{ip}]\"")
-        } else {
-            ip
-        };
-        let element = if host.is_empty() {
-            format!("for={node};proto=http")
-        } else {
-            format!("for={node};host={host};proto=http")
-        };
-        let forwarded = match headers.get("forwarded").and_then(|v| v.to_str().ok()) {
-            Some(previous) => format!("{previous}, {element}"),
-            None => element,
-        };
-        if let Ok(value) = HeaderValue::from_str(&forwarded) {
-            headers.insert("forwarded", value);
+        let _ = write!(value, "{ip}");
+        if let Ok(value) = HeaderValue::from_str(&value) {
+            headers.insert(X_FORWARDED_FOR.clone(), value);
+        }
+        value.clear();
+        if let Some(previous) = headers.get(FORWARDED).and_then(|v| v.to_str().ok()) {
+            value.push_str(previous);
+            value.push_str(", ");
+        }
+        match ip {
+            std::net::IpAddr::V4(ip) => {
+                let _ = write!(value, "for={ip}");
+            }
+            std::net::IpAddr::V6(ip) => {
+                let _ = write!(value, "for=\"[{ip}]\"");
+            }
+        }
+        if !host_text.is_empty() {
+            value.push_str(";host=");
+            value.push_str(host_text);
+        }
+        value.push_str(";proto=http");
+        if let Ok(value) = HeaderValue::from_str(&value) {
+            headers.insert(FORWARDED, value);
         }
     }
-    if !headers.contains_key("x-forwarded-proto") {
-        headers.insert("x-forwarded-proto", HeaderValue::from_static("http"));
+    if !headers.contains_key(&X_FORWARDED_PROTO) {
+        headers.insert(X_FORWARDED_PROTO.clone(), HeaderValue::from_static("http"));
     }
-    if !host.is_empty()
-        && !headers.contains_key("x-forwarded-host")
-        && let Ok(value) = HeaderValue::from_str(host)
+    if let Some(host) = host
+        && !host.is_empty()
+        && !headers.contains_key(&X_FORWARDED_HOST)
     {
-        headers.insert("x-forwarded-host", value);
+        headers.insert(X_FORWARDED_HOST.clone(), host.clone());
     }
     let valid_parent = headers
-        .get("traceparent")
+        .get(&TRACEPARENT)
         .and_then(|v| v.to_str().ok())
         .is_some_and(is_valid_traceparent);
     if !valid_parent {
-        let trace: u128 = rand::random::<u128>().max(1);
-        let span: u64 = rand::random::<u64>().max(1);
-        if let Ok(value) = HeaderValue::from_str(&format!("00-{trace:032x}-{span:016x}-01")) {
-            headers.insert("traceparent", value);
-        }
+        headers.insert(TRACEPARENT.clone(), new_traceparent());
     }
 }
 
+/// A sampled W3C traceparent with random, non-zero trace and span ids.
+fn new_traceparent() -> HeaderValue {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let trace: u128 = rand::random::<u128>().max(1);
+    let span: u64 = rand::random::<u64>().max(1);
+    // "00-" + 32 hex + "-" + 16 hex + "-01"
+    let mut text = [0u8; 55];
+    text[..3].copy_from_slice(b"00-");
+    for i in 0..32 {
+        text[3 + i] = HEX[((trace >> (124 - 4 * i)) & 0xf) as usize];
+    }
+    text[35] = b'-';
+    for i in 0..16 {
+        text[36 + i] = HEX[((span >> (60 - 4 * i)) & 0xf) as usize];
+    }
+    text[52..].copy_from_slice(b"-01");
+    HeaderValue::from_bytes(&text).unwrap_or_else(|_| {
+        HeaderValue::from_static("00-00000000000000000000000000000001-0000000000000001-01")
+    })
+}
+
 fn is_valid_traceparent(value: &str) -> bool {
-    let parts: Vec<&str> = value.trim().split('-').collect();
-    let hex = |s: &str, n: usize| s.len() == n && s.chars().all(|c| c.is_ascii_hexdigit());
-    parts.len() >= 4
-        && hex(parts[0], 2)
-        && parts[0] != "ff"
-        && hex(parts[1], 32)
-        && parts[1].chars().any(|c| c != '0')
-        && hex(parts[2], 16)
-        && parts[2].chars().any(|c| c != '0')
-        && hex(parts[3], 2)
+    let hex = |s: &str, n: usize| s.len() == n && s.bytes().all(|c| c.is_ascii_hexdigit());
+    let mut parts = value.trim().split('-');
+    let (Some(version), Some(trace), Some(span), Some(flags)) =
+        (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return false;
+    };
+    hex(version, 2)
+        && version != "ff"
+        && hex(trace, 32)
+        && trace.bytes().any(|c| c != b'0')
+        && hex(span, 16)
+        && span.bytes().any(|c| c != b'0')
+        && hex(flags, 2)
 }
 
 #[cfg(test)]
@@ -131,7 +168,7 @@ mod tests {
         add_headers(
             &mut headers,
             Some("127.0.0.1".parse().unwrap()),
-            "hello.default.localhost",
+            Some(&HeaderValue::from_static("hello.default.localhost")),
         );
         assert_eq!(headers["x-forwarded-for"], "10.0.0.1, 127.0.0.1");
         assert_eq!(
@@ -146,15 +183,38 @@ mod tests {
     }
 
     #[test]
+    fn an_ipv6_client_is_quoted_and_no_host_leaves_host_out() {
+        let mut headers = http::HeaderMap::new();
+        add_headers(&mut headers, Some("::1".parse().unwrap()), None);
+        assert_eq!(headers["forwarded"], "for=\"[::1]\";proto=http");
+        assert_eq!(headers["x-forwarded-for"], "::1");
+        assert!(!headers.contains_key("x-forwarded-host"));
+    }
+
+    #[test]
+    fn made_up_traceparents_are_valid_and_differ() {
+        let a = new_traceparent();
+        let b = new_traceparent();
+        assert!(is_valid_traceparent(a.to_str().unwrap()), "{a:?}");
+        assert_ne!(a, b);
+        assert!(!is_valid_traceparent(
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7"
+        ));
+        assert!(!is_valid_traceparent(
+            "ff-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+        ));
+    }
+
+    #[test]
     fn a_valid_traceparent_is_kept_and_an_invalid_one_replaced() {
         let kept = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
         let mut headers = http::HeaderMap::new();
         headers.insert("traceparent", HeaderValue::from_static(kept));
-        add_headers(&mut headers, None, "");
+        add_headers(&mut headers, None, None);
         assert_eq!(headers["traceparent"], kept);
         let mut headers = http::HeaderMap::new();
         headers.insert("traceparent", HeaderValue::from_static("00-0000-00-01"));
-        add_headers(&mut headers, None, "");
+        add_headers(&mut headers, None, None);
         assert_ne!(headers["traceparent"], "00-0000-00-01");
         assert!(is_valid_traceparent(
             headers["traceparent"].to_str().unwrap()

@@ -1,71 +1,105 @@
 //! The last step: forwards a request to the instance the activator leased,
-//! over hyper's pooled client.
+//! over one of this thread's connections to it ([`Upstreams`]).
 
 use std::any::Any;
 use std::convert::Infallible;
 use std::pin::Pin;
+use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
-use http::{Request, Response, StatusCode, Uri};
+use http::{HeaderName, HeaderValue, Request, Response, StatusCode, Uri};
 use http_body::{Body as HttpBody, Frame, SizeHint};
-use http_body_util::{BodyExt, Empty};
+use http_body_util::BodyExt;
 use hyper::body::Incoming;
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioExecutor;
 use tower::Service;
 
-use super::{Body, Leased, Target, text};
+use super::upstream::{Returning, Upstreams};
+use super::{Body, BoxFuture, Leased, Target, text};
 
-/// Headers that belong to one hop and are not forwarded.
-const HOP_BY_HOP: [&str; 8] = [
-    "connection",
-    "keep-alive",
-    "proxy-authenticate",
-    "proxy-authorization",
-    "te",
-    "trailer",
-    "transfer-encoding",
-    "upgrade",
-];
+static KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
 
-/// Forwards requests to leased instances.
-#[derive(Clone, Debug)]
-pub struct Proxy {
-    client: Client<HttpConnector, Body>,
+/// Whether a header belongs to one hop and is not forwarded.
+fn is_hop_by_hop(name: &HeaderName) -> bool {
+    use http::header::{
+        CONNECTION, PROXY_AUTHENTICATE, PROXY_AUTHORIZATION, TE, TRAILER, TRANSFER_ENCODING,
+        UPGRADE,
+    };
+    *name == CONNECTION
+        || *name == TRANSFER_ENCODING
+        || *name == TE
+        || *name == TRAILER
+        || *name == UPGRADE
+        || *name == PROXY_AUTHENTICATE
+        || *name == PROXY_AUTHORIZATION
+        || *name == KEEP_ALIVE
 }
 
-impl Default for Proxy {
-    fn default() -> Self {
-        let mut connector = HttpConnector::new();
-        connector.set_nodelay(true);
-        connector.set_connect_timeout(Some(Duration::from_secs(5)));
-        let client = Client::builder(TokioExecutor::new())
-            .pool_idle_timeout(Duration::from_secs(30))
-            .pool_max_idle_per_host(1024)
-            .build(connector);
-        Self { client }
+/// How often one request is tried: a connection found closed before the
+/// request went out, or an instance gone before the connect, is retried on
+/// another connection or instance.
+const ATTEMPTS: usize = 3;
+
+/// Forwards requests to leased instances. Each data-plane thread builds its
+/// own, and with it its own connections.
+#[derive(Clone, Debug, Default)]
+pub struct Proxy {
+    upstreams: Arc<Upstreams>,
+}
+
+impl Proxy {
+    /// The idle connections this proxy keeps.
+    pub fn upstreams(&self) -> &Arc<Upstreams> {
+        &self.upstreams
     }
 }
-
-use super::BoxFuture;
 
 fn strip_hop_by_hop(headers: &mut http::HeaderMap) {
-    // Headers named by Connection are hop-by-hop too.
-    let named: Vec<String> = headers
-        .get_all(http::header::CONNECTION)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(',').map(|s| s.trim().to_ascii_lowercase()))
-        .collect();
-    for name in named {
-        headers.remove(name.as_str());
+    // Most messages carry none: one pass over the names finds out.
+    if !headers.keys().any(is_hop_by_hop) {
+        return;
     }
-    for name in HOP_BY_HOP {
+    if let Some(connection) = headers.remove(http::header::CONNECTION)
+        && let Ok(named) = connection.to_str()
+    {
+        // Headers named by Connection are hop-by-hop too.
+        for name in named.split(',') {
+            let name = name.trim();
+            if !name.is_empty() {
+                headers.remove(name);
+            }
+        }
+    }
+    let hop: Vec<HeaderName> = headers
+        .keys()
+        .filter(|n| is_hop_by_hop(n))
+        .cloned()
+        .collect();
+    for name in hop {
         headers.remove(name);
     }
+}
+
+/// Makes `request` one that an HTTP/1.1 connection to an instance can
+/// carry: origin-form target, a Host header (HTTP/2 clients send only
+/// `:authority`), no hop-by-hop headers.
+fn prepare<B>(request: &mut Request<B>) {
+    strip_hop_by_hop(request.headers_mut());
+    if !request.headers().contains_key(http::header::HOST)
+        && let Some(authority) = request.uri().authority()
+        && let Ok(host) = HeaderValue::from_str(authority.as_str())
+    {
+        request.headers_mut().insert(http::header::HOST, host);
+    }
+    if request.uri().scheme().is_some() || request.uri().authority().is_some() {
+        let origin = request.uri().path_and_query().map_or_else(
+            || Uri::from_static("/"),
+            |p| Uri::try_from(p.as_str()).unwrap_or_else(|_| Uri::from_static("/")),
+        );
+        *request.uri_mut() = origin;
+    }
+    *request.version_mut() = http::Version::HTTP_11;
 }
 
 impl Service<Request<Incoming>> for Proxy {
@@ -78,89 +112,77 @@ impl Service<Request<Incoming>> for Proxy {
     }
 
     fn call(&mut self, mut request: Request<Incoming>) -> BoxFuture {
-        let client = self.client.clone();
+        let upstreams = self.upstreams.clone();
         Box::pin(async move {
-            let Some(Leased(lease)) = request.extensions_mut().remove::<Leased>() else {
+            let Some(Leased(mut lease)) = request.extensions_mut().remove::<Leased>() else {
                 return Ok(text(
                     StatusCode::INTERNAL_SERVER_ERROR,
                     "okonomi: request reached the proxy without an instance",
                 ));
             };
-            let target = request.extensions().get::<Target>().cloned();
-            let (mut parts, body) = request.into_parts();
-            strip_hop_by_hop(&mut parts.headers);
-            let path = parts
-                .uri
-                .path_and_query()
-                .map_or("/", |p| p.as_str())
-                .to_string();
-            // A request without a body can be sent again if the instance
-            // went away between the lease and the connect (scale-down race).
-            let replayable = body.is_end_stream()
-                && matches!(
-                    parts.method,
-                    http::Method::GET | http::Method::HEAD | http::Method::OPTIONS
-                );
-            let retry_parts =
-                replayable.then(|| (parts.method.clone(), parts.headers.clone(), parts.version));
-            let uri = |addr: std::net::SocketAddr| -> Option<Uri> {
-                format!("http://{addr}{path}").parse().ok()
-            };
-            let Some(first_uri) = uri(lease.addr()) else {
-                return Ok(text(
-                    StatusCode::BAD_REQUEST,
-                    format!("okonomi: cannot forward path `{path}`"),
-                ));
-            };
-            parts.uri = first_uri;
-            parts.version = http::Version::HTTP_11;
-            let mut result = client
-                .request(Request::from_parts(parts, body.boxed_unsync()))
-                .await;
-            let mut lease = lease;
-            if let (Err(error), Some((method, headers, _)), Some(target)) =
-                (&result, &retry_parts, &target)
-                && error.is_connect()
-            {
-                drop(lease);
-                match target.pool.acquire(Duration::from_secs(30)).await {
-                    Ok(second) => {
-                        lease = std::sync::Arc::new(second);
-                        if let Some(second_uri) = uri(lease.addr()) {
-                            let mut retry = Request::new(
-                                Empty::<Bytes>::new()
-                                    .map_err(|never| match never {})
-                                    .boxed_unsync(),
-                            );
-                            *retry.method_mut() = method.clone();
-                            *retry.headers_mut() = headers.clone();
-                            *retry.uri_mut() = second_uri;
-                            result = client.request(retry).await;
+            let target = request.extensions_mut().remove::<Target>();
+            prepare(&mut request);
+            let mut last_error = String::new();
+            for _ in 0..ATTEMPTS {
+                let mut upstream = match upstreams.checkout(lease.addr()).await {
+                    Ok(upstream) => upstream,
+                    Err(error) => {
+                        // The instance went away between the lease and the
+                        // connect (a scale-down race): the request is still
+                        // whole, so another instance can take it.
+                        last_error = error.to_string();
+                        let Some(target) = &target else { break };
+                        drop(lease);
+                        match target.pool.acquire(Duration::from_secs(30)).await {
+                            Ok(next) => {
+                                lease = Arc::new(next);
+                                continue;
+                            }
+                            Err(_) => {
+                                return Ok(text(
+                                    StatusCode::SERVICE_UNAVAILABLE,
+                                    format!(
+                                        "okonomi: the instance went away ({last_error}) and no other became ready"
+                                    ),
+                                ));
+                            }
                         }
                     }
-                    Err(_) => {
-                        return Ok(text(
-                            StatusCode::SERVICE_UNAVAILABLE,
-                            "okonomi: the instance went away and no other became ready",
-                        ));
+                };
+                match upstream.sender.try_send_request(request).await {
+                    Ok(response) => {
+                        let (mut parts, body) = response.into_parts();
+                        strip_hop_by_hop(&mut parts.headers);
+                        let body = Returning::new(body, upstreams, upstream, lease);
+                        return Ok(Response::from_parts(parts, body.boxed_unsync()));
                     }
+                    Err(mut error) => match error.take_message() {
+                        // Not sent: the idle connection had closed. Another
+                        // connection takes it.
+                        Some(unsent) if upstream.reused => {
+                            last_error = error.into_error().to_string();
+                            request = unsent;
+                        }
+                        _ => {
+                            return Ok(text(
+                                StatusCode::BAD_GATEWAY,
+                                format!(
+                                    "okonomi: the instance at {} did not answer: {}",
+                                    upstream.addr,
+                                    error.into_error()
+                                ),
+                            ));
+                        }
+                    },
                 }
             }
-            match result {
-                Ok(response) => {
-                    let (mut parts, body) = response.into_parts();
-                    strip_hop_by_hop(&mut parts.headers);
-                    let response = Response::from_parts(parts, body.boxed_unsync());
-                    Ok(hold_until_end(response, lease))
-                }
-                Err(error) => Ok(text(
-                    StatusCode::BAD_GATEWAY,
-                    format!(
-                        "okonomi: the instance at {} did not answer: {error}",
-                        lease.addr()
-                    ),
-                )),
-            }
+            Ok(text(
+                StatusCode::BAD_GATEWAY,
+                format!(
+                    "okonomi: could not reach an instance at {}: {last_error}",
+                    lease.addr()
+                ),
+            ))
         })
     }
 }
@@ -201,4 +223,108 @@ pub fn hold_until_end(response: Response<Body>, guard: impl Any + Send) -> Respo
         }
         .boxed_unsync()
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use http_body_util::BodyExt;
+
+    use super::*;
+    use crate::dataplane::upstream::tests::{incoming, instance};
+
+    /// An instance that answers with the request line and headers it got,
+    /// and adds hop-by-hop headers of its own.
+    async fn mirror() -> std::net::SocketAddr {
+        let (addr, _) = instance(|request| {
+            let mut seen = format!("{} {}\n", request.method(), request.uri());
+            for (name, value) in request.headers() {
+                seen.push_str(&format!("{name}: {}\n", value.to_str().unwrap()));
+            }
+            let mut response = Response::new(
+                http_body_util::Full::new(Bytes::from(seen))
+                    .map_err(|never| match never {})
+                    .boxed(),
+            );
+            let headers = response.headers_mut();
+            headers.insert("connection", HeaderValue::from_static("x-instance-hop"));
+            headers.insert("x-instance-hop", HeaderValue::from_static("1"));
+            headers.insert("keep-alive", HeaderValue::from_static("timeout=5"));
+            headers.insert("x-instance-end", HeaderValue::from_static("kept"));
+            response
+        })
+        .await;
+        addr
+    }
+
+    async fn proxy(
+        mut request: Request<Incoming>,
+        instance: std::net::SocketAddr,
+    ) -> (Response<Body>, String) {
+        let lease = crate::pool::tests::lease_on(instance).await;
+        request.extensions_mut().insert(Leased(lease));
+        let Ok(response) = Proxy::default().call(request).await;
+        let (parts, body) = response.into_parts();
+        let text = body.collect().await.unwrap().to_bytes();
+        let text = String::from_utf8(text.to_vec()).unwrap();
+        (
+            Response::from_parts(
+                parts,
+                BodyExt::boxed_unsync(http_body_util::Empty::new().map_err(|never| match never {})),
+            ),
+            text,
+        )
+    }
+
+    #[tokio::test]
+    async fn hop_by_hop_headers_stop_at_the_proxy_both_ways() {
+        let instance = mirror().await;
+        let (request, _client) = incoming(
+            Request::get("/path?q=1")
+                .header("host", "hello.default.localhost")
+                .header("connection", "keep-alive, x-client-hop")
+                .header("x-client-hop", "1")
+                .header("te", "trailers")
+                .header("proxy-authorization", "Basic Zm9vOmJhcg==")
+                .header("x-client-end", "kept"),
+        )
+        .await;
+        let (response, seen) = proxy(request, instance).await;
+        assert_eq!(response.status(), StatusCode::OK);
+        assert!(seen.starts_with("GET /path?q=1\n"), "{seen}");
+        assert!(seen.contains("host: hello.default.localhost\n"), "{seen}");
+        assert!(seen.contains("x-client-end: kept\n"), "{seen}");
+        for hop in ["x-client-hop", "te:", "proxy-authorization", "keep-alive"] {
+            assert!(!seen.contains(hop), "{hop} reached the instance: {seen}");
+        }
+        let headers = response.headers();
+        assert_eq!(headers["x-instance-end"], "kept");
+        for hop in ["connection", "x-instance-hop", "keep-alive"] {
+            assert!(
+                !headers.contains_key(hop),
+                "{hop} reached the client: {headers:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn an_absolute_target_becomes_origin_form_with_a_host() {
+        // What an HTTP/2 client's request looks like to the server: the
+        // authority in the URI and no Host header.
+        let mut request = Request::get("http://hello.default.localhost:8080/a/b?c=d")
+            .version(http::Version::HTTP_2)
+            .body(())
+            .unwrap();
+        prepare(&mut request);
+        assert_eq!(request.uri(), "/a/b?c=d");
+        assert_eq!(request.headers()["host"], "hello.default.localhost:8080");
+        assert_eq!(request.version(), http::Version::HTTP_11);
+        // A Host header the client sent wins over the URI's authority.
+        let mut request = Request::get("http://other:1/")
+            .header("host", "hello.default.localhost")
+            .body(())
+            .unwrap();
+        prepare(&mut request);
+        assert_eq!(request.uri(), "/");
+        assert_eq!(request.headers()["host"], "hello.default.localhost");
+    }
 }

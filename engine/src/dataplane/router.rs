@@ -18,19 +18,26 @@ pub type SharedRoutes = Arc<RwLock<Arc<RouteTable>>>;
 /// Routes requests to the inner stack, with a [`Target`] in the extensions.
 #[derive(Clone)]
 pub struct Router<S> {
+    // One allocation shared by the clones a connection makes per request.
+    shared: Arc<Shared>,
+    inner: S,
+}
+
+struct Shared {
     routes: SharedRoutes,
     metrics: Arc<Metrics>,
     domain: String,
-    inner: S,
 }
 
 impl<S> Router<S> {
     /// A router over `routes` in front of `inner`.
     pub fn new(routes: SharedRoutes, metrics: Arc<Metrics>, domain: String, inner: S) -> Self {
         Self {
-            routes,
-            metrics,
-            domain,
+            shared: Arc::new(Shared {
+                routes,
+                metrics,
+                domain,
+            }),
             inner,
         }
     }
@@ -55,47 +62,65 @@ where
     }
 
     fn call(&mut self, mut request: Request<Incoming>) -> BoxFuture {
-        let host = request
-            .headers()
-            .get(http::header::HOST)
-            .and_then(|h| h.to_str().ok())
-            .map(str::to_string)
-            .or_else(|| request.uri().authority().map(|a| a.to_string()))
-            .unwrap_or_default();
-        let routes = self
+        let host = match request.headers().get(http::header::HOST) {
+            Some(host) => host.clone(),
+            // HTTP/2 clients send only `:authority`.
+            None => request
+                .uri()
+                .authority()
+                .and_then(|a| http::HeaderValue::from_str(a.as_str()).ok())
+                .unwrap_or_else(|| http::HeaderValue::from_static("")),
+        };
+        let host_text = host.to_str().unwrap_or_default();
+        let shared = &self.shared;
+        // Picked under the read lock: only the chosen pool is cloned.
+        let picked = shared
             .routes
             .read()
             .unwrap_or_else(|e| e.into_inner())
-            .clone();
-        let Some(destination) = routes.lookup(&host).cloned() else {
-            let response = if request.uri().path() == "/metrics" {
-                let mut response = text(StatusCode::OK, self.metrics.render());
-                response.headers_mut().insert(
-                    http::header::CONTENT_TYPE,
-                    http::HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+            .lookup(host_text)
+            .map(|destination| {
+                let pool = destination.pick(rand::random_range(0..100)).cloned();
+                (pool, destination.timeout)
+            });
+        let (pool, wait) = match picked {
+            Some((Some(pool), wait)) => (pool, wait),
+            Some((None, _)) => {
+                let response = text(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    format!("{host_text} has no revision to route to yet"),
                 );
-                response
-            } else {
-                not_found(&host, &routes, &self.domain)
-            };
-            return Box::pin(async move { Ok(response) });
+                return Box::pin(async move { Ok(response) });
+            }
+            None => {
+                let response = if request.uri().path() == "/metrics" {
+                    let mut response = text(StatusCode::OK, shared.metrics.render());
+                    response.headers_mut().insert(
+                        http::header::CONTENT_TYPE,
+                        http::HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+                    );
+                    response
+                } else {
+                    let routes = shared
+                        .routes
+                        .read()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .clone();
+                    not_found(host_text, &routes, &shared.domain)
+                };
+                return Box::pin(async move { Ok(response) });
+            }
         };
-        let Some(pool) = destination.pick(rand::random_range(0..100)).cloned() else {
-            let response = text(
-                StatusCode::SERVICE_UNAVAILABLE,
-                format!("{host} has no revision to route to yet"),
-            );
-            return Box::pin(async move { Ok(response) });
-        };
-        let request_metrics = pool.request_metrics().clone();
         let tracked = pool.track();
-        request.extensions_mut().insert(Target { pool, host });
-        request.extensions_mut().insert(destination.timeout);
+        request.extensions_mut().insert(Target { pool, host, wait });
         let started = Instant::now();
         let mut inner = self.inner.clone();
         Box::pin(async move {
             let Ok(response) = inner.call(request).await;
-            request_metrics.request(response.status().as_u16(), started.elapsed().as_secs_f64());
+            tracked
+                .pool()
+                .request_metrics()
+                .request(response.status().as_u16(), started.elapsed().as_secs_f64());
             // The request counts in its revision's concurrency until the
             // whole response body has been sent.
             Ok(super::proxy::hold_until_end(response, tracked))

@@ -56,7 +56,7 @@ impl RouteTable {
 
     /// The destination of a Host header value (port and case ignored).
     pub fn lookup(&self, host: &str) -> Option<&Arc<Destination>> {
-        self.hosts.get(&normalize_host(host))
+        self.hosts.get(normalize_host(host).as_ref())
     }
 
     /// Every routed host, sorted.
@@ -76,8 +76,8 @@ impl RouteTable {
 }
 
 /// Lowercases a Host header and strips its port (IPv6 literals keep their
-/// brackets).
-pub fn normalize_host(host: &str) -> String {
+/// brackets off); borrows when there is nothing to lowercase.
+pub fn normalize_host(host: &str) -> std::borrow::Cow<'_, str> {
     let host = host.trim().trim_end_matches('.');
     let without_port = if host.starts_with('[') {
         host.split_once(']')
@@ -85,10 +85,15 @@ pub fn normalize_host(host: &str) -> String {
             .trim_start_matches('[')
     } else {
         host.rsplit_once(':')
-            .filter(|(_, port)| port.chars().all(|c| c.is_ascii_digit()))
+            .filter(|(_, port)| port.bytes().all(|c| c.is_ascii_digit()))
             .map_or(host, |(h, _)| h)
     };
-    without_port.trim_end_matches('.').to_ascii_lowercase()
+    let name = without_port.trim_end_matches('.');
+    if name.bytes().any(|c| c.is_ascii_uppercase()) {
+        std::borrow::Cow::Owned(name.to_ascii_lowercase())
+    } else {
+        std::borrow::Cow::Borrowed(name)
+    }
 }
 
 #[cfg(test)]
