@@ -81,10 +81,7 @@ where
         + 'static,
     S::Future: Send + 'static,
 {
-    let cores = std::env::var("OKONOMI_DATAPLANE_THREADS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from));
+    let cores = std::thread::available_parallelism().map_or(1, usize::from);
     let stop_workers = CancellationToken::new();
     let workers = match start_workers(cores, &stop_workers) {
         Ok(workers) => workers,
