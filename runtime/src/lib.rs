@@ -57,8 +57,8 @@
 //! What `serve` does around the handler, one tower layer each (outermost first):
 //! readiness/liveness probes (readiness 503 while draining), `/robots.txt` and
 //! `/favicon.ico` → 404, the trace context from `traceparent` (see [`trace`]: log
-//! lines carry the trace id), panic → 500, timeout →
-//! 504, in-flight cap (`containerConcurrency`) → queue then 503, body limit → 413.
+//! lines carry the trace id), panic → 500, timeout → 504, in-flight cap
+//! (`containerConcurrency`) → queue then 503, body limit → 413.
 //! It listens on `[::]:$PORT` (IPv4 and IPv6), speaks HTTP/1.1 and h2c on that
 //! port, logs JSON for Cloud Logging (or readable text on a terminal), exports
 //! traces over OTLP only when `OTEL_EXPORTER_OTLP_ENDPOINT` is set, and on

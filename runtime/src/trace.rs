@@ -16,7 +16,7 @@
 //!
 //! async fn handler(_req: Request) -> impl IntoResponse {
 //!     // Logged lines from this task name the request's trace as well.
-//!     tokio::spawn(okonomi::trace::in_current_trace(async {
+//!     okonomi::tokio::spawn(okonomi::trace::in_current_trace(async {
 //!         okonomi::tracing::info!("still part of the request's trace");
 //!     }));
 //!     "accepted"
