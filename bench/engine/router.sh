@@ -6,6 +6,10 @@
 #
 # Usage: bench/engine/router.sh
 # Knobs: DURATION=10 CONNECTIONS=64 THREADS=2 ROUNDS=3
+#        PORT_NAME=h2c  name hello's container port h2c, as `okonomi deploy`
+#                       renders every okonomi function: the engine then
+#                       speaks HTTP/2 to the instance (nginx stays on HTTP/1.1,
+#                       its proxy_pass has no h2c)
 # Needs: wrk, nginx, curl, python3 (apt-get install wrk nginx curl python3).
 set -euo pipefail
 source "$(dirname "$0")/common.sh"
@@ -13,6 +17,7 @@ DURATION=${DURATION:-10}
 CONNECTIONS=${CONNECTIONS:-64}
 THREADS=${THREADS:-2}
 ROUNDS=${ROUNDS:-3}
+PORT_NAME=${PORT_NAME:-}
 need wrk wrk
 need nginx nginx
 need curl curl
@@ -21,7 +26,7 @@ build_engine
 PORT=$(free_port)
 HOST=hello.default.localhost
 start_engine "$WORK/state" "$PORT" \
-    --deploy "hello=okonomi://functions/hello,autoscaling.knative.dev/min-scale=1,autoscaling.knative.dev/max-scale=1"
+    --deploy "hello=okonomi://functions/hello,autoscaling.knative.dev/min-scale=1,autoscaling.knative.dev/max-scale=1${PORT_NAME:+,port=$PORT_NAME}"
 wait_http "http://127.0.0.1:$PORT/" "$HOST"
 for _ in $(seq 1 100); do
     INSTANCE=$(awk '/^instance hello-00001/ {print $3; exit}' "$WORK/engine.log")
@@ -90,7 +95,7 @@ E_RPS=$(median "$WORK/engine.txt" 1); E_P99=$(median "$WORK/engine.txt" 2)
 N_RPS=$(median "$WORK/nginx.txt" 1); N_P99=$(median "$WORK/nginx.txt" 2)
 D_RPS=$(median "$WORK/direct.txt" 1); D_P99=$(median "$WORK/direct.txt" 2)
 echo
-echo "router benchmark ($(date -u +%F), wrk -t$THREADS -c$CONNECTIONS -d${DURATION}s, median of $ROUNDS rounds, $(nproc) cores)"
+echo "router benchmark ($(date -u +%F), wrk -t$THREADS -c$CONNECTIONS -d${DURATION}s, median of $ROUNDS rounds, $(nproc) cores, instance port ${PORT_NAME:-unnamed (HTTP/1.1)})"
 printf '%-28s %12s %10s\n' "" "req/s" "p99 ms"
 printf '%-28s %12.0f %10.2f\n' "engine data plane" "$E_RPS" "$E_P99"
 printf '%-28s %12.0f %10.2f\n' "nginx reverse proxy" "$N_RPS" "$N_P99"

@@ -4,7 +4,7 @@
 //! ```text
 //! cargo run -p okonomi-engine --example engine -- \
 //!     [--state DIR] [--http ADDR] [--api ADDR] [--autoscaler FILE] [--runtime process|container] \
-//!     [--profile release|dev] [--deploy NAME=IMAGE[,ANNOTATION=VALUE...]]...
+//!     [--profile release|dev] [--deploy NAME=IMAGE[,port=h2c][,ANNOTATION=VALUE...]]...
 //! ```
 //!
 //! Prints `http ADDR`, `api URL` and, as instances become ready,
@@ -76,17 +76,30 @@ async fn main() {
         let Some((name, image)) = parts.next().and_then(|p| p.split_once('=')) else {
             usage("--deploy NAME=IMAGE[,KEY=VALUE...]")
         };
+        // `port=h2c` names the container port (Knative's protocol choice);
+        // every other KEY=VALUE is a template annotation.
+        let mut port_name = None;
         let annotations: serde_json::Map<String, serde_json::Value> = parts
             .filter_map(|p| p.split_once('='))
+            .filter(|(k, v)| {
+                if *k == "port" {
+                    port_name = Some(v.to_string());
+                }
+                *k != "port"
+            })
             .map(|(k, v)| (k.to_string(), json!(v)))
             .collect();
+        let mut container = json!({"image": image});
+        if let Some(port_name) = port_name {
+            container["ports"] = json!([{"name": port_name, "containerPort": 8080}]);
+        }
         let service = json!({
             "apiVersion": "serving.knative.dev/v1",
             "kind": "Service",
             "metadata": {"name": name, "namespace": "default"},
             "spec": {"template": {
                 "metadata": {"annotations": annotations},
-                "spec": {"containers": [{"image": image}]}
+                "spec": {"containers": [container]}
             }}
         });
         let created = engine

@@ -15,6 +15,7 @@ use tokio_util::sync::CancellationToken;
 use crate::autoscaler::kpa::{self, KpaState, Observation};
 use crate::autoscaler::{LoadWindow, ScalingSpec};
 use crate::dataplane::metrics::{Metrics, RevisionLabels, RevisionMetrics};
+use crate::dataplane::upstream::Protocol;
 use crate::instance::logs::LogRing;
 use crate::instance::supervisor::{self, InstanceObserver, SupervisorTiming};
 use crate::instance::{InstanceSpec, Launch};
@@ -76,6 +77,11 @@ impl Lease {
     pub fn addr(&self) -> SocketAddr {
         self.endpoint.addr
     }
+
+    /// How to speak to the instance.
+    pub fn protocol(&self) -> Protocol {
+        self.pool.protocol
+    }
 }
 
 impl Drop for Lease {
@@ -111,6 +117,7 @@ pub struct Pool {
     /// Which revision.
     pub key: RevisionKey,
     spec: ScalingSpec,
+    protocol: Protocol,
     ready: RwLock<Arc<Vec<Arc<Endpoint>>>>,
     changed: Notify,
     drained: Notify,
@@ -140,10 +147,11 @@ impl Pool {
     /// A pool with no instance yet. `status_changed` is notified whenever the
     /// pool's [`PoolStatus`] changes; `restored_scale` is the scale the
     /// revision had before an engine restart (then initial-scale no longer
-    /// applies).
+    /// applies); `protocol` is how the data plane speaks to its instances.
     pub fn new(
         key: RevisionKey,
         spec: ScalingSpec,
+        protocol: Protocol,
         queue_depth: usize,
         metrics: Arc<Metrics>,
         status_changed: Arc<Notify>,
@@ -166,6 +174,7 @@ impl Pool {
         Arc::new(Self {
             key,
             spec,
+            protocol,
             ready: RwLock::new(Arc::new(Vec::new())),
             changed: Notify::new(),
             drained: Notify::new(),
@@ -547,7 +556,25 @@ pub(crate) mod tests {
 
     /// A lease on a one-instance pool whose instance is at `addr`.
     pub(crate) async fn lease_on(addr: SocketAddr) -> Arc<Lease> {
-        let pool = pool(0, 10);
+        lease_on_with(addr, Protocol::Http1).await
+    }
+
+    /// A lease on a one-instance pool whose instance at `addr` speaks
+    /// `protocol`.
+    pub(crate) async fn lease_on_with(addr: SocketAddr, protocol: Protocol) -> Arc<Lease> {
+        let spec = AutoscalerConfig::default().spec_for(&BTreeMap::new(), 0);
+        let pool = Pool::new(
+            RevisionKey {
+                namespace: "default".into(),
+                name: "hello-00001".into(),
+            },
+            spec,
+            protocol,
+            10,
+            Arc::new(Metrics::default()),
+            Arc::new(Notify::new()),
+            None,
+        );
         pool.ready("a", addr, None);
         Arc::new(pool.acquire(Duration::from_secs(1)).await.unwrap())
     }
@@ -560,6 +587,7 @@ pub(crate) mod tests {
                 name: "hello-00001".into(),
             },
             spec,
+            Protocol::Http1,
             queue_depth,
             Arc::new(Metrics::default()),
             Arc::new(Notify::new()),
@@ -638,6 +666,7 @@ pub(crate) mod tests {
                 name: "idle-00001".into(),
             },
             spec,
+            Protocol::Http1,
             10,
             Arc::new(Metrics::default()),
             Arc::new(Notify::new()),

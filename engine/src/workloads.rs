@@ -14,6 +14,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::autoscaler::AutoscalerConfig;
 use crate::dataplane::metrics::{Metrics, RevisionLabels};
+use crate::dataplane::upstream::Protocol;
 use crate::instance::supervisor::{InstanceObserver, SupervisorTiming};
 use crate::instance::{
     InstanceSpec, Launch, RUNTIME_ANNOTATION, Readiness, RuntimeKind, build, container, image,
@@ -189,9 +190,19 @@ impl Workloads {
             .as_ref()
             .and_then(|s| s.desired_replicas)
             .and_then(|d| u32::try_from(d).ok());
+        // Knative's rule: a container port named h2c is spoken to in HTTP/2.
+        let protocol = Protocol::for_port_name(
+            revision
+                .spec
+                .serving_container()
+                .and_then(|c| c.ports.as_ref())
+                .and_then(|ports| ports.first())
+                .and_then(|port| port.name.as_deref()),
+        );
         let pool = Pool::new(
             key.clone(),
             spec,
+            protocol,
             self.settings.queue_depth,
             self.metrics.clone(),
             self.status_changed.clone(),

@@ -15,7 +15,7 @@ use http_body_util::BodyExt;
 use hyper::body::Incoming;
 use tower::Service;
 
-use super::upstream::{Returning, Upstreams};
+use super::upstream::{Protocol, Returning, Upstreams};
 use super::{Body, BoxFuture, Leased, Target, text};
 
 static KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
@@ -102,6 +102,26 @@ fn prepare<B>(request: &mut Request<B>) {
     *request.version_mut() = http::Version::HTTP_11;
 }
 
+/// Makes a prepared request one for an h2c connection: the Host moves
+/// into the URI's authority (HTTP/2's `:authority`).
+fn to_h2c<B>(request: &mut Request<B>) {
+    let authority = request
+        .headers_mut()
+        .remove(http::header::HOST)
+        .and_then(|host| http::uri::Authority::try_from(host.as_bytes()).ok());
+    let mut parts = request.uri().clone().into_parts();
+    parts.scheme = Some(http::uri::Scheme::HTTP);
+    parts.authority =
+        Some(authority.unwrap_or_else(|| http::uri::Authority::from_static("localhost")));
+    if parts.path_and_query.is_none() {
+        parts.path_and_query = Some(http::uri::PathAndQuery::from_static("/"));
+    }
+    if let Ok(uri) = Uri::from_parts(parts) {
+        *request.uri_mut() = uri;
+    }
+    *request.version_mut() = http::Version::HTTP_2;
+}
+
 impl Service<Request<Incoming>> for Proxy {
     type Response = Response<Body>;
     type Error = Infallible;
@@ -122,9 +142,14 @@ impl Service<Request<Incoming>> for Proxy {
             };
             let target = request.extensions_mut().remove::<Target>();
             prepare(&mut request);
+            // Every instance of a revision speaks the same protocol.
+            let protocol = lease.protocol();
+            if protocol == Protocol::H2c {
+                to_h2c(&mut request);
+            }
             let mut last_error = String::new();
             for _ in 0..ATTEMPTS {
-                let mut upstream = match upstreams.checkout(lease.addr()).await {
+                let mut upstream = match upstreams.checkout(lease.addr(), protocol).await {
                     Ok(upstream) => upstream,
                     Err(error) => {
                         // The instance went away between the lease and the
@@ -304,6 +329,39 @@ mod tests {
                 "{hop} reached the client: {headers:?}"
             );
         }
+    }
+
+    #[tokio::test]
+    async fn an_h2c_instance_gets_the_host_as_its_authority() {
+        let (instance, _) = crate::dataplane::upstream::tests::h2c_instance(|request| {
+            let seen = format!(
+                "{:?} {} host={:?}",
+                request.version(),
+                request.uri(),
+                request.headers().get("host")
+            );
+            Response::new(
+                http_body_util::Full::new(Bytes::from(seen))
+                    .map_err(|never| match never {})
+                    .boxed(),
+            )
+        })
+        .await;
+        let (mut request, _client) = incoming(
+            Request::get("/path?q=1")
+                .header("host", "hello.default.localhost:8080")
+                .header("connection", "keep-alive"),
+        )
+        .await;
+        let lease = crate::pool::tests::lease_on_with(instance, Protocol::H2c).await;
+        request.extensions_mut().insert(Leased(lease));
+        let Ok(response) = Proxy::default().call(request).await;
+        assert_eq!(response.status(), StatusCode::OK);
+        let seen = response.into_body().collect().await.unwrap().to_bytes();
+        assert_eq!(
+            std::str::from_utf8(&seen).unwrap(),
+            "HTTP/2.0 http://hello.default.localhost:8080/path?q=1 host=None"
+        );
     }
 
     #[test]

@@ -1,11 +1,19 @@
 //! Connections from the data plane to instances.
 //!
-//! Each data-plane thread keeps its own idle HTTP/1.1 connections per
-//! instance address ([`Upstreams`]), so a request is sent on a connection
-//! whose task runs on the same thread, found without a shared lock, and
-//! sent in origin form with no URI rebuilt. A connection goes back to the
-//! idle set only once its response body has been read to the end; one
-//! dropped half-way is closed, since HTTP/1.1 cannot reuse it.
+//! Each data-plane thread keeps its own connections per instance address
+//! ([`Upstreams`]), so a request is sent on a connection whose task runs on
+//! the same thread, found without a shared lock.
+//!
+//! The protocol follows Knative's rule, the container port's name: `h2c`
+//! means HTTP/2 without TLS (what `okonomi deploy` names the port of every
+//! okonomi function, whose runtime serves both), anything else HTTP/1.1.
+//! - HTTP/1.1: idle connections per instance; a request is sent in origin
+//!   form with no URI rebuilt; a connection goes back to the idle set only
+//!   once its response body has been read to the end (one dropped half-way
+//!   is closed, since HTTP/1.1 cannot reuse it).
+//! - h2c: one connection per instance and thread carries every request as
+//!   its own stream, so under load many requests share each read and write
+//!   system call, on the data plane's side and on the instance's.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -18,7 +26,8 @@ use bytes::Bytes;
 use http_body::{Body as HttpBody, Frame, SizeHint};
 use hyper::body::Incoming;
 use hyper::client::conn::http1::{self, SendRequest};
-use hyper_util::rt::TokioIo;
+use hyper::client::conn::{TrySendError, http2};
+use hyper_util::rt::{TokioExecutor, TokioIo};
 
 use crate::pool::Lease;
 
@@ -46,7 +55,7 @@ pub enum ConnectError {
         addr: SocketAddr,
     },
     /// The HTTP/1.1 handshake failed.
-    #[error("starting HTTP/1.1 with {addr}: {source}")]
+    #[error("starting HTTP with {addr}: {source}")]
     Handshake {
         /// The instance.
         addr: SocketAddr,
@@ -55,12 +64,56 @@ pub enum ConnectError {
     },
 }
 
-/// One thread's idle connections to instances, by instance address.
+/// How the data plane speaks to a revision's instances.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Protocol {
+    /// HTTP/1.1 (a container port named `http1`, or not named).
+    #[default]
+    Http1,
+    /// HTTP/2 without TLS, with prior knowledge (a port named `h2c`).
+    H2c,
+}
+
+impl Protocol {
+    /// The protocol Knative picks for a container port name.
+    pub fn for_port_name(name: Option<&str>) -> Self {
+        match name {
+            Some("h2c") => Self::H2c,
+            _ => Self::Http1,
+        }
+    }
+}
+
+/// One thread's connections to instances, by instance address.
 #[derive(Debug, Default)]
 pub struct Upstreams {
-    // Only the owning thread touches it (the lock is never contended); a
-    // Mutex keeps the data-plane stack `Send` as tower wants.
+    // Only the owning thread touches these (the locks are never
+    // contended); Mutexes keep the data-plane stack `Send` as tower wants.
     idle: Mutex<HashMap<SocketAddr, Vec<SendRequest<Incoming>>>>,
+    shared: Mutex<HashMap<SocketAddr, http2::SendRequest<Incoming>>>,
+}
+
+/// Sends one request to an instance.
+#[derive(Debug)]
+pub enum Sender {
+    /// An HTTP/1.1 connection, this request's alone until its body ends.
+    Http1(SendRequest<Incoming>),
+    /// A handle on the thread's h2c connection to the instance.
+    H2c(http2::SendRequest<Incoming>),
+}
+
+impl Sender {
+    /// Sends `request`; gives it back if it was not sent (the connection
+    /// had closed meanwhile).
+    pub async fn try_send_request(
+        &mut self,
+        request: http::Request<Incoming>,
+    ) -> Result<http::Response<Incoming>, TrySendError<http::Request<Incoming>>> {
+        match self {
+            Self::Http1(sender) => sender.try_send_request(request).await,
+            Self::H2c(sender) => sender.try_send_request(request).await,
+        }
+    }
 }
 
 /// A connection to an instance, taken from [`Upstreams`] for one request.
@@ -69,22 +122,30 @@ pub struct Upstream {
     /// The instance.
     pub addr: SocketAddr,
     /// Sends the request.
-    pub sender: SendRequest<Incoming>,
-    /// Whether it came from the idle set (and so may have been closed by
-    /// the instance meanwhile) rather than connected just now.
+    pub sender: Sender,
+    /// Whether it was open before this request (and so may have been
+    /// closed by the instance meanwhile) rather than connected just now.
     pub reused: bool,
 }
 
 impl Upstreams {
-    /// An idle connection to `addr` ready for a request, or a new one.
-    pub async fn checkout(&self, addr: SocketAddr) -> Result<Upstream, ConnectError> {
+    /// A connection to `addr` ready for a request: an idle or shared one,
+    /// else a new one.
+    pub async fn checkout(
+        &self,
+        addr: SocketAddr,
+        protocol: Protocol,
+    ) -> Result<Upstream, ConnectError> {
+        if protocol == Protocol::H2c {
+            return self.checkout_h2c(addr).await;
+        }
         while let Some(mut sender) = self.pop(addr) {
             // A connection whose previous response just ended becomes
             // ready as soon as its task has run; a closed one errors.
             if sender.is_ready() || sender.ready().await.is_ok() {
                 return Ok(Upstream {
                     addr,
-                    sender,
+                    sender: Sender::Http1(sender),
                     reused: true,
                 });
             }
@@ -92,7 +153,33 @@ impl Upstreams {
         let sender = connect(addr).await?;
         Ok(Upstream {
             addr,
-            sender,
+            sender: Sender::Http1(sender),
+            reused: false,
+        })
+    }
+
+    async fn checkout_h2c(&self, addr: SocketAddr) -> Result<Upstream, ConnectError> {
+        let open = {
+            let shared = self.shared.lock().unwrap_or_else(|e| e.into_inner());
+            shared.get(&addr).filter(|s| !s.is_closed()).cloned()
+        };
+        if let Some(sender) = open {
+            return Ok(Upstream {
+                addr,
+                sender: Sender::H2c(sender),
+                reused: true,
+            });
+        }
+        // Two requests may race to connect on a fresh thread; the later
+        // connection replaces the earlier in the map and both stay usable.
+        let sender = connect_h2c(addr).await?;
+        self.shared
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(addr, sender.clone());
+        Ok(Upstream {
+            addr,
+            sender: Sender::H2c(sender),
             reused: false,
         })
     }
@@ -119,11 +206,44 @@ impl Upstreams {
         }
     }
 
-    /// Idle connections kept now (all instances).
+    /// Idle HTTP/1.1 connections kept now (all instances).
     pub fn idle_count(&self) -> usize {
         let idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
         idle.values().map(Vec::len).sum()
     }
+
+    /// Open h2c connections kept now (all instances).
+    pub fn h2c_count(&self) -> usize {
+        let shared = self.shared.lock().unwrap_or_else(|e| e.into_inner());
+        shared.values().filter(|s| !s.is_closed()).count()
+    }
+}
+
+async fn connect_tcp(addr: SocketAddr) -> Result<tokio::net::TcpStream, ConnectError> {
+    let stream =
+        match tokio::time::timeout(CONNECT_TIMEOUT, tokio::net::TcpStream::connect(addr)).await {
+            Ok(Ok(stream)) => stream,
+            Ok(Err(source)) => return Err(ConnectError::Connect { addr, source }),
+            Err(_) => return Err(ConnectError::Timeout { addr }),
+        };
+    let _ = stream.set_nodelay(true);
+    Ok(stream)
+}
+
+/// Opens an h2c connection (prior knowledge) to `addr`; its tasks run on
+/// the caller's runtime.
+async fn connect_h2c(addr: SocketAddr) -> Result<http2::SendRequest<Incoming>, ConnectError> {
+    let stream = connect_tcp(addr).await?;
+    let (sender, connection) = http2::Builder::new(TokioExecutor::new())
+        .handshake(TokioIo::new(stream))
+        .await
+        .map_err(|source| ConnectError::Handshake { addr, source })?;
+    tokio::spawn(async move {
+        if let Err(error) = connection.await {
+            tracing::debug!(%addr, %error, "h2c connection to instance ended");
+        }
+    });
+    Ok(sender)
 }
 
 /// Opens an HTTP/1.1 connection to `addr`; its task runs on the caller's
@@ -180,8 +300,9 @@ impl Drop for Returning {
     fn drop(&mut self) {
         if self.finished
             && let Some((upstreams, upstream)) = self.connection.take()
+            && let Sender::Http1(sender) = upstream.sender
         {
-            upstreams.give_back(upstream.addr, upstream.sender);
+            upstreams.give_back(upstream.addr, sender);
         }
     }
 }
@@ -261,7 +382,7 @@ pub(crate) mod tests {
     /// [`Returning`] (with a lease on a throwaway pool).
     async fn get(upstreams: &Arc<Upstreams>, addr: SocketAddr) -> String {
         let (request, _client) = incoming_request().await;
-        let mut upstream = upstreams.checkout(addr).await.unwrap();
+        let mut upstream = upstreams.checkout(addr, Protocol::Http1).await.unwrap();
         let response = upstream.sender.try_send_request(request).await.unwrap();
         let lease = crate::pool::tests::lease_on(addr).await;
         let body = Returning::new(response.into_body(), upstreams.clone(), upstream, lease);
@@ -308,6 +429,72 @@ pub(crate) mod tests {
         (receiver.recv().await.unwrap(), client)
     }
 
+    /// An h2c server on loopback (HTTP/1.1 too, as the okonomi runtime)
+    /// answering with `answer`; counts the connections it accepted.
+    pub(crate) async fn h2c_instance<F>(answer: F) -> (SocketAddr, Arc<AtomicUsize>)
+    where
+        F: Fn(Request<Incoming>) -> Response<InstanceBody> + Clone + Send + Sync + 'static,
+    {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let accepted = Arc::new(AtomicUsize::new(0));
+        let counter = accepted.clone();
+        tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                counter.fetch_add(1, Ordering::SeqCst);
+                let answer = answer.clone();
+                tokio::spawn(async move {
+                    let service = hyper::service::service_fn(move |request| {
+                        let response = answer(request);
+                        async move { Ok::<_, Infallible>(response) }
+                    });
+                    let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
+                        .serve_connection(TokioIo::new(stream), service)
+                        .await;
+                });
+            }
+        });
+        (addr, accepted)
+    }
+
+    #[tokio::test]
+    async fn h2c_requests_share_one_connection_per_instance() {
+        let (addr, accepted) = h2c_instance(|request| {
+            let text = format!("{:?} {}", request.version(), request.uri());
+            Response::new(Full::new(Bytes::from(text)).boxed())
+        })
+        .await;
+        let upstreams = Arc::new(Upstreams::default());
+        let mut answers = Vec::new();
+        for _ in 0..4 {
+            let (mut request, _client) = incoming_request().await;
+            *request.uri_mut() = "http://hello.default.localhost/x?y=1".parse().unwrap();
+            *request.version_mut() = http::Version::HTTP_2;
+            let mut upstream = upstreams.checkout(addr, Protocol::H2c).await.unwrap();
+            // Sent together: each is its own stream on the same connection.
+            answers.push(tokio::spawn(async move {
+                let response = upstream.sender.try_send_request(request).await.unwrap();
+                let body = response.into_body().collect().await.unwrap().to_bytes();
+                String::from_utf8(body.to_vec()).unwrap()
+            }));
+        }
+        for answer in answers {
+            assert_eq!(
+                answer.await.unwrap(),
+                "HTTP/2.0 http://hello.default.localhost/x?y=1"
+            );
+        }
+        assert_eq!(accepted.load(Ordering::SeqCst), 1);
+        assert_eq!(upstreams.h2c_count(), 1);
+    }
+
+    #[test]
+    fn the_port_name_picks_the_protocol() {
+        assert_eq!(Protocol::for_port_name(Some("h2c")), Protocol::H2c);
+        assert_eq!(Protocol::for_port_name(Some("http1")), Protocol::Http1);
+        assert_eq!(Protocol::for_port_name(None), Protocol::Http1);
+    }
+
     #[tokio::test]
     async fn a_connection_is_reused_once_its_body_was_read_to_the_end() {
         let (addr, accepted) = instance(|_| Response::new(full("hello\n"))).await;
@@ -332,7 +519,7 @@ pub(crate) mod tests {
         .await;
         let upstreams = Arc::new(Upstreams::default());
         let (request, _client) = incoming_request().await;
-        let mut upstream = upstreams.checkout(addr).await.unwrap();
+        let mut upstream = upstreams.checkout(addr, Protocol::Http1).await.unwrap();
         let response = upstream.sender.try_send_request(request).await.unwrap();
         let lease = crate::pool::tests::lease_on(addr).await;
         let mut body = Returning::new(response.into_body(), upstreams.clone(), upstream, lease);
@@ -370,7 +557,10 @@ pub(crate) mod tests {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let addr = listener.local_addr().unwrap();
         drop(listener);
-        let error = Upstreams::default().checkout(addr).await.unwrap_err();
+        let error = Upstreams::default()
+            .checkout(addr, Protocol::Http1)
+            .await
+            .unwrap_err();
         assert!(error.to_string().contains(&addr.to_string()), "{error}");
     }
 }
