@@ -352,6 +352,22 @@ pub(crate) mod tests {
     where
         F: Fn(Request<Incoming>) -> Response<InstanceBody> + Clone + Send + Sync + 'static,
     {
+        serve(answer, Protocol::Http1).await
+    }
+
+    /// An h2c server on loopback (HTTP/1.1 too, as the okonomi runtime)
+    /// answering with `answer`; counts the connections it accepted.
+    pub(crate) async fn h2c_instance<F>(answer: F) -> (SocketAddr, Arc<AtomicUsize>)
+    where
+        F: Fn(Request<Incoming>) -> Response<InstanceBody> + Clone + Send + Sync + 'static,
+    {
+        serve(answer, Protocol::H2c).await
+    }
+
+    async fn serve<F>(answer: F, protocol: Protocol) -> (SocketAddr, Arc<AtomicUsize>)
+    where
+        F: Fn(Request<Incoming>) -> Response<InstanceBody> + Clone + Send + Sync + 'static,
+    {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let accepted = Arc::new(AtomicUsize::new(0));
@@ -365,9 +381,21 @@ pub(crate) mod tests {
                         let response = answer(request);
                         async move { Ok::<_, Infallible>(response) }
                     });
-                    let _ = hyper::server::conn::http1::Builder::new()
-                        .serve_connection(TokioIo::new(stream), service)
-                        .await;
+                    let io = TokioIo::new(stream);
+                    // A connection's end (the test's client going) is no error here.
+                    match protocol {
+                        Protocol::Http1 => {
+                            let _ = hyper::server::conn::http1::Builder::new()
+                                .serve_connection(io, service)
+                                .await;
+                        }
+                        Protocol::H2c => {
+                            let _ =
+                                hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
+                                    .serve_connection(io, service)
+                                    .await;
+                        }
+                    }
                 });
             }
         });
@@ -427,34 +455,6 @@ pub(crate) mod tests {
                 .await;
         });
         (receiver.recv().await.unwrap(), client)
-    }
-
-    /// An h2c server on loopback (HTTP/1.1 too, as the okonomi runtime)
-    /// answering with `answer`; counts the connections it accepted.
-    pub(crate) async fn h2c_instance<F>(answer: F) -> (SocketAddr, Arc<AtomicUsize>)
-    where
-        F: Fn(Request<Incoming>) -> Response<InstanceBody> + Clone + Send + Sync + 'static,
-    {
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        let accepted = Arc::new(AtomicUsize::new(0));
-        let counter = accepted.clone();
-        tokio::spawn(async move {
-            while let Ok((stream, _)) = listener.accept().await {
-                counter.fetch_add(1, Ordering::SeqCst);
-                let answer = answer.clone();
-                tokio::spawn(async move {
-                    let service = hyper::service::service_fn(move |request| {
-                        let response = answer(request);
-                        async move { Ok::<_, Infallible>(response) }
-                    });
-                    let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
-                        .serve_connection(TokioIo::new(stream), service)
-                        .await;
-                });
-            }
-        });
-        (addr, accepted)
     }
 
     #[tokio::test]
