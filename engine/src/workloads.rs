@@ -219,11 +219,22 @@ impl Workloads {
         let task_pool = pool.clone();
         let task_stop = stop.clone();
         let artifacts = self.artifacts.clone();
+        let config_error = crate::controller::revision::config_error(revision);
         let task = tokio::spawn(async move {
             let Some(container) = container else {
                 task_pool.failed("", "NoContainer", "the revision has no container".into());
                 return;
             };
+            // Never start an instance without a variable its spec requires,
+            // whoever asked for the pool.
+            if let Some(message) = config_error {
+                task_pool.failed(
+                    "",
+                    crate::controller::revision::CONTAINER_CONFIG_ERROR,
+                    message,
+                );
+                return;
+            }
             let image_ref = container.image.clone().unwrap_or_default();
             let fetched = tokio::select! {
                 _ = task_stop.cancelled() => return,

@@ -84,6 +84,19 @@ pub fn conditions(pool: &PoolStatus, previously_ready: bool) -> Vec<Condition> {
 /// missing).
 pub const CONTAINER_CONFIG_ERROR: &str = "CreateContainerConfigError";
 
+/// Why no instance of `revision` may run on the engine, if none may: the
+/// first of its containers whose environment cannot be set up (see
+/// [`unsupported_env`]). Known from the spec alone, before any status.
+pub fn config_error(revision: &Revision) -> Option<String> {
+    let namespace = revision.metadata.namespace.as_deref().unwrap_or("default");
+    revision
+        .spec
+        .pod_spec
+        .containers
+        .iter()
+        .find_map(|c| unsupported_env(namespace, c))
+}
+
 /// Why `container`'s environment cannot be set up on the engine, if it
 /// cannot: an `env[].valueFrom` or `envFrom` source that must exist (not
 /// `optional: true`). The engine has no ConfigMaps, Secrets or pods, so
@@ -197,13 +210,7 @@ pub async fn reconcile(ctx: &Arc<Context>, namespace: &str, name: &str) -> Recon
         Err(e) => return Err(e.to_string()),
     };
     let revision: Revision = decode(stored.clone())?;
-    let config_error = revision
-        .spec
-        .pod_spec
-        .containers
-        .iter()
-        .find_map(|c| unsupported_env(namespace, c));
-    if let Some(message) = config_error {
+    if let Some(message) = config_error(&revision) {
         // No pool: its instances would run without the variable.
         let old = revision.status.clone();
         let mut status: RevisionStatus = old.clone().unwrap_or_default();
