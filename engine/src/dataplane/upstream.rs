@@ -37,6 +37,11 @@ const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 /// Idle connections kept per instance on one thread; more are closed.
 const MAX_IDLE_PER_INSTANCE: usize = 512;
 
+/// Every this many connections given back, connections that instances
+/// closed (scaled down, crashed) are dropped from the idle set, so
+/// addresses of instances long gone do not pile up.
+const PRUNE_EVERY: usize = 1024;
+
 /// Why no connection to an instance could be had.
 #[derive(Debug, thiserror::Error)]
 pub enum ConnectError {
@@ -89,8 +94,14 @@ impl Protocol {
 pub struct Upstreams {
     // Only the owning thread touches these (the locks are never
     // contended); Mutexes keep the data-plane stack `Send` as tower wants.
-    idle: Mutex<HashMap<SocketAddr, Vec<SendRequest<Incoming>>>>,
+    idle: Mutex<Idle>,
     shared: Mutex<HashMap<SocketAddr, http2::SendRequest<Incoming>>>,
+}
+
+#[derive(Debug, Default)]
+struct Idle {
+    by_instance: HashMap<SocketAddr, Vec<SendRequest<Incoming>>>,
+    given_back: usize,
 }
 
 /// Sends one request to an instance.
@@ -186,10 +197,10 @@ impl Upstreams {
 
     fn pop(&self, addr: SocketAddr) -> Option<SendRequest<Incoming>> {
         let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
-        let senders = idle.get_mut(&addr)?;
+        let senders = idle.by_instance.get_mut(&addr)?;
         let sender = senders.pop();
         if senders.is_empty() {
-            idle.remove(&addr);
+            idle.by_instance.remove(&addr);
         }
         sender
     }
@@ -200,16 +211,34 @@ impl Upstreams {
             return;
         }
         let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
-        let senders = idle.entry(addr).or_default();
+        let senders = idle.by_instance.entry(addr).or_default();
         if senders.len() < MAX_IDLE_PER_INSTANCE {
             senders.push(sender);
         }
+        idle.given_back += 1;
+        if idle.given_back.is_multiple_of(PRUNE_EVERY) {
+            idle.by_instance.retain(|_, senders| {
+                senders.retain(|s| !s.is_closed());
+                !senders.is_empty()
+            });
+            drop(idle);
+            self.shared
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .retain(|_, s| !s.is_closed());
+        }
+    }
+
+    /// Instances with idle HTTP/1.1 connections kept now.
+    pub fn idle_instances(&self) -> usize {
+        let idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
+        idle.by_instance.len()
     }
 
     /// Idle HTTP/1.1 connections kept now (all instances).
     pub fn idle_count(&self) -> usize {
         let idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
-        idle.values().map(Vec::len).sum()
+        idle.by_instance.values().map(Vec::len).sum()
     }
 
     /// Open h2c connections kept now (all instances).
@@ -550,6 +579,45 @@ pub(crate) mod tests {
             assert_eq!(get(&upstreams, addr).await, "bye\n");
         }
         assert_eq!(accepted.load(Ordering::SeqCst), 3);
+    }
+
+    #[tokio::test]
+    async fn connections_of_instances_gone_are_dropped_from_the_idle_set() {
+        let upstreams = Arc::new(Upstreams::default());
+        // An instance that answers once over a kept-alive connection, then
+        // goes away (scaled down) while that connection sits idle.
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let gone = listener.local_addr().unwrap();
+        let server = tokio::spawn(async move {
+            let (stream, _) = listener.accept().await.unwrap();
+            let service = hyper::service::service_fn(|_| async {
+                Ok::<_, Infallible>(Response::new(full("once\n")))
+            });
+            let _ = hyper::server::conn::http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), service)
+                .await;
+        });
+        assert_eq!(get(&upstreams, gone).await, "once\n");
+        assert_eq!(upstreams.idle_instances(), 1);
+        server.abort();
+        let all_closed = || {
+            let idle = upstreams.idle.lock().unwrap();
+            idle.by_instance.values().flatten().all(|s| s.is_closed())
+        };
+        tokio::time::timeout(Duration::from_secs(10), async {
+            while !all_closed() {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+        })
+        .await
+        .expect("the instance's connection never closed");
+        // A live instance keeps being used; the closed connection goes.
+        let (live, _) = instance(|_| Response::new(full("hello\n"))).await;
+        for _ in 0..PRUNE_EVERY {
+            assert_eq!(get(&upstreams, live).await, "hello\n");
+        }
+        assert_eq!(upstreams.idle_instances(), 1);
+        assert_eq!(upstreams.idle_count(), 1);
     }
 
     #[tokio::test]
