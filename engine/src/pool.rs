@@ -562,24 +562,20 @@ pub(crate) mod tests {
     /// A lease on a one-instance pool whose instance at `addr` speaks
     /// `protocol`.
     pub(crate) async fn lease_on_with(addr: SocketAddr, protocol: Protocol) -> Arc<Lease> {
-        let spec = AutoscalerConfig::default().spec_for(&BTreeMap::new(), 0);
-        let pool = Pool::new(
-            RevisionKey {
-                namespace: "default".into(),
-                name: "hello-00001".into(),
-            },
-            spec,
-            protocol,
-            10,
-            Arc::new(Metrics::default()),
-            Arc::new(Notify::new()),
-            None,
-        );
+        let pool = pool_speaking(0, 10, protocol);
         pool.ready("a", addr, None);
         Arc::new(pool.acquire(Duration::from_secs(1)).await.unwrap())
     }
 
     pub(crate) fn pool(container_concurrency: u32, queue_depth: usize) -> Arc<Pool> {
+        pool_speaking(container_concurrency, queue_depth, Protocol::Http1)
+    }
+
+    fn pool_speaking(
+        container_concurrency: u32,
+        queue_depth: usize,
+        protocol: Protocol,
+    ) -> Arc<Pool> {
         let spec = AutoscalerConfig::default().spec_for(&BTreeMap::new(), container_concurrency);
         Pool::new(
             RevisionKey {
@@ -587,7 +583,7 @@ pub(crate) mod tests {
                 name: "hello-00001".into(),
             },
             spec,
-            Protocol::Http1,
+            protocol,
             queue_depth,
             Arc::new(Metrics::default()),
             Arc::new(Notify::new()),

@@ -278,13 +278,7 @@ async fn connect_h2c(addr: SocketAddr) -> Result<http2::SendRequest<Incoming>, C
 /// Opens an HTTP/1.1 connection to `addr`; its task runs on the caller's
 /// runtime (the thread the request is served on).
 async fn connect(addr: SocketAddr) -> Result<SendRequest<Incoming>, ConnectError> {
-    let stream =
-        match tokio::time::timeout(CONNECT_TIMEOUT, tokio::net::TcpStream::connect(addr)).await {
-            Ok(Ok(stream)) => stream,
-            Ok(Err(source)) => return Err(ConnectError::Connect { addr, source }),
-            Err(_) => return Err(ConnectError::Timeout { addr }),
-        };
-    let _ = stream.set_nodelay(true);
+    let stream = connect_tcp(addr).await?;
     let (sender, connection) = http1::Builder::new()
         .handshake(TokioIo::new(stream))
         .await
