@@ -7,11 +7,12 @@
 //! Router (Host → route → percent split → revision, /metrics, 404 help)
 //!   → ActivatorLayer (hold until an instance has room; scale from zero; 503 on timeout)
 //!   → ForwardedLayer (Forwarded, X-Forwarded-*, traceparent)
-//!   → Proxy (hyper's pooled client to the instance the activator leased)
+//!   → Proxy (this thread's connections to the instance the activator leased)
 //! ```
 //!
-//! Each layer passes what it decided to the next in the request's
-//! extensions ([`Target`], then the [`Lease`]).
+//! Each layer hands the next what it decided, in the request type the next
+//! one takes: [`Inbound`] → [`Routed`] (with its [`Target`]) → [`Leased`]
+//! (with its [`Lease`]).
 
 pub mod activator;
 pub mod forwarded;
@@ -28,7 +29,7 @@ use bytes::Bytes;
 use http_body_util::BodyExt;
 use http_body_util::combinators::UnsyncBoxBody;
 
-use crate::pool::{Lease, Pool};
+use crate::pool::{Lease, Pool, Tracked};
 
 pub use routes::{Destination, RouteTable, Split};
 
@@ -41,20 +42,100 @@ pub type BoxFuture = std::pin::Pin<
     Box<dyn Future<Output = Result<http::Response<Body>, std::convert::Infallible>> + Send>,
 >;
 
-/// The revision a request was routed to (set by the router).
-#[derive(Debug, Clone)]
+/// A request as it arrives: what hyper parsed and who sent it.
+#[derive(Debug)]
+pub struct Inbound {
+    /// The request.
+    pub request: http::Request<hyper::body::Incoming>,
+    /// The connection's client.
+    pub client: Arc<Client>,
+}
+
+/// The other end of a data-plane connection, worked out once per
+/// connection so that the forwarding headers of each request reuse it.
+#[derive(Debug)]
+pub struct Client {
+    /// The client's address.
+    pub addr: std::net::SocketAddr,
+    /// The address as `X-Forwarded-For` carries it.
+    pub forwarded_for: http::HeaderValue,
+    /// The `for=` element of a `Forwarded` header (RFC 7239 quotes IPv6).
+    pub forwarded_node: Bytes,
+}
+
+impl Client {
+    /// The client at `addr`.
+    pub fn new(addr: std::net::SocketAddr) -> Self {
+        let ip = addr.ip();
+        let node = match ip {
+            std::net::IpAddr::V4(ip) => format!("for={ip}"),
+            std::net::IpAddr::V6(ip) => format!("for=\"[{ip}]\""),
+        };
+        Self {
+            addr,
+            // An IP address is always a valid header value.
+            forwarded_for: http::HeaderValue::from_maybe_shared(Bytes::from(ip.to_string()))
+                .unwrap_or_else(|_| http::HeaderValue::from_static("unknown")),
+            forwarded_node: Bytes::from(node),
+        }
+    }
+}
+
+/// The revision a request was routed to (decided by the router).
+#[derive(Debug)]
 pub struct Target {
-    /// The revision's pool.
-    pub pool: Arc<Pool>,
+    /// The request counted in its revision's concurrency (and so the
+    /// revision's pool) until the response body has been sent.
+    pub tracked: Tracked,
     /// The original Host header (before any rewriting).
     pub host: http::HeaderValue,
     /// How long the request may wait for an instance (the route's bound).
     pub wait: std::time::Duration,
 }
 
-/// The instance the activator leased for a request (taken by the proxy).
-#[derive(Debug, Clone)]
-pub struct Leased(pub Arc<Lease>);
+impl Target {
+    /// The revision's pool.
+    pub fn pool(&self) -> &Arc<Pool> {
+        self.tracked.pool()
+    }
+}
+
+/// A request the router matched to a revision (what the activator takes).
+#[derive(Debug)]
+pub struct Routed {
+    /// The request.
+    pub request: http::Request<hyper::body::Incoming>,
+    /// The connection's client.
+    pub client: Arc<Client>,
+    /// Where it goes.
+    pub target: Target,
+}
+
+impl Routed {
+    /// This request with `lease` on one of its revision's instances.
+    pub fn leased(self, lease: Lease) -> Leased {
+        Leased {
+            request: self.request,
+            client: self.client,
+            target: self.target,
+            lease,
+        }
+    }
+}
+
+/// A routed request holding a lease on one instance (what the proxy
+/// takes): the types make a request reach the proxy only with an instance.
+#[derive(Debug)]
+pub struct Leased {
+    /// The request.
+    pub request: http::Request<hyper::body::Incoming>,
+    /// The connection's client.
+    pub client: Arc<Client>,
+    /// Where it goes.
+    pub target: Target,
+    /// The instance it goes to.
+    pub lease: Lease,
+}
 
 /// A plain-text response.
 pub fn text(status: http::StatusCode, message: impl Into<String>) -> http::Response<Body> {

@@ -82,6 +82,11 @@ impl Lease {
     pub fn protocol(&self) -> Protocol {
         self.pool.protocol
     }
+
+    /// The revision's pool the instance belongs to.
+    pub fn pool(&self) -> &Arc<Pool> {
+        &self.pool
+    }
 }
 
 impl Drop for Lease {
@@ -267,6 +272,11 @@ impl Pool {
             .arrived(Instant::now(), value);
         self.request_metrics.in_flight.inc();
         Tracked { pool: self.clone() }
+    }
+
+    /// A lease on an instance with room right now, without waiting.
+    pub fn try_acquire(self: &Arc<Self>) -> Option<Lease> {
+        self.try_pick()
     }
 
     fn try_pick(self: &Arc<Self>) -> Option<Lease> {
@@ -555,16 +565,16 @@ pub(crate) mod tests {
     use std::collections::BTreeMap;
 
     /// A lease on a one-instance pool whose instance is at `addr`.
-    pub(crate) async fn lease_on(addr: SocketAddr) -> Arc<Lease> {
+    pub(crate) async fn lease_on(addr: SocketAddr) -> Lease {
         lease_on_with(addr, Protocol::Http1).await
     }
 
     /// A lease on a one-instance pool whose instance at `addr` speaks
     /// `protocol`.
-    pub(crate) async fn lease_on_with(addr: SocketAddr, protocol: Protocol) -> Arc<Lease> {
+    pub(crate) async fn lease_on_with(addr: SocketAddr, protocol: Protocol) -> Lease {
         let pool = pool_speaking(0, 10, protocol);
         pool.ready("a", addr, None);
-        Arc::new(pool.acquire(Duration::from_secs(1)).await.unwrap())
+        pool.acquire(Duration::from_secs(1)).await.unwrap()
     }
 
     pub(crate) fn pool(container_concurrency: u32, queue_depth: usize) -> Arc<Pool> {

@@ -2,15 +2,14 @@
 //! room (asking the autoscaler for one when there is none), then leases it.
 
 use std::convert::Infallible;
-use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use http::{Request, Response, StatusCode};
-use hyper::body::Incoming;
+use futures::future::Either;
+use http::{Response, StatusCode};
 use tower::{Layer, Service};
 
-use super::{Body, Leased, Target, text};
+use super::{Body, Leased, Routed, text};
 use crate::pool::Unavailable;
 
 /// Adds the activator in front of a service.
@@ -46,39 +45,31 @@ pub struct Activator<S> {
 
 use super::BoxFuture;
 
-impl<S> Service<Request<Incoming>> for Activator<S>
+impl<S> Service<Routed> for Activator<S>
 where
-    S: Service<Request<Incoming>, Response = Response<Body>, Error = Infallible>
-        + Clone
-        + Send
-        + 'static,
+    S: Service<Leased, Response = Response<Body>, Error = Infallible> + Clone + Send + 'static,
     S::Future: Send,
 {
     type Response = Response<Body>;
     type Error = Infallible;
-    type Future = BoxFuture;
+    /// The inner service's own future when an instance has room right away
+    /// (the common case costs no allocation), a boxed wait otherwise.
+    type Future = Either<S::Future, BoxFuture>;
 
-    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
-        Poll::Ready(Ok(()))
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, mut request: Request<Incoming>) -> BoxFuture {
+    fn call(&mut self, routed: Routed) -> Self::Future {
+        if let Some(lease) = routed.target.pool().try_acquire() {
+            return Either::Left(self.inner.call(routed.leased(lease)));
+        }
         let mut inner = self.inner.clone();
-        let default_timeout = self.default_timeout;
-        Box::pin(async move {
-            let Some(target) = request.extensions().get::<Target>() else {
-                return Ok(text(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    "okonomi: request reached the activator without a route",
-                ));
-            };
-            let timeout = target.wait.min(default_timeout);
-            let pool = target.pool.clone();
+        let timeout = routed.target.wait.min(self.default_timeout);
+        Either::Right(Box::pin(async move {
+            let pool = routed.target.pool().clone();
             match pool.acquire(timeout).await {
-                Ok(lease) => {
-                    request.extensions_mut().insert(Leased(Arc::new(lease)));
-                    inner.call(request).await
-                }
+                Ok(lease) => inner.call(routed.leased(lease)).await,
                 Err(Unavailable::QueueFull) => Ok(text(
                     StatusCode::SERVICE_UNAVAILABLE,
                     format!(
@@ -101,6 +92,6 @@ where
                     ))
                 }
             }
-        })
+        }))
     }
 }

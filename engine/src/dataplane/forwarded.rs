@@ -2,19 +2,14 @@
 //! Host, and a W3C traceparent kept or created.
 
 use std::convert::Infallible;
-use std::net::SocketAddr;
 use std::task::{Context, Poll};
 
+use bytes::{BufMut, BytesMut};
 use http::header::FORWARDED;
-use http::{HeaderName, HeaderValue, Request, Response};
-use hyper::body::Incoming;
+use http::{HeaderName, HeaderValue, Response};
 use tower::{Layer, Service};
 
-use super::{Body, Target};
-
-/// The client's address, set per connection by the server.
-#[derive(Debug, Clone, Copy)]
-pub struct ClientAddr(pub SocketAddr);
+use super::{Body, Client, Leased};
 
 /// Adds the forwarding headers.
 #[derive(Debug, Clone, Copy, Default)]
@@ -33,9 +28,9 @@ pub struct Forwarded<S> {
     inner: S,
 }
 
-impl<S> Service<Request<Incoming>> for Forwarded<S>
+impl<S> Service<Leased> for Forwarded<S>
 where
-    S: Service<Request<Incoming>, Response = Response<Body>, Error = Infallible>,
+    S: Service<Leased, Response = Response<Body>, Error = Infallible>,
 {
     type Response = Response<Body>;
     type Error = Infallible;
@@ -45,13 +40,13 @@ where
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, request: Request<Incoming>) -> S::Future {
-        // Split so the headers can change while the extensions are read.
-        let (mut parts, body) = request.into_parts();
-        let client = parts.extensions.get::<ClientAddr>().map(|c| c.0.ip());
-        let host = parts.extensions.get::<Target>().map(|t| &t.host);
-        add_headers(&mut parts.headers, client, host);
-        self.inner.call(Request::from_parts(parts, body))
+    fn call(&mut self, mut leased: Leased) -> S::Future {
+        add_headers(
+            leased.request.headers_mut(),
+            Some(&leased.client),
+            Some(&leased.target.host),
+        );
+        self.inner.call(leased)
     }
 }
 
@@ -64,40 +59,37 @@ static TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
 /// the client asked for.
 pub fn add_headers(
     headers: &mut http::HeaderMap,
-    client: Option<std::net::IpAddr>,
+    client: Option<&Client>,
     host: Option<&HeaderValue>,
 ) {
-    use std::fmt::Write as _;
-    let host_text = host.and_then(|h| h.to_str().ok()).unwrap_or_default();
-    if let Some(ip) = client {
-        let mut value = String::with_capacity(64);
-        if let Some(previous) = headers.get(&X_FORWARDED_FOR).and_then(|v| v.to_str().ok()) {
-            value.push_str(previous);
-            value.push_str(", ");
-        }
-        let _ = write!(value, "{ip}");
-        if let Ok(value) = HeaderValue::from_str(&value) {
-            headers.insert(X_FORWARDED_FOR.clone(), value);
-        }
-        value.clear();
-        if let Some(previous) = headers.get(FORWARDED).and_then(|v| v.to_str().ok()) {
-            value.push_str(previous);
-            value.push_str(", ");
-        }
-        match ip {
-            std::net::IpAddr::V4(ip) => {
-                let _ = write!(value, "for={ip}");
+    let host_text = host.map(HeaderValue::as_bytes).unwrap_or_default();
+    if let Some(client) = client {
+        match headers.get(&X_FORWARDED_FOR) {
+            // The common case: this proxy is the first, the value is the
+            // connection's, shared.
+            None => {
+                headers.insert(X_FORWARDED_FOR.clone(), client.forwarded_for.clone());
             }
-            std::net::IpAddr::V6(ip) => {
-                let _ = write!(value, "for=\"[{ip}]\"");
+            Some(previous) => {
+                let value = joined(previous.as_bytes(), &[client.forwarded_for.as_bytes()]);
+                if let Ok(value) = HeaderValue::from_maybe_shared(value) {
+                    headers.insert(X_FORWARDED_FOR.clone(), value);
+                }
             }
         }
-        if !host_text.is_empty() {
-            value.push_str(";host=");
-            value.push_str(host_text);
-        }
-        value.push_str(";proto=http");
-        if let Ok(value) = HeaderValue::from_str(&value) {
+        let previous = headers
+            .get(FORWARDED)
+            .map(HeaderValue::as_bytes)
+            .unwrap_or_default();
+        let value = if host_text.is_empty() {
+            joined(previous, &[&client.forwarded_node, b";proto=http"])
+        } else {
+            joined(
+                previous,
+                &[&client.forwarded_node, b";host=", host_text, b";proto=http"],
+            )
+        };
+        if let Ok(value) = HeaderValue::from_maybe_shared(value) {
             headers.insert(FORWARDED, value);
         }
     }
@@ -117,6 +109,21 @@ pub fn add_headers(
     if !valid_parent {
         headers.insert(TRACEPARENT.clone(), new_traceparent());
     }
+}
+
+/// `previous` (a header value from an earlier proxy, if not empty), then
+/// ", ", then `parts` run together: one allocation, no formatting.
+fn joined(previous: &[u8], parts: &[&[u8]]) -> bytes::Bytes {
+    let length = previous.len() + 2 + parts.iter().map(|p| p.len()).sum::<usize>();
+    let mut value = BytesMut::with_capacity(length);
+    if !previous.is_empty() {
+        value.put_slice(previous);
+        value.put_slice(b", ");
+    }
+    for part in parts {
+        value.put_slice(part);
+    }
+    value.freeze()
 }
 
 /// A sampled W3C traceparent with random, non-zero trace and span ids.
@@ -161,13 +168,17 @@ fn is_valid_traceparent(value: &str) -> bool {
 mod tests {
     use super::*;
 
+    fn client(addr: &str) -> Client {
+        Client::new(addr.parse().unwrap())
+    }
+
     #[test]
     fn headers_are_added_and_chained() {
         let mut headers = http::HeaderMap::new();
         headers.insert("x-forwarded-for", HeaderValue::from_static("10.0.0.1"));
         add_headers(
             &mut headers,
-            Some("127.0.0.1".parse().unwrap()),
+            Some(&client("127.0.0.1:4000")),
             Some(&HeaderValue::from_static("hello.default.localhost")),
         );
         assert_eq!(headers["x-forwarded-for"], "10.0.0.1, 127.0.0.1");
@@ -180,12 +191,25 @@ mod tests {
         assert!(is_valid_traceparent(
             headers["traceparent"].to_str().unwrap()
         ));
+        // A second proxy on the way appends its element to each.
+        add_headers(
+            &mut headers,
+            Some(&client("10.1.2.3:4000")),
+            Some(&HeaderValue::from_static("other.example")),
+        );
+        assert_eq!(headers["x-forwarded-for"], "10.0.0.1, 127.0.0.1, 10.1.2.3");
+        assert_eq!(
+            headers["forwarded"],
+            "for=127.0.0.1;host=hello.default.localhost;proto=http, for=10.1.2.3;host=other.example;proto=http"
+        );
+        // The first proxy's X-Forwarded-Host stands.
+        assert_eq!(headers["x-forwarded-host"], "hello.default.localhost");
     }
 
     #[test]
     fn an_ipv6_client_is_quoted_and_no_host_leaves_host_out() {
         let mut headers = http::HeaderMap::new();
-        add_headers(&mut headers, Some("::1".parse().unwrap()), None);
+        add_headers(&mut headers, Some(&client("[::1]:4000")), None);
         assert_eq!(headers["forwarded"], "for=\"[::1]\";proto=http");
         assert_eq!(headers["x-forwarded-for"], "::1");
         assert!(!headers.contains_key("x-forwarded-host"));

@@ -1,22 +1,17 @@
 //! The last step: forwards a request to the instance the activator leased,
 //! over one of this thread's connections to it ([`Upstreams`]).
 
-use std::any::Any;
 use std::convert::Infallible;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
 
-use bytes::Bytes;
 use http::{HeaderName, HeaderValue, Request, Response, StatusCode, Uri};
-use http_body::{Body as HttpBody, Frame, SizeHint};
 use http_body_util::BodyExt;
-use hyper::body::Incoming;
 use tower::Service;
 
 use super::upstream::{Protocol, Returning, Upstreams};
-use super::{Body, BoxFuture, Leased, Target, text};
+use super::{Body, BoxFuture, Leased, text};
 
 static KEEP_ALIVE: HeaderName = HeaderName::from_static("keep-alive");
 
@@ -122,7 +117,7 @@ fn to_h2c<B>(request: &mut Request<B>) {
     *request.version_mut() = http::Version::HTTP_2;
 }
 
-impl Service<Request<Incoming>> for Proxy {
+impl Service<Leased> for Proxy {
     type Response = Response<Body>;
     type Error = Infallible;
     type Future = BoxFuture;
@@ -131,16 +126,15 @@ impl Service<Request<Incoming>> for Proxy {
         Poll::Ready(Ok(()))
     }
 
-    fn call(&mut self, mut request: Request<Incoming>) -> BoxFuture {
+    fn call(&mut self, leased: Leased) -> BoxFuture {
         let upstreams = self.upstreams.clone();
         Box::pin(async move {
-            let Some(Leased(mut lease)) = request.extensions_mut().remove::<Leased>() else {
-                return Ok(text(
-                    StatusCode::INTERNAL_SERVER_ERROR,
-                    "okonomi: request reached the proxy without an instance",
-                ));
-            };
-            let target = request.extensions_mut().remove::<Target>();
+            let Leased {
+                mut request,
+                target,
+                mut lease,
+                ..
+            } = leased;
             prepare(&mut request);
             // Every instance of a revision speaks the same protocol.
             let protocol = lease.protocol();
@@ -156,11 +150,10 @@ impl Service<Request<Incoming>> for Proxy {
                         // connect (a scale-down race): the request is still
                         // whole, so another instance can take it.
                         last_error = error.to_string();
-                        let Some(target) = &target else { break };
                         drop(lease);
-                        match target.pool.acquire(Duration::from_secs(30)).await {
+                        match target.pool().acquire(Duration::from_secs(30)).await {
                             Ok(next) => {
-                                lease = Arc::new(next);
+                                lease = next;
                                 continue;
                             }
                             Err(_) => {
@@ -178,7 +171,10 @@ impl Service<Request<Incoming>> for Proxy {
                     Ok(response) => {
                         let (mut parts, body) = response.into_parts();
                         strip_hop_by_hop(&mut parts.headers);
-                        let body = Returning::new(body, upstreams, upstream, lease);
+                        // The lease and the request's place in its
+                        // revision's concurrency last until the body ends.
+                        let body =
+                            Returning::new(body, upstreams, upstream, lease, Some(target.tracked));
                         return Ok(Response::from_parts(parts, body.boxed_unsync()));
                     }
                     Err(mut error) => match error.take_message() {
@@ -212,50 +208,15 @@ impl Service<Request<Incoming>> for Proxy {
     }
 }
 
-/// A body that keeps `guard` alive until the body is finished or dropped.
-struct Guarded {
-    inner: Body,
-    _guard: Box<dyn Any + Send>,
-}
-
-impl HttpBody for Guarded {
-    type Data = Bytes;
-    type Error = hyper::Error;
-
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
-        Pin::new(&mut self.inner).poll_frame(cx)
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        self.inner.size_hint()
-    }
-}
-
-/// Keeps `guard` (a lease, a concurrency count) until the response body has
-/// been sent.
-pub fn hold_until_end(response: Response<Body>, guard: impl Any + Send) -> Response<Body> {
-    response.map(|inner| {
-        Guarded {
-            inner,
-            _guard: Box::new(guard),
-        }
-        .boxed_unsync()
-    })
-}
-
 #[cfg(test)]
 mod tests {
+    use bytes::Bytes;
     use http_body_util::BodyExt;
+    use hyper::body::Incoming;
 
     use super::*;
     use crate::dataplane::upstream::tests::{incoming, instance};
+    use crate::dataplane::{Client, Target};
 
     /// An instance that answers with the request line and headers it got,
     /// and adds hop-by-hop headers of its own.
@@ -281,13 +242,27 @@ mod tests {
         addr
     }
 
+    /// `request` as the activator hands it on, holding `lease`.
+    fn leased(request: Request<Incoming>, lease: crate::pool::Lease) -> Leased {
+        let tracked = lease.pool().track();
+        Leased {
+            request,
+            client: Arc::new(Client::new(([127, 0, 0, 1], 40000).into())),
+            target: Target {
+                tracked,
+                host: HeaderValue::from_static("hello.default.localhost"),
+                wait: Duration::from_secs(1),
+            },
+            lease,
+        }
+    }
+
     async fn proxy(
-        mut request: Request<Incoming>,
+        request: Request<Incoming>,
         instance: std::net::SocketAddr,
     ) -> (Response<Body>, String) {
         let lease = crate::pool::tests::lease_on(instance).await;
-        request.extensions_mut().insert(Leased(lease));
-        let Ok(response) = Proxy::default().call(request).await;
+        let Ok(response) = Proxy::default().call(leased(request, lease)).await;
         let (parts, body) = response.into_parts();
         let text = body.collect().await.unwrap().to_bytes();
         let text = String::from_utf8(text.to_vec()).unwrap();
@@ -347,15 +322,14 @@ mod tests {
             )
         })
         .await;
-        let (mut request, _client) = incoming(
+        let (request, _client) = incoming(
             Request::get("/path?q=1")
                 .header("host", "hello.default.localhost:8080")
                 .header("connection", "keep-alive"),
         )
         .await;
         let lease = crate::pool::tests::lease_on_with(instance, Protocol::H2c).await;
-        request.extensions_mut().insert(Leased(lease));
-        let Ok(response) = Proxy::default().call(request).await;
+        let Ok(response) = Proxy::default().call(leased(request, lease)).await;
         assert_eq!(response.status(), StatusCode::OK);
         let seen = response.into_body().collect().await.unwrap().to_bytes();
         assert_eq!(

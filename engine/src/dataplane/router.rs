@@ -5,17 +5,16 @@ use std::sync::{Arc, RwLock};
 use std::task::{Context, Poll};
 use std::time::Instant;
 
-use http::{Request, Response, StatusCode};
-use hyper::body::Incoming;
+use http::{Response, StatusCode};
 use tower::Service;
 
 use super::metrics::Metrics;
-use super::{Body, RouteTable, Target, text};
+use super::{Body, Inbound, RouteTable, Routed, Target, text};
 
 /// The shared, swappable routing table.
 pub type SharedRoutes = Arc<RwLock<Arc<RouteTable>>>;
 
-/// Routes requests to the inner stack, with a [`Target`] in the extensions.
+/// Routes requests to the inner stack as [`Routed`] requests.
 #[derive(Clone)]
 pub struct Router<S> {
     // One allocation shared by the clones a connection makes per request.
@@ -45,23 +44,20 @@ impl<S> Router<S> {
 
 use super::BoxFuture;
 
-impl<S> Service<Request<Incoming>> for Router<S>
+impl<S> Service<Inbound> for Router<S>
 where
-    S: Service<Request<Incoming>, Response = Response<Body>, Error = Infallible>
-        + Clone
-        + Send
-        + 'static,
-    S::Future: Send,
+    S: Service<Routed, Response = Response<Body>, Error = Infallible>,
+    S::Future: Send + 'static,
 {
     type Response = Response<Body>;
     type Error = Infallible;
     type Future = BoxFuture;
 
-    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
-        Poll::Ready(Ok(()))
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, mut request: Request<Incoming>) -> BoxFuture {
+    fn call(&mut self, Inbound { request, client }: Inbound) -> BoxFuture {
         let host = match request.headers().get(http::header::HOST) {
             Some(host) => host.clone(),
             // HTTP/2 clients send only `:authority`.
@@ -111,19 +107,24 @@ where
                 return Box::pin(async move { Ok(response) });
             }
         };
-        let tracked = pool.track();
-        request.extensions_mut().insert(Target { pool, host, wait });
         let started = Instant::now();
-        let mut inner = self.inner.clone();
+        // The request counts in its revision's concurrency from here until
+        // the whole response body has been sent (the proxy's body holds it).
+        let target = Target {
+            tracked: pool.track(),
+            host,
+            wait,
+        };
+        let future = self.inner.call(Routed {
+            request,
+            client,
+            target,
+        });
         Box::pin(async move {
-            let Ok(response) = inner.call(request).await;
-            tracked
-                .pool()
-                .request_metrics()
+            let Ok(response) = future.await;
+            pool.request_metrics()
                 .request(response.status().as_u16(), started.elapsed().as_secs_f64());
-            // The request counts in its revision's concurrency until the
-            // whole response body has been sent.
-            Ok(super::proxy::hold_until_end(response, tracked))
+            Ok(response)
         })
     }
 }

@@ -9,6 +9,7 @@
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use http::{Request, Response};
@@ -20,8 +21,7 @@ use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 use tower::{Service, ServiceExt};
 
-use super::Body;
-use super::forwarded::ClientAddr;
+use super::{Body, Client, Inbound};
 
 /// One per-core serving thread: where accepted connections are sent.
 struct Worker {
@@ -54,15 +54,13 @@ async fn connection<S>(
     builder: auto::Builder<TokioExecutor>,
     watcher: Watcher,
 ) where
-    S: Service<Request<Incoming>, Response = Response<Body>, Error = Infallible>
-        + Clone
-        + Send
-        + 'static,
+    S: Service<Inbound, Response = Response<Body>, Error = Infallible> + Clone + Send + 'static,
     S::Future: Send + 'static,
 {
-    let hyper_service = hyper::service::service_fn(move |mut request: Request<Incoming>| {
-        request.extensions_mut().insert(ClientAddr(peer));
-        service.clone().oneshot(request)
+    let client = Arc::new(Client::new(peer));
+    let hyper_service = hyper::service::service_fn(move |request: Request<Incoming>| {
+        let client = client.clone();
+        service.clone().oneshot(Inbound { request, client })
     });
     let connection = builder
         .serve_connection_with_upgrades(TokioIo::new(stream), hyper_service)
@@ -75,13 +73,13 @@ async fn connection<S>(
 pub async fn serve<F, S>(listener: TcpListener, make_service: F, shutdown: CancellationToken)
 where
     F: Fn() -> S,
-    S: Service<Request<Incoming>, Response = Response<Body>, Error = Infallible>
-        + Clone
-        + Send
-        + 'static,
+    S: Service<Inbound, Response = Response<Body>, Error = Infallible> + Clone + Send + 'static,
     S::Future: Send + 'static,
 {
-    let cores = std::thread::available_parallelism().map_or(1, usize::from);
+    let cores = std::env::var("OKONOMI_DATAPLANE_THREADS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from));
     let stop_workers = CancellationToken::new();
     let workers = match start_workers(cores, &stop_workers) {
         Ok(workers) => workers,

@@ -29,7 +29,7 @@ use hyper::client::conn::http1::{self, SendRequest};
 use hyper::client::conn::{TrySendError, http2};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 
-use crate::pool::Lease;
+use crate::pool::{Lease, Tracked};
 
 /// How long connecting to an instance may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -298,16 +298,20 @@ pub struct Returning {
     body: Incoming,
     finished: bool,
     connection: Option<(Arc<Upstreams>, Upstream)>,
-    _lease: Arc<Lease>,
+    _lease: Lease,
+    _tracked: Option<Tracked>,
 }
 
 impl Returning {
-    /// Wraps `body`, read over `upstream` from the instance `lease` holds.
+    /// Wraps `body`, read over `upstream` from the instance `lease` holds;
+    /// `tracked`, the request's place in its revision's concurrency, is
+    /// held as long.
     pub fn new(
         body: Incoming,
         upstreams: Arc<Upstreams>,
         upstream: Upstream,
-        lease: Arc<Lease>,
+        lease: Lease,
+        tracked: Option<Tracked>,
     ) -> Self {
         let finished = body.is_end_stream();
         Self {
@@ -315,6 +319,7 @@ impl Returning {
             finished,
             connection: Some((upstreams, upstream)),
             _lease: lease,
+            _tracked: tracked,
         }
     }
 }
@@ -436,7 +441,13 @@ pub(crate) mod tests {
         let mut upstream = upstreams.checkout(addr, Protocol::Http1).await.unwrap();
         let response = upstream.sender.try_send_request(request).await.unwrap();
         let lease = crate::pool::tests::lease_on(addr).await;
-        let body = Returning::new(response.into_body(), upstreams.clone(), upstream, lease);
+        let body = Returning::new(
+            response.into_body(),
+            upstreams.clone(),
+            upstream,
+            lease,
+            None,
+        );
         let bytes = body.collect().await.unwrap().to_bytes();
         String::from_utf8(bytes.to_vec()).unwrap()
     }
@@ -545,7 +556,13 @@ pub(crate) mod tests {
         let mut upstream = upstreams.checkout(addr, Protocol::Http1).await.unwrap();
         let response = upstream.sender.try_send_request(request).await.unwrap();
         let lease = crate::pool::tests::lease_on(addr).await;
-        let mut body = Returning::new(response.into_body(), upstreams.clone(), upstream, lease);
+        let mut body = Returning::new(
+            response.into_body(),
+            upstreams.clone(),
+            upstream,
+            lease,
+            None,
+        );
         let first = body.frame().await.unwrap().unwrap();
         assert!(first.is_data());
         drop(body);
