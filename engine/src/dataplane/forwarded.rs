@@ -1,5 +1,8 @@
-//! Proxy headers of the runtime contract: Forwarded, X-Forwarded-For/Proto/
-//! Host, and a W3C traceparent kept or created.
+//! Proxy headers of the runtime contract: Forwarded, X-Forwarded-For and
+//! X-Forwarded-Proto, and a W3C traceparent kept or created.
+//!
+//! No X-Forwarded-Host: the router does not rewrite Host, so the instance
+//! already sees the host the client asked for (and Forwarded's `host=`).
 
 use std::convert::Infallible;
 use std::task::{Context, Poll};
@@ -52,7 +55,6 @@ where
 
 static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
-static X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
 static TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
 
 /// Sets the headers on a request about to be proxied; `host` is the Host
@@ -95,12 +97,6 @@ pub fn add_headers(
     }
     if !headers.contains_key(&X_FORWARDED_PROTO) {
         headers.insert(X_FORWARDED_PROTO.clone(), HeaderValue::from_static("http"));
-    }
-    if let Some(host) = host
-        && !host.is_empty()
-        && !headers.contains_key(&X_FORWARDED_HOST)
-    {
-        headers.insert(X_FORWARDED_HOST.clone(), host.clone());
     }
     let valid_parent = headers
         .get(&TRACEPARENT)
@@ -187,7 +183,7 @@ mod tests {
             "for=127.0.0.1;host=hello.default.localhost;proto=http"
         );
         assert_eq!(headers["x-forwarded-proto"], "http");
-        assert_eq!(headers["x-forwarded-host"], "hello.default.localhost");
+        assert!(!headers.contains_key("x-forwarded-host"));
         assert!(is_valid_traceparent(
             headers["traceparent"].to_str().unwrap()
         ));
@@ -202,8 +198,6 @@ mod tests {
             headers["forwarded"],
             "for=127.0.0.1;host=hello.default.localhost;proto=http, for=10.1.2.3;host=other.example;proto=http"
         );
-        // The first proxy's X-Forwarded-Host stands.
-        assert_eq!(headers["x-forwarded-host"], "hello.default.localhost");
     }
 
     #[test]
@@ -212,7 +206,6 @@ mod tests {
         add_headers(&mut headers, Some(&client("[::1]:4000")), None);
         assert_eq!(headers["forwarded"], "for=\"[::1]\";proto=http");
         assert_eq!(headers["x-forwarded-for"], "::1");
-        assert!(!headers.contains_key("x-forwarded-host"));
     }
 
     #[test]

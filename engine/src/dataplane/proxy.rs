@@ -151,7 +151,8 @@ impl Service<Leased> for Proxy {
                         // whole, so another instance can take it.
                         last_error = error.to_string();
                         drop(lease);
-                        match target.pool().acquire(Duration::from_secs(30)).await {
+                        // Boxed, as a rare path, to keep the future small.
+                        match Box::pin(target.pool().acquire(Duration::from_secs(30))).await {
                             Ok(next) => {
                                 lease = next;
                                 continue;

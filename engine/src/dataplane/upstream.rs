@@ -161,7 +161,9 @@ impl Upstreams {
                 });
             }
         }
-        let sender = connect(addr).await?;
+        // Boxed: the connect's state would otherwise make every request's
+        // future (mostly served by idle connections) as big as itself.
+        let sender = Box::pin(connect(addr)).await?;
         Ok(Upstream {
             addr,
             sender: Sender::Http1(sender),
@@ -183,7 +185,7 @@ impl Upstreams {
         }
         // Two requests may race to connect on a fresh thread; the later
         // connection replaces the earlier in the map and both stay usable.
-        let sender = connect_h2c(addr).await?;
+        let sender = Box::pin(connect_h2c(addr)).await?;
         self.shared
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -279,7 +281,9 @@ async fn connect_h2c(addr: SocketAddr) -> Result<http2::SendRequest<Incoming>, C
 /// runtime (the thread the request is served on).
 async fn connect(addr: SocketAddr) -> Result<SendRequest<Incoming>, ConnectError> {
     let stream = connect_tcp(addr).await?;
+    // One write(2) per request head (see the data-plane server).
     let (sender, connection) = http1::Builder::new()
+        .writev(false)
         .handshake(TokioIo::new(stream))
         .await
         .map_err(|source| ConnectError::Handshake { addr, source })?;
