@@ -23,7 +23,7 @@ build_engine() {
     echo "== building the engine example and hello (release)" >&2
     cargo build --quiet --release -p okonomi-engine --example engine
     cargo build --quiet --release -p hello
-    ENGINE_BIN="$ROOT/target/release/examples/engine"
+    ENGINE_BIN="${CARGO_TARGET_DIR:-$ROOT/target}/release/examples/engine"
 }
 
 # start_engine STATE_DIR HTTP_PORT [engine args...]: starts the engine, its

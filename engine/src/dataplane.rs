@@ -7,7 +7,8 @@
 //! Router (Host → route → percent split → revision, /metrics, 404 help)
 //!   → ActivatorLayer (hold until an instance has room; scale from zero; 503 on timeout)
 //!   → ForwardedLayer (Forwarded, X-Forwarded-*, traceparent)
-//!   → Proxy (this thread's connections to the instance the activator leased)
+//!   → Proxy (this thread's connections to the instance the activator leased;
+//!            the revision's request timeouts)
 //! ```
 //!
 //! Each layer hands the next what it decided, in the request type the next
@@ -21,6 +22,7 @@ pub mod proxy;
 pub mod router;
 pub mod routes;
 pub mod server;
+pub mod timeouts;
 pub mod upstream;
 
 use std::sync::Arc;
@@ -33,8 +35,12 @@ use crate::pool::{Lease, Pool, Tracked};
 
 pub use routes::{Destination, RouteTable, Split};
 
+/// The error a response body can end with: the instance's connection
+/// failing, or a [`timeouts::TimedOut`].
+pub type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
 /// The body of every data-plane response.
-pub type Body = UnsyncBoxBody<Bytes, hyper::Error>;
+pub type Body = UnsyncBoxBody<Bytes, BoxError>;
 
 /// The future every layer of the data-plane stack returns: the stack never
 /// fails (errors are answered as responses), so the error is `Infallible`.

@@ -577,6 +577,30 @@ pub(crate) mod tests {
         pool.acquire(Duration::from_secs(1)).await.unwrap()
     }
 
+    /// A lease on a one-instance pool at `addr` whose revision sets
+    /// `timeouts`.
+    pub(crate) async fn lease_with_timeouts(
+        addr: SocketAddr,
+        timeouts: crate::autoscaler::RequestTimeouts,
+    ) -> Lease {
+        let mut spec = AutoscalerConfig::default().spec_for(&BTreeMap::new(), 0);
+        spec.request_timeouts = timeouts;
+        let pool = Pool::new(
+            RevisionKey {
+                namespace: "default".into(),
+                name: "slow-00001".into(),
+            },
+            spec,
+            Protocol::Http1,
+            10,
+            Arc::new(Metrics::default()),
+            Arc::new(Notify::new()),
+            None,
+        );
+        pool.ready("a", addr, None);
+        pool.acquire(Duration::from_secs(1)).await.unwrap()
+    }
+
     pub(crate) fn pool(container_concurrency: u32, queue_depth: usize) -> Arc<Pool> {
         pool_speaking(container_concurrency, queue_depth, Protocol::Http1)
     }

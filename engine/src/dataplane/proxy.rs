@@ -10,6 +10,7 @@ use http::{HeaderName, HeaderValue, Request, Response, StatusCode, Uri};
 use http_body_util::BodyExt;
 use tower::Service;
 
+use super::timeouts::Deadlines;
 use super::upstream::{Protocol, Returning, Upstreams};
 use super::{Body, BoxFuture, Leased, text};
 
@@ -141,6 +142,7 @@ impl Service<Leased> for Proxy {
             if protocol == Protocol::H2c {
                 to_h2c(&mut request);
             }
+            let deadlines = Deadlines::starting_now(&target.pool().spec().request_timeouts);
             let mut last_error = String::new();
             for _ in 0..ATTEMPTS {
                 let mut upstream = match upstreams.checkout(lease.addr(), protocol).await {
@@ -168,7 +170,22 @@ impl Service<Leased> for Proxy {
                         }
                     }
                 };
-                match upstream.sender.try_send_request(request).await {
+                let sent = upstream.sender.try_send_request(request);
+                let answered = match deadlines.head() {
+                    Some((at, limit)) => match tokio::time::timeout_at(at, sent).await {
+                        Ok(answered) => answered,
+                        // The exchange is abandoned with its connection
+                        // (dropped, not given back: the answer may still come).
+                        Err(_) => {
+                            return Ok(text(
+                                StatusCode::GATEWAY_TIMEOUT,
+                                format!("okonomi: revision {}: {limit}", target.pool().key),
+                            ));
+                        }
+                    },
+                    None => sent.await,
+                };
+                match answered {
                     Ok(response) => {
                         let (mut parts, body) = response.into_parts();
                         strip_hop_by_hop(&mut parts.headers);
@@ -176,7 +193,8 @@ impl Service<Leased> for Proxy {
                         // revision's concurrency last until the body ends.
                         let body =
                             Returning::new(body, upstreams, upstream, lease, Some(target.tracked));
-                        return Ok(Response::from_parts(parts, body.boxed_unsync()));
+                        let body = deadlines.limit(body).boxed_unsync();
+                        return Ok(Response::from_parts(parts, body));
                     }
                     Err(mut error) => match error.take_message() {
                         // Not sent: the idle connection had closed. Another
@@ -216,7 +234,9 @@ mod tests {
     use hyper::body::Incoming;
 
     use super::*;
-    use crate::dataplane::upstream::tests::{incoming, instance};
+    use crate::autoscaler::RequestTimeouts;
+    use crate::dataplane::timeouts::TimedOut;
+    use crate::dataplane::upstream::tests::{incoming, incoming_request, instance};
     use crate::dataplane::{Client, Target};
 
     /// An instance that answers with the request line and headers it got,
@@ -336,6 +356,101 @@ mod tests {
         assert_eq!(
             std::str::from_utf8(&seen).unwrap(),
             "HTTP/2.0 http://hello.default.localhost:8080/path?q=1 host=None"
+        );
+    }
+
+    /// An instance that waits `head_delay` before its response head, then
+    /// sends "a", waits `body_gap`, and sends "b".
+    async fn slow_instance(head_delay: Duration, body_gap: Duration) -> std::net::SocketAddr {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            while let Ok((stream, _)) = listener.accept().await {
+                tokio::spawn(async move {
+                    let service =
+                        hyper::service::service_fn(move |_: Request<Incoming>| async move {
+                            tokio::time::sleep(head_delay).await;
+                            let (chunk, mut chunks) = tokio::sync::mpsc::channel::<Bytes>(2);
+                            tokio::spawn(async move {
+                                let _ = chunk.send(Bytes::from_static(b"a")).await;
+                                tokio::time::sleep(body_gap).await;
+                                let _ = chunk.send(Bytes::from_static(b"b")).await;
+                            });
+                            let chunks = futures::stream::poll_fn(move |cx| {
+                                chunks.poll_recv(cx).map(|c| {
+                                    c.map(|c| Ok::<_, Infallible>(http_body::Frame::data(c)))
+                                })
+                            });
+                            Ok::<_, Infallible>(Response::new(http_body_util::StreamBody::new(
+                                Box::pin(chunks),
+                            )))
+                        });
+                    let _ = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
+                        .await;
+                });
+            }
+        });
+        addr
+    }
+
+    fn limits(total_ms: u64, start_ms: Option<u64>, idle_ms: Option<u64>) -> RequestTimeouts {
+        RequestTimeouts {
+            total: Some(Duration::from_millis(total_ms)),
+            response_start: start_ms.map(Duration::from_millis),
+            idle: idle_ms.map(Duration::from_millis),
+        }
+    }
+
+    async fn proxied_with(
+        instance: std::net::SocketAddr,
+        timeouts: RequestTimeouts,
+    ) -> Response<Body> {
+        let (request, _client) = incoming_request().await;
+        let lease = crate::pool::tests::lease_with_timeouts(instance, timeouts).await;
+        let Ok(response) = Proxy::default().call(leased(request, lease)).await;
+        response
+    }
+
+    #[tokio::test]
+    async fn an_instance_slow_to_start_answering_gets_a_504_naming_the_limit() {
+        let instance = slow_instance(Duration::from_secs(30), Duration::ZERO).await;
+        let response = proxied_with(instance, limits(60_000, Some(200), None)).await;
+        assert_eq!(response.status(), StatusCode::GATEWAY_TIMEOUT);
+        let text = response.into_body().collect().await.unwrap().to_bytes();
+        let text = String::from_utf8_lossy(&text);
+        assert!(text.contains("slow-00001"), "{text}");
+        assert!(text.contains("responseStartTimeoutSeconds"), "{text}");
+        // Without responseStartTimeoutSeconds, timeoutSeconds bounds the wait.
+        let response = proxied_with(instance, limits(200, None, None)).await;
+        assert_eq!(response.status(), StatusCode::GATEWAY_TIMEOUT);
+        let text = response.into_body().collect().await.unwrap().to_bytes();
+        assert!(
+            String::from_utf8_lossy(&text).contains("(the revision's timeoutSeconds)"),
+            "{text:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_body_that_stalls_past_the_idle_limit_is_cut_short() {
+        let instance = slow_instance(Duration::ZERO, Duration::from_secs(30)).await;
+        let response = proxied_with(instance, limits(60_000, None, Some(200))).await;
+        assert_eq!(response.status(), StatusCode::OK);
+        let error = response.into_body().collect().await.unwrap_err();
+        assert_eq!(
+            error.downcast_ref::<TimedOut>(),
+            Some(&TimedOut::Idle(Duration::from_millis(200)))
+        );
+    }
+
+    #[tokio::test]
+    async fn responses_within_the_limits_pass_whole() {
+        let instance = slow_instance(Duration::from_millis(50), Duration::from_millis(50)).await;
+        let response = proxied_with(instance, limits(10_000, Some(5_000), Some(5_000))).await;
+        assert_eq!(response.status(), StatusCode::OK);
+        assert_eq!(
+            response.into_body().collect().await.unwrap().to_bytes(),
+            "ab"
         );
     }
 
