@@ -5,11 +5,17 @@
 
 #![allow(clippy::unwrap_used)]
 
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
 
+use okonomi_apiserver::ResourceType;
 use okonomi_engine::error::Error;
 use okonomi_engine::instance::Launch;
 use okonomi_engine::instance::build::{self, BinaryStore, Built, Lookup, RevisionId};
+use okonomi_engine::{Engine, EngineConfig};
+use serde_json::{Value, json};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// A binary crate at `dir` whose main prints `version`.
 fn write_crate(dir: &Path, version: &str) {
@@ -128,4 +134,158 @@ async fn a_revision_keeps_running_the_binary_it_was_built_with() {
         .unwrap();
     assert_eq!(rebuilt.binary, second.binary);
     assert_eq!(run(&program(&rebuilt)), "version two");
+}
+
+/// A function crate at `dir`: a std-only HTTP server on `PORT` answering
+/// `version` to every request.
+fn write_server_crate(dir: &Path, version: &str) {
+    std::fs::create_dir_all(dir.join("src")).unwrap();
+    std::fs::write(
+        dir.join("Cargo.toml"),
+        "[package]\nname = \"okonomi-kept-server-probe\"\nversion = \"0.1.0\"\nedition = \"2021\"\n\n[workspace]\n",
+    )
+    .unwrap();
+    let main = r#"use std::io::{Read, Write};
+
+fn main() {
+    let port: u16 = std::env::var("PORT").unwrap().parse().unwrap();
+    let listener = std::net::TcpListener::bind(("127.0.0.1", port)).unwrap();
+    for stream in listener.incoming() {
+        let Ok(mut stream) = stream else { continue };
+        let mut request = Vec::new();
+        let mut buffer = [0u8; 1024];
+        while !request.windows(4).any(|w| w == b"\r\n\r\n") {
+            match stream.read(&mut buffer) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => request.extend_from_slice(&buffer[..n]),
+            }
+        }
+        let body = "VERSION";
+        let _ = write!(
+            stream,
+            "HTTP/1.1 200 OK\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{}",
+            body.len(),
+            body
+        );
+    }
+}
+"#;
+    std::fs::write(dir.join("src/main.rs"), main.replace("VERSION", version)).unwrap();
+}
+
+fn engine_config(state_dir: &Path, source_root: &Path) -> EngineConfig {
+    EngineConfig {
+        state_dir: state_dir.to_path_buf(),
+        api_addr: "127.0.0.1:0".parse().unwrap(),
+        http_addr: "127.0.0.1:0".parse().unwrap(),
+        source_root: source_root.to_path_buf(),
+        build_profile: "dev".into(),
+        ready_timeout: Duration::from_secs(60),
+        activator_timeout: Duration::from_secs(120),
+        ..EngineConfig::default()
+    }
+}
+
+async fn deploy(engine: &Engine, name: &str, image: &str) {
+    engine
+        .store()
+        .create(
+            &ResourceType::knative_service(),
+            json!({
+                "apiVersion": "serving.knative.dev/v1",
+                "kind": "Service",
+                "metadata": {"name": name, "namespace": "default"},
+                "spec": {"template": {"spec": {"containers": [{"image": image}]}}},
+            }),
+        )
+        .await
+        .unwrap();
+}
+
+/// Waits until the service is Ready (a timeout only against hangs).
+async fn wait_ready(engine: &Engine, name: &str) {
+    let ready = |s: &Value| {
+        s["status"]["observedGeneration"] == s["metadata"]["generation"]
+            && s["status"]["conditions"].as_array().is_some_and(|c| {
+                c.iter()
+                    .any(|c| c["type"] == "Ready" && c["status"] == "True")
+            })
+    };
+    let deadline = Instant::now() + Duration::from_secs(300);
+    loop {
+        let service = engine
+            .store()
+            .get(&ResourceType::knative_service(), "default", name)
+            .ok();
+        if service.as_ref().is_some_and(ready) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out waiting for {name} to be Ready: {service:#?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// The body the engine answers for `host`.
+async fn get(addr: SocketAddr, host: &str) -> String {
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    stream
+        .write_all(
+            format!("GET / HTTP/1.1\r\nhost: {host}\r\nconnection: close\r\n\r\n").as_bytes(),
+        )
+        .await
+        .unwrap();
+    let mut response = String::new();
+    tokio::time::timeout(
+        Duration::from_secs(180),
+        stream.read_to_string(&mut response),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    response
+        .split_once("\r\n\r\n")
+        .map(|(_, body)| body.to_string())
+        .unwrap_or_default()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_a_restart_an_old_revision_serves_its_old_code() {
+    let state = tempfile::tempdir().unwrap();
+    let source = tempfile::tempdir().unwrap();
+    write_server_crate(&source.path().join("served"), "version one");
+
+    let engine = Engine::start(engine_config(state.path(), source.path()))
+        .await
+        .unwrap();
+    deploy(&engine, "kept", "okonomi://served").await;
+    wait_ready(&engine, "kept").await;
+    assert_eq!(
+        get(engine.http_addr(), "kept.default.localhost").await,
+        "version one"
+    );
+    engine.shutdown().await;
+
+    // The checkout moves on while the engine is down.
+    write_server_crate(&source.path().join("served"), "version two");
+    let engine = Engine::start(engine_config(state.path(), source.path()))
+        .await
+        .unwrap();
+    wait_ready(&engine, "kept").await;
+    assert_eq!(
+        get(engine.http_addr(), "kept.default.localhost").await,
+        "version one",
+        "the revision was built again from newer source"
+    );
+    // A new revision of the same crate runs the new code.
+    deploy(&engine, "fresh", "okonomi://served").await;
+    wait_ready(&engine, "fresh").await;
+    assert_eq!(
+        get(engine.http_addr(), "fresh.default.localhost").await,
+        "version two"
+    );
+    engine.shutdown().await;
 }
