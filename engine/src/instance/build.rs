@@ -108,9 +108,9 @@ fn crate_dir(path: &str, source_root: &Path) -> PathBuf {
     }
 }
 
-/// Runs `program` as the crate's entrypoint: from the crate's directory
-/// (functions read files next to their `Cargo.toml`) with the engine's
-/// PATH.
+/// Runs `program` as the crate's entrypoint, from the crate's directory
+/// (a relative path in the function resolves against its crate, wherever
+/// the binary is kept) with the engine's PATH.
 fn launch(dir: PathBuf, program: PathBuf) -> Launch {
     Launch::Process {
         program,
