@@ -44,8 +44,8 @@ pub struct WorkloadSettings {
 /// What an image reference resolves to, before a revision's command/args.
 #[derive(Debug, Clone)]
 enum Artifact {
-    /// An `okonomi://` crate, built.
-    Built(Launch),
+    /// An `okonomi://` crate, built and its binary kept.
+    Built(build::Built),
     /// An image unpacked for the process runtime.
     Unpacked(image::UnpackedImage),
     /// An image pulled into podman's store.
@@ -53,6 +53,15 @@ enum Artifact {
 }
 
 type Fetched = Result<Artifact, (&'static str, String)>;
+
+/// A failed resolution: a condition reason and a message.
+struct Failure(&'static str, String);
+
+impl From<crate::error::Error> for Failure {
+    fn from(error: crate::error::Error) -> Self {
+        Self("BuildFailed", error.to_string())
+    }
+}
 
 /// A resolution started at some instant, finished or in progress.
 type CacheEntry = (Instant, Arc<OnceCell<Fetched>>);
@@ -78,7 +87,39 @@ impl ArtifactCache {
         }
     }
 
+    /// What `revision` runs. An `okonomi://` revision built before runs
+    /// its kept binary, with no cargo run (a revision is immutable, the
+    /// checkout is not); a new one shares the build of its image.
     async fn fetch(
+        &self,
+        image_ref: &str,
+        runtime: RuntimeKind,
+        revision: &build::RevisionId,
+        settings: &WorkloadSettings,
+    ) -> Fetched {
+        let Some(path) = image_ref.strip_prefix(build::SCHEME) else {
+            return self.shared(image_ref, runtime, settings).await;
+        };
+        let store = build::BinaryStore::new(&settings.state_dir);
+        let shared = async {
+            match self.shared(image_ref, runtime, settings).await {
+                Ok(Artifact::Built(built)) => Ok(built),
+                Ok(_) => Err(Failure(
+                    "BuildFailed",
+                    format!("{image_ref} did not resolve to a build"),
+                )),
+                Err((reason, message)) => Err(Failure(reason, message)),
+            }
+        };
+        store
+            .resolve(revision, path, &settings.source_root, shared)
+            .await
+            .map(Artifact::Built)
+            .map_err(|Failure(reason, message)| (reason, message))
+    }
+
+    /// Resolves an image reference once for every revision of it.
+    async fn shared(
         &self,
         image_ref: &str,
         runtime: RuntimeKind,
@@ -220,6 +261,11 @@ impl Workloads {
         let task_stop = stop.clone();
         let artifacts = self.artifacts.clone();
         let config_error = crate::controller::revision::config_error(revision);
+        let revision_id = build::RevisionId {
+            namespace: key.namespace.clone(),
+            name: key.name.clone(),
+            uid: revision.metadata.uid.clone().unwrap_or_default(),
+        };
         let task = tokio::spawn(async move {
             let Some(container) = container else {
                 task_pool.failed("", "NoContainer", "the revision has no container".into());
@@ -238,7 +284,7 @@ impl Workloads {
             let image_ref = container.image.clone().unwrap_or_default();
             let fetched = tokio::select! {
                 _ = task_stop.cancelled() => return,
-                fetched = artifacts.fetch(&image_ref, runtime, &settings) => fetched,
+                fetched = artifacts.fetch(&image_ref, runtime, &revision_id, &settings) => fetched,
             };
             let resolved = fetched.and_then(|artifact| launch_for(artifact, &container));
             match resolved {
@@ -350,7 +396,8 @@ fn instance_spec(revision: &Revision, settings: &WorkloadSettings) -> InstanceSp
 /// reason.
 async fn fetch(image_ref: &str, runtime: RuntimeKind, settings: &WorkloadSettings) -> Fetched {
     if let Some(path) = image_ref.strip_prefix(build::SCHEME) {
-        return build::build(path, &settings.source_root, &settings.build_profile)
+        let store = build::BinaryStore::new(&settings.state_dir);
+        return build::build_and_keep(path, &settings.source_root, &settings.build_profile, &store)
             .await
             .map(Artifact::Built)
             .map_err(|e| ("BuildFailed", e.to_string()));
@@ -381,7 +428,7 @@ fn launch_for(
     let command = container.command.clone().unwrap_or_default();
     let args = container.args.clone().unwrap_or_default();
     match artifact {
-        Artifact::Built(launch) => Ok(built_launch(launch, command, args)),
+        Artifact::Built(built) => Ok(built_launch(built.launch, command, args)),
         Artifact::Unpacked(unpacked) => image::launch(&unpacked, &command, &args)
             .map_err(|e| ("ImageNotRunnable", e.to_string())),
         Artifact::Pulled(image) => Ok(Launch::Container {

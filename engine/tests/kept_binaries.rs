@@ -1,0 +1,291 @@
+//! An `okonomi://` revision keeps the binary it was built with: after the
+//! source changes (and the engine restarts) it still runs the old code,
+//! while a new revision of the same crate runs the new code. Real cargo
+//! builds of a tiny crate in a temp dir.
+
+#![allow(clippy::unwrap_used)]
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use okonomi_apiserver::ResourceType;
+use okonomi_engine::error::Error;
+use okonomi_engine::instance::Launch;
+use okonomi_engine::instance::build::{self, BinaryStore, Built, Lookup, RevisionId};
+use okonomi_engine::{Engine, EngineConfig};
+use serde_json::{Value, json};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+/// A binary crate at `dir` whose main prints `version`.
+fn write_crate(dir: &Path, version: &str) {
+    std::fs::create_dir_all(dir.join("src")).unwrap();
+    std::fs::write(
+        dir.join("Cargo.toml"),
+        "[package]\nname = \"okonomi-kept-binary-probe\"\nversion = \"0.1.0\"\nedition = \"2021\"\n\n[workspace]\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("src/main.rs"),
+        format!("fn main() {{ println!(\"{version}\"); }}\n"),
+    )
+    .unwrap();
+}
+
+fn program(built: &Built) -> PathBuf {
+    match &built.launch {
+        Launch::Process { program, .. } => program.clone(),
+        other => panic!("an okonomi:// build runs as a process, got {other:?}"),
+    }
+}
+
+/// What the binary prints.
+fn run(program: &Path) -> String {
+    let output = std::process::Command::new(program).output().unwrap();
+    assert!(output.status.success(), "{program:?}: {output:?}");
+    String::from_utf8(output.stdout).unwrap().trim().to_string()
+}
+
+fn revision(name: &str, uid: &str) -> RevisionId {
+    RevisionId {
+        namespace: "default".into(),
+        name: name.into(),
+        uid: uid.into(),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revision_keeps_running_the_binary_it_was_built_with() {
+    let state = tempfile::tempdir().unwrap();
+    let source = tempfile::tempdir().unwrap();
+    let root = source.path();
+    let path = "probe";
+    let crate_dir = root.join(path);
+    write_crate(&crate_dir, "version one");
+
+    let store = BinaryStore::new(state.path());
+    let r1 = revision("probe-00001", "uid-1");
+    let first = store
+        .resolve(
+            &r1,
+            path,
+            root,
+            build::build_and_keep(path, root, "dev", &store),
+        )
+        .await
+        .unwrap();
+    let kept = program(&first);
+    assert!(
+        kept.starts_with(state.path().join("binaries")),
+        "{kept:?} is not in the store"
+    );
+    assert_eq!(run(&kept), "version one");
+    match &first.launch {
+        Launch::Process { cwd, .. } => assert_eq!(cwd, &crate_dir),
+        other => panic!("{other:?}"),
+    }
+
+    // The checkout moves on; the engine restarts (a new store on the same
+    // state dir).
+    write_crate(&crate_dir, "version two");
+    let store = BinaryStore::new(state.path());
+    assert!(matches!(
+        store.lookup(&r1, "okonomi://probe").await,
+        Lookup::Kept { .. }
+    ));
+    let again = store
+        .resolve(&r1, path, root, async {
+            Err::<Built, Error>(Error::Build {
+                path: path.into(),
+                message: "a kept revision was built again".into(),
+            })
+        })
+        .await
+        .unwrap();
+    assert_eq!(again, first);
+    assert_eq!(run(&program(&again)), "version one");
+
+    // A new revision builds the new source.
+    let r2 = revision("probe-00002", "uid-2");
+    let second = store
+        .resolve(
+            &r2,
+            path,
+            root,
+            build::build_and_keep(path, root, "dev", &store),
+        )
+        .await
+        .unwrap();
+    assert_ne!(second.binary, first.binary);
+    assert_eq!(run(&program(&second)), "version two");
+    // ... and r1 still runs what it ran.
+    assert_eq!(run(&kept), "version one");
+
+    // r1's binary deleted: r1 is built again, from today's source.
+    std::fs::remove_file(&kept).unwrap();
+    let rebuilt = store
+        .resolve(
+            &r1,
+            path,
+            root,
+            build::build_and_keep(path, root, "dev", &store),
+        )
+        .await
+        .unwrap();
+    assert_eq!(rebuilt.binary, second.binary);
+    assert_eq!(run(&program(&rebuilt)), "version two");
+}
+
+/// A function crate at `dir`: a std-only HTTP server on `PORT` answering
+/// `version` to every request.
+fn write_server_crate(dir: &Path, version: &str) {
+    std::fs::create_dir_all(dir.join("src")).unwrap();
+    std::fs::write(
+        dir.join("Cargo.toml"),
+        "[package]\nname = \"okonomi-kept-server-probe\"\nversion = \"0.1.0\"\nedition = \"2021\"\n\n[workspace]\n",
+    )
+    .unwrap();
+    let main = r#"use std::io::{Read, Write};
+
+fn main() {
+    let port: u16 = std::env::var("PORT").unwrap().parse().unwrap();
+    let listener = std::net::TcpListener::bind(("127.0.0.1", port)).unwrap();
+    for stream in listener.incoming() {
+        let Ok(mut stream) = stream else { continue };
+        let mut request = Vec::new();
+        let mut buffer = [0u8; 1024];
+        while !request.windows(4).any(|w| w == b"\r\n\r\n") {
+            match stream.read(&mut buffer) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => request.extend_from_slice(&buffer[..n]),
+            }
+        }
+        let body = "VERSION";
+        let _ = write!(
+            stream,
+            "HTTP/1.1 200 OK\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{}",
+            body.len(),
+            body
+        );
+    }
+}
+"#;
+    std::fs::write(dir.join("src/main.rs"), main.replace("VERSION", version)).unwrap();
+}
+
+fn engine_config(state_dir: &Path, source_root: &Path) -> EngineConfig {
+    EngineConfig {
+        state_dir: state_dir.to_path_buf(),
+        api_addr: "127.0.0.1:0".parse().unwrap(),
+        http_addr: "127.0.0.1:0".parse().unwrap(),
+        source_root: source_root.to_path_buf(),
+        build_profile: "dev".into(),
+        ready_timeout: Duration::from_secs(60),
+        activator_timeout: Duration::from_secs(120),
+        ..EngineConfig::default()
+    }
+}
+
+async fn deploy(engine: &Engine, name: &str, image: &str) {
+    engine
+        .store()
+        .create(
+            &ResourceType::knative_service(),
+            json!({
+                "apiVersion": "serving.knative.dev/v1",
+                "kind": "Service",
+                "metadata": {"name": name, "namespace": "default"},
+                "spec": {"template": {"spec": {"containers": [{"image": image}]}}},
+            }),
+        )
+        .await
+        .unwrap();
+}
+
+/// Waits until the service is Ready (a timeout only against hangs).
+async fn wait_ready(engine: &Engine, name: &str) {
+    let ready = |s: &Value| {
+        s["status"]["observedGeneration"] == s["metadata"]["generation"]
+            && s["status"]["conditions"].as_array().is_some_and(|c| {
+                c.iter()
+                    .any(|c| c["type"] == "Ready" && c["status"] == "True")
+            })
+    };
+    let deadline = Instant::now() + Duration::from_secs(300);
+    loop {
+        let service = engine
+            .store()
+            .get(&ResourceType::knative_service(), "default", name)
+            .ok();
+        if service.as_ref().is_some_and(ready) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out waiting for {name} to be Ready: {service:#?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// The body the engine answers for `host`.
+async fn get(addr: SocketAddr, host: &str) -> String {
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    stream
+        .write_all(
+            format!("GET / HTTP/1.1\r\nhost: {host}\r\nconnection: close\r\n\r\n").as_bytes(),
+        )
+        .await
+        .unwrap();
+    let mut response = String::new();
+    tokio::time::timeout(
+        Duration::from_secs(180),
+        stream.read_to_string(&mut response),
+    )
+    .await
+    .unwrap()
+    .unwrap();
+    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
+    response
+        .split_once("\r\n\r\n")
+        .map(|(_, body)| body.to_string())
+        .unwrap_or_default()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_a_restart_an_old_revision_serves_its_old_code() {
+    let state = tempfile::tempdir().unwrap();
+    let source = tempfile::tempdir().unwrap();
+    write_server_crate(&source.path().join("served"), "version one");
+
+    let engine = Engine::start(engine_config(state.path(), source.path()))
+        .await
+        .unwrap();
+    deploy(&engine, "kept", "okonomi://served").await;
+    wait_ready(&engine, "kept").await;
+    assert_eq!(
+        get(engine.http_addr(), "kept.default.localhost").await,
+        "version one"
+    );
+    engine.shutdown().await;
+
+    // The checkout moves on while the engine is down.
+    write_server_crate(&source.path().join("served"), "version two");
+    let engine = Engine::start(engine_config(state.path(), source.path()))
+        .await
+        .unwrap();
+    wait_ready(&engine, "kept").await;
+    assert_eq!(
+        get(engine.http_addr(), "kept.default.localhost").await,
+        "version one",
+        "the revision was built again from newer source"
+    );
+    // A new revision of the same crate runs the new code.
+    deploy(&engine, "fresh", "okonomi://served").await;
+    wait_ready(&engine, "fresh").await;
+    assert_eq!(
+        get(engine.http_addr(), "fresh.default.localhost").await,
+        "version two"
+    );
+    engine.shutdown().await;
+}
