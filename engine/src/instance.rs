@@ -7,6 +7,7 @@
 //! the state dir ([`leftovers`]) so that a restart after `kill -9` can stop
 //! what the killed engine left running.
 
+pub mod binaries;
 pub mod build;
 pub mod container;
 pub mod image;

@@ -17,8 +17,8 @@ use crate::dataplane::metrics::{Metrics, RevisionLabels};
 use crate::dataplane::upstream::Protocol;
 use crate::instance::supervisor::{InstanceObserver, SupervisorTiming};
 use crate::instance::{
-    InstanceSpec, Launch, RUNTIME_ANNOTATION, Readiness, RuntimeKind, build, container, image,
-    leftovers, logs,
+    InstanceSpec, Launch, RUNTIME_ANNOTATION, Readiness, RuntimeKind, binaries, build, container,
+    image, leftovers, logs,
 };
 use crate::pool::{self, Pool, RevisionKey};
 
@@ -94,13 +94,13 @@ impl ArtifactCache {
         &self,
         image_ref: &str,
         runtime: RuntimeKind,
-        revision: &build::RevisionId,
+        revision: &binaries::RevisionId,
         settings: &WorkloadSettings,
     ) -> Fetched {
         let Some(path) = image_ref.strip_prefix(build::SCHEME) else {
             return self.shared(image_ref, runtime, settings).await;
         };
-        let store = build::BinaryStore::new(&settings.state_dir);
+        let store = binaries::BinaryStore::new(&settings.state_dir);
         let shared = async {
             match self.shared(image_ref, runtime, settings).await {
                 Ok(Artifact::Built(built)) => Ok(built),
@@ -261,7 +261,7 @@ impl Workloads {
         let task_stop = stop.clone();
         let artifacts = self.artifacts.clone();
         let config_error = crate::controller::revision::config_error(revision);
-        let revision_id = build::RevisionId {
+        let revision_id = binaries::RevisionId {
             namespace: key.namespace.clone(),
             name: key.name.clone(),
             uid: revision.metadata.uid.clone().unwrap_or_default(),
@@ -396,7 +396,7 @@ fn instance_spec(revision: &Revision, settings: &WorkloadSettings) -> InstanceSp
 /// reason.
 async fn fetch(image_ref: &str, runtime: RuntimeKind, settings: &WorkloadSettings) -> Fetched {
     if let Some(path) = image_ref.strip_prefix(build::SCHEME) {
-        let store = build::BinaryStore::new(&settings.state_dir);
+        let store = binaries::BinaryStore::new(&settings.state_dir);
         return build::build_and_keep(path, &settings.source_root, &settings.build_profile, &store)
             .await
             .map(Artifact::Built)
