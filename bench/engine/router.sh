@@ -6,12 +6,22 @@
 #
 # Usage: bench/engine/router.sh
 # Knobs: DURATION=10 CONNECTIONS=64 THREADS=2 ROUNDS=3
-#        PORT_NAME=h2c  name hello's container port h2c, as `okonomi deploy`
-#                       renders every okonomi function: the engine then
-#                       speaks HTTP/2 to the instance (nginx stays on HTTP/1.1,
-#                       its proxy_pass has no h2c)
+#        PORT_NAME=h2c  only the case of hello's container port named h2c, as
+#                       `okonomi deploy` (and so `okonomi up --deploy`)
+#                       renders every okonomi function: the engine then speaks
+#                       HTTP/2 to the instance (nginx stays on HTTP/1.1, its
+#                       proxy_pass has no h2c)
+#        PORT_NAME=     only the case of an unnamed port (HTTP/1.1 to the
+#                       instance, as a hand-written Service without a port name)
+#        With PORT_NAME unset, both cases run, one after the other.
 # Needs: wrk, nginx, curl, python3 (apt-get install wrk nginx curl python3).
 set -euo pipefail
+if [ -z "${PORT_NAME+set}" ]; then
+    PORT_NAME=h2c "$0"
+    echo
+    PORT_NAME= "$0"
+    exit
+fi
 source "$(dirname "$0")/common.sh"
 DURATION=${DURATION:-10}
 CONNECTIONS=${CONNECTIONS:-64}
