@@ -585,18 +585,7 @@ pub(crate) mod tests {
     ) -> Lease {
         let mut spec = AutoscalerConfig::default().spec_for(&BTreeMap::new(), 0);
         spec.request_timeouts = timeouts;
-        let pool = Pool::new(
-            RevisionKey {
-                namespace: "default".into(),
-                name: "slow-00001".into(),
-            },
-            spec,
-            Protocol::Http1,
-            10,
-            Arc::new(Metrics::default()),
-            Arc::new(Notify::new()),
-            None,
-        );
+        let pool = pool_of("slow-00001", spec, Protocol::Http1, 10);
         pool.ready("a", addr, None);
         pool.acquire(Duration::from_secs(1)).await.unwrap()
     }
@@ -611,10 +600,16 @@ pub(crate) mod tests {
         protocol: Protocol,
     ) -> Arc<Pool> {
         let spec = AutoscalerConfig::default().spec_for(&BTreeMap::new(), container_concurrency);
+        pool_of("hello-00001", spec, protocol, queue_depth)
+    }
+
+    /// A pool of revision `name` in `default`, with nothing to start
+    /// instances.
+    fn pool_of(name: &str, spec: ScalingSpec, protocol: Protocol, queue_depth: usize) -> Arc<Pool> {
         Pool::new(
             RevisionKey {
                 namespace: "default".into(),
-                name: "hello-00001".into(),
+                name: name.into(),
             },
             spec,
             protocol,
@@ -690,18 +685,7 @@ pub(crate) mod tests {
         .unwrap();
         config.scale_to_zero_grace_period = Duration::from_secs(30);
         let spec = config.spec_for(&BTreeMap::new(), 0);
-        let pool = Pool::new(
-            RevisionKey {
-                namespace: "default".into(),
-                name: "idle-00001".into(),
-            },
-            spec,
-            Protocol::Http1,
-            10,
-            Arc::new(Metrics::default()),
-            Arc::new(Notify::new()),
-            None,
-        );
+        let pool = pool_of("idle-00001", spec, Protocol::Http1, 10);
         let mut state = pool.initial_state.lock().unwrap().take().unwrap();
         let observation = Observation {
             stable_value: 0.0,

@@ -66,15 +66,7 @@ async fn a_revision_keeps_running_the_binary_it_was_built_with() {
 
     let store = BinaryStore::new(state.path());
     let r1 = revision("probe-00001", "uid-1");
-    let first = store
-        .resolve(
-            &r1,
-            path,
-            root,
-            build::build_and_keep(path, root, "dev", &store),
-        )
-        .await
-        .unwrap();
+    let first = resolve_or_build(&store, &r1, path, root).await;
     let kept = program(&first);
     assert!(
         kept.starts_with(state.path().join("binaries")),
@@ -108,15 +100,7 @@ async fn a_revision_keeps_running_the_binary_it_was_built_with() {
 
     // A new revision builds the new source.
     let r2 = revision("probe-00002", "uid-2");
-    let second = store
-        .resolve(
-            &r2,
-            path,
-            root,
-            build::build_and_keep(path, root, "dev", &store),
-        )
-        .await
-        .unwrap();
+    let second = resolve_or_build(&store, &r2, path, root).await;
     assert_ne!(second.binary, first.binary);
     assert_eq!(run(&program(&second)), "version two");
     // ... and r1 still runs what it ran.
@@ -124,17 +108,28 @@ async fn a_revision_keeps_running_the_binary_it_was_built_with() {
 
     // r1's binary deleted: r1 is built again, from today's source.
     std::fs::remove_file(&kept).unwrap();
-    let rebuilt = store
-        .resolve(
-            &r1,
-            path,
-            root,
-            build::build_and_keep(path, root, "dev", &store),
-        )
-        .await
-        .unwrap();
+    let rebuilt = resolve_or_build(&store, &r1, path, root).await;
     assert_eq!(rebuilt.binary, second.binary);
     assert_eq!(run(&program(&rebuilt)), "version two");
+}
+
+/// What `revision` runs: its kept binary, or a dev build of the crate at
+/// `root/path`, kept.
+async fn resolve_or_build(
+    store: &BinaryStore,
+    revision: &RevisionId,
+    path: &str,
+    root: &Path,
+) -> Built {
+    store
+        .resolve(
+            revision,
+            path,
+            root,
+            build::build_and_keep(path, root, "dev", store),
+        )
+        .await
+        .unwrap()
 }
 
 /// A function crate at `dir`: a std-only HTTP server on `PORT` answering

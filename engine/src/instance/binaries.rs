@@ -355,6 +355,16 @@ mod tests {
         path
     }
 
+    /// A store in a fresh state dir that keeps one binary of `bytes`
+    /// (built as cargo would, outside the store); its name.
+    async fn store_keeping(bytes: &[u8]) -> (tempfile::TempDir, BinaryStore, String) {
+        let state = tempfile::tempdir().unwrap();
+        let store = BinaryStore::new(state.path());
+        let built = built_file(state.path(), "hello", bytes);
+        let binary = store.keep("functions/hello", &built).await.unwrap();
+        (state, store, binary)
+    }
+
     fn record(binary: &str, uid: &str) -> RevisionBinary {
         RevisionBinary {
             reference: HELLO.into(),
@@ -421,16 +431,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_revision_record_round_trips() {
-        let state = tempfile::tempdir().unwrap();
-        let target = tempfile::tempdir().unwrap();
-        let store = BinaryStore::new(state.path());
-        let binary = store
-            .keep(
-                "functions/hello",
-                &built_file(target.path(), "hello", b"one"),
-            )
-            .await
-            .unwrap();
+        let (state, store, binary) = store_keeping(b"one").await;
         let r1 = revision("hello-00001", "uid-1");
         assert_eq!(store.lookup(&r1, HELLO).await, Lookup::Unknown);
 
@@ -471,16 +472,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_record_whose_binary_vanished_means_rebuild() {
-        let state = tempfile::tempdir().unwrap();
-        let target = tempfile::tempdir().unwrap();
-        let store = BinaryStore::new(state.path());
-        let binary = store
-            .keep(
-                "functions/hello",
-                &built_file(target.path(), "hello", b"one"),
-            )
-            .await
-            .unwrap();
+        let (_state, store, binary) = store_keeping(b"one").await;
         let r1 = revision("hello-00001", "uid-1");
         store
             .remember(&r1, &record(&binary, "uid-1"))
@@ -516,16 +508,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_record_of_an_earlier_revision_of_that_name_is_not_reused() {
-        let state = tempfile::tempdir().unwrap();
-        let target = tempfile::tempdir().unwrap();
-        let store = BinaryStore::new(state.path());
-        let binary = store
-            .keep(
-                "functions/hello",
-                &built_file(target.path(), "hello", b"one"),
-            )
-            .await
-            .unwrap();
+        let (_state, store, binary) = store_keeping(b"one").await;
         let old = revision("hello-00001", "uid-old");
         store
             .remember(&old, &record(&binary, "uid-old"))
