@@ -17,9 +17,9 @@
 # Needs: wrk, nginx, curl, python3 (apt-get install wrk nginx curl python3).
 set -euo pipefail
 if [ -z "${PORT_NAME+set}" ]; then
-    PORT_NAME=h2c "$0"
+    PORT_NAME=h2c bash "$0"
     echo
-    PORT_NAME= "$0"
+    PORT_NAME= bash "$0"
     exit
 fi
 source "$(dirname "$0")/common.sh"
