@@ -9,12 +9,8 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use bytes::Bytes;
-use http_body_util::{BodyExt, Empty};
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::TokioExecutor;
 use okonomi_apiserver::ResourceType;
 use okonomi_engine::instance::{Launch, build};
 use okonomi_engine::{Engine, EngineConfig};
@@ -22,6 +18,9 @@ use okonomi_tests::services::Registry;
 use okonomi_tests::tools::require;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
+
+mod support;
+use support::{get_body, wait_ready};
 
 fn tool(name: &str, package: &str) {
     require(name, package).unwrap();
@@ -134,35 +133,11 @@ fn push(work: &Path, binary: &Path, name: &str, config: Value) -> (Registry, Str
     (registry, image, digest)
 }
 
-async fn wait_ready(engine: &Engine, name: &str) {
-    let deadline = Instant::now() + Duration::from_secs(180);
-    loop {
-        let service = engine
-            .store()
-            .get(&ResourceType::knative_service(), "default", name)
-            .unwrap();
-        let ready = service["status"]["conditions"]
-            .as_array()
-            .and_then(|c| c.iter().find(|c| c["type"] == "Ready"))
-            .cloned();
-        if ready.as_ref().is_some_and(|r| r["status"] == "True") {
-            return;
-        }
-        assert!(Instant::now() < deadline, "not ready: {ready:?}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
+/// Calls the service at `host` and checks it answers hello's line.
 async fn get_seed(engine: &Engine, host: &str) {
-    let client = Client::builder(TokioExecutor::new()).build_http::<Empty<Bytes>>();
-    let request = http::Request::get(format!("http://{}/", engine.http_addr()))
-        .header("host", host)
-        .body(Empty::new())
-        .unwrap();
-    let response = client.request(request).await.unwrap();
-    assert_eq!(response.status(), 200);
-    let body = response.into_body().collect().await.unwrap().to_bytes();
-    assert!(body.starts_with(b"Hello Container World! ("), "{body:?}");
+    let (status, body) = get_body(engine, host).await;
+    assert_eq!(status, 200);
+    assert!(body.starts_with("Hello Container World! ("), "{body:?}");
 }
 
 fn engine_config(state: &Path) -> EngineConfig {
@@ -349,21 +324,6 @@ async fn build_argv_server(dir: &Path) -> PathBuf {
         String::from_utf8_lossy(&output.stderr)
     );
     dir.join("target/x86_64-unknown-linux-musl/debug/argv")
-}
-
-async fn get_body(engine: &Engine, host: &str) -> (u16, String) {
-    let client = Client::builder(TokioExecutor::new()).build_http::<Empty<Bytes>>();
-    let request = http::Request::get(format!("http://{}/", engine.http_addr()))
-        .header("host", host)
-        .body(Empty::new())
-        .unwrap();
-    let response = tokio::time::timeout(Duration::from_secs(120), client.request(request))
-        .await
-        .expect("the request timed out")
-        .unwrap();
-    let status = response.status().as_u16();
-    let body = response.into_body().collect().await.unwrap().to_bytes();
-    (status, String::from_utf8_lossy(&body).into_owned())
 }
 
 /// Kubernetes' rules in both runtimes: `command` replaces the image's

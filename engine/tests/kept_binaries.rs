@@ -5,9 +5,8 @@
 
 #![allow(clippy::unwrap_used)]
 
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use okonomi_apiserver::ResourceType;
 use okonomi_engine::error::Error;
@@ -15,8 +14,10 @@ use okonomi_engine::instance::Launch;
 use okonomi_engine::instance::binaries::{BinaryStore, Lookup, RevisionId};
 use okonomi_engine::instance::build::{self, Built};
 use okonomi_engine::{Engine, EngineConfig};
-use serde_json::{Value, json};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use serde_json::json;
+
+mod support;
+use support::{get_body, wait_ready};
 
 /// A binary crate at `dir` whose main prints `version`.
 fn write_crate(dir: &Path, version: &str) {
@@ -198,54 +199,11 @@ async fn deploy(engine: &Engine, name: &str, image: &str) {
         .unwrap();
 }
 
-/// Waits until the service is Ready (a timeout only against hangs).
-async fn wait_ready(engine: &Engine, name: &str) {
-    let ready = |s: &Value| {
-        s["status"]["observedGeneration"] == s["metadata"]["generation"]
-            && s["status"]["conditions"].as_array().is_some_and(|c| {
-                c.iter()
-                    .any(|c| c["type"] == "Ready" && c["status"] == "True")
-            })
-    };
-    let deadline = Instant::now() + Duration::from_secs(300);
-    loop {
-        let service = engine
-            .store()
-            .get(&ResourceType::knative_service(), "default", name)
-            .ok();
-        if service.as_ref().is_some_and(ready) {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "timed out waiting for {name} to be Ready: {service:#?}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
-
-/// The body the engine answers for `host`.
-async fn get(addr: SocketAddr, host: &str) -> String {
-    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
-    stream
-        .write_all(
-            format!("GET / HTTP/1.1\r\nhost: {host}\r\nconnection: close\r\n\r\n").as_bytes(),
-        )
-        .await
-        .unwrap();
-    let mut response = String::new();
-    tokio::time::timeout(
-        Duration::from_secs(180),
-        stream.read_to_string(&mut response),
-    )
-    .await
-    .unwrap()
-    .unwrap();
-    assert!(response.starts_with("HTTP/1.1 200"), "{response}");
-    response
-        .split_once("\r\n\r\n")
-        .map(|(_, body)| body.to_string())
-        .unwrap_or_default()
+/// The body the engine answers for `host` (a 200).
+async fn get(engine: &Engine, host: &str) -> String {
+    let (status, body) = get_body(engine, host).await;
+    assert_eq!(status, 200, "{body}");
+    body
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -259,10 +217,7 @@ async fn after_a_restart_an_old_revision_serves_its_old_code() {
         .unwrap();
     deploy(&engine, "kept", "okonomi://served").await;
     wait_ready(&engine, "kept").await;
-    assert_eq!(
-        get(engine.http_addr(), "kept.default.localhost").await,
-        "version one"
-    );
+    assert_eq!(get(&engine, "kept.default.localhost").await, "version one");
     engine.shutdown().await;
 
     // The checkout moves on while the engine is down.
@@ -272,16 +227,13 @@ async fn after_a_restart_an_old_revision_serves_its_old_code() {
         .unwrap();
     wait_ready(&engine, "kept").await;
     assert_eq!(
-        get(engine.http_addr(), "kept.default.localhost").await,
+        get(&engine, "kept.default.localhost").await,
         "version one",
         "the revision was built again from newer source"
     );
     // A new revision of the same crate runs the new code.
     deploy(&engine, "fresh", "okonomi://served").await;
     wait_ready(&engine, "fresh").await;
-    assert_eq!(
-        get(engine.http_addr(), "fresh.default.localhost").await,
-        "version two"
-    );
+    assert_eq!(get(&engine, "fresh.default.localhost").await, "version two");
     engine.shutdown().await;
 }

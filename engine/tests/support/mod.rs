@@ -1,0 +1,58 @@
+//! Helpers the engine's integration tests share: waiting for a Service to
+//! be Ready and calling it through the engine's router.
+
+// Each test binary uses its own subset.
+#![allow(dead_code)]
+
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Empty};
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+use okonomi_apiserver::ResourceType;
+use okonomi_engine::Engine;
+use serde_json::Value;
+
+/// Waits until Service `default/NAME` is Ready for its latest generation
+/// (the deadline only guards against a hang).
+pub async fn wait_ready(engine: &Engine, name: &str) {
+    let ready = |s: &Value| {
+        s["status"]["observedGeneration"] == s["metadata"]["generation"]
+            && s["status"]["conditions"].as_array().is_some_and(|c| {
+                c.iter()
+                    .any(|c| c["type"] == "Ready" && c["status"] == "True")
+            })
+    };
+    let deadline = Instant::now() + Duration::from_secs(300);
+    loop {
+        let service = engine
+            .store()
+            .get(&ResourceType::knative_service(), "default", name)
+            .ok();
+        if service.as_ref().is_some_and(ready) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "timed out waiting for {name} to be Ready: {service:#?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// `GET /` through the engine's router with `Host: host`: status and body.
+pub async fn get_body(engine: &Engine, host: &str) -> (u16, String) {
+    let client = Client::builder(TokioExecutor::new()).build_http::<Empty<Bytes>>();
+    let request = http::Request::get(format!("http://{}/", engine.http_addr()))
+        .header("host", host)
+        .body(Empty::new())
+        .unwrap();
+    let response = tokio::time::timeout(Duration::from_secs(180), client.request(request))
+        .await
+        .expect("the request timed out")
+        .unwrap();
+    let status = response.status().as_u16();
+    let body = response.into_body().collect().await.unwrap().to_bytes();
+    (status, String::from_utf8_lossy(&body).into_owned())
+}
