@@ -47,8 +47,9 @@ struct Svc(Service);
 impl Svc {
     fn new(name: &str) -> Self {
         let mut s = Service::new(name, Default::default());
-        s.spec.template.spec.pod_spec.containers =
-            vec![container("registry.example/hello@sha256:00")];
+        s.spec.template.spec.pod_spec.containers = vec![container(
+            "registry.example/hello@sha256:0000000000000000000000000000000000000000000000000000000000000000",
+        )];
         Svc(s)
     }
     fn containers(mut self, containers: Vec<Container>) -> Self {
@@ -118,6 +119,13 @@ fn service_rules_table() {
         (
             "container without image",
             Svc::new("a").containers(vec![Container::default()]).build(),
+            &["spec.template.spec.containers[0].image"],
+        ),
+        (
+            "image reference that does not parse (Knative refuses it before storing)",
+            Svc::new("a")
+                .containers(vec![container("not a valid image!!")])
+                .build(),
             &["spec.template.spec.containers[0].image"],
         ),
         (
@@ -670,7 +678,7 @@ fn defaults_match_knatives_webhook() {
                 "enableServiceLinks": false,
                 "containers": [{
                     "name": "user-container",
-                    "image": "registry.example/hello@sha256:00",
+                    "image": "registry.example/hello@sha256:0000000000000000000000000000000000000000000000000000000000000000",
                     "readinessProbe": {"successThreshold": 1, "tcpSocket": {"port": 0}}
                 }]
             }},
