@@ -9,7 +9,9 @@
 
 mod cluster;
 mod cmd;
+mod duration;
 mod global;
+mod localhost;
 mod manifest;
 mod output;
 mod progress;
