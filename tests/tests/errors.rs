@@ -173,9 +173,9 @@ fn engine_errors_namespace_missing_and_unpullable_image() {
         );
     }
 
-    // Traffic to a revision that does not exist: Knative marks the Route
-    // False (RevisionMissing) and the wait stops with that reason instead
-    // of waiting out its timeout.
+    // Traffic to a revision that does not exist: Knative marks the Route's
+    // AllTrafficAssigned False (RevisionMissing), so that waits stop with
+    // the reason instead of running out.
     let run = target
         .okonomi_ns(&[
             "traffic",
@@ -189,14 +189,29 @@ fn engine_errors_namespace_missing_and_unpullable_image() {
         .failure()
         .unwrap();
     assert!(
-        run.stderr
-            .contains("Revision \"nope-00009\" referenced in traffic not found"),
-        "{run}"
-    );
-    assert!(run.stderr.contains("RevisionMissing"), "{run}");
-    assert!(
         !run.stderr.contains("was not ready after"),
         "the wait ran out instead of stopping at the reason: {run}"
+    );
+    let route = target
+        .kubectl_ns(&["get", "route", "ghost", "-o", "json"])
+        .unwrap()
+        .success()
+        .unwrap()
+        .json()
+        .unwrap();
+    let assigned = route["status"]["conditions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["type"] == "AllTrafficAssigned")
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(assigned["status"], "False", "{route}");
+    assert_eq!(assigned["reason"], "RevisionMissing", "{route}");
+    assert_eq!(
+        assigned["message"],
+        "Revision \"nope-00009\" referenced in traffic not found.",
+        "{route}"
     );
 }
 
