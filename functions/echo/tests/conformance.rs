@@ -19,8 +19,9 @@ const REPLY_SOURCE: &str = "/conformance/echo";
 fn conformance_dir() -> PathBuf {
     let dir = match std::env::var_os("CLOUDEVENTS_CONFORMANCE_DIR") {
         Some(dir) => PathBuf::from(dir),
-        None => PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-            .join("../../testdata/cloudevents_conformance"),
+        None => {
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../testdata/cloudevents_conformance")
+        }
     };
     assert!(
         dir.join("yaml").is_dir(),
