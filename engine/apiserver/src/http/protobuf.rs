@@ -2,7 +2,8 @@
 //! clients send (e.g. `kubectl create namespace` posts
 //! `application/vnd.kubernetes.protobuf`). Only what namespaces need is read: the
 //! `runtime.Unknown` envelope, TypeMeta and the ObjectMeta name, generateName,
-//! labels and annotations.
+//! labels and annotations, and the spec of the reviews `kubectl auth can-i` sends
+//! (SelfSubjectAccessReview, SelfSubjectRulesReview).
 
 use serde_json::{Map, Value, json};
 
@@ -173,11 +174,61 @@ pub(super) fn decode(bytes: &[u8]) -> Result<Value, Error> {
         object.insert("kind".into(), json!(kind));
     }
     for (tag, data) in fields(raw)? {
-        if tag == 1 {
-            object.insert("metadata".into(), object_meta(data)?);
+        match tag {
+            1 => {
+                object.insert("metadata".into(), object_meta(data)?);
+            }
+            2 if kind == "SelfSubjectAccessReview" => {
+                object.insert("spec".into(), access_review_spec(data)?);
+            }
+            2 if kind == "SelfSubjectRulesReview" => {
+                object.insert("spec".into(), strings(data, &[(1, "namespace")])?);
+            }
+            _ => {}
         }
     }
     Ok(Value::Object(object))
+}
+
+/// The string fields `names` (tag, JSON name) of a message.
+fn strings(bytes: &[u8], names: &[(u32, &str)]) -> Result<Value, Error> {
+    let mut out = Map::new();
+    for (tag, data) in fields(bytes)? {
+        if let Some((_, name)) = names.iter().find(|(t, _)| *t == tag) {
+            out.insert((*name).into(), json!(text(data)?));
+        }
+    }
+    Ok(Value::Object(out))
+}
+
+/// `SelfSubjectAccessReviewSpec`: resourceAttributes (1) or nonResourceAttributes (2).
+fn access_review_spec(bytes: &[u8]) -> Result<Value, Error> {
+    let mut spec = Map::new();
+    for (tag, data) in fields(bytes)? {
+        match tag {
+            1 => {
+                let attributes = strings(
+                    data,
+                    &[
+                        (1, "namespace"),
+                        (2, "verb"),
+                        (3, "group"),
+                        (4, "version"),
+                        (5, "resource"),
+                        (6, "subresource"),
+                        (7, "name"),
+                    ],
+                )?;
+                spec.insert("resourceAttributes".into(), attributes);
+            }
+            2 => {
+                let attributes = strings(data, &[(1, "path"), (2, "verb")])?;
+                spec.insert("nonResourceAttributes".into(), attributes);
+            }
+            _ => {}
+        }
+    }
+    Ok(Value::Object(spec))
 }
 
 #[cfg(test)]
