@@ -63,6 +63,24 @@ pub(crate) fn admit(
     old: Option<&Value>,
     object: &mut Value,
 ) -> Result<()> {
+    // Kubernetes' schemas drop fields they do not know (and `fieldValidation`
+    // then names them); these kinds are simple enough to list theirs.
+    let known: &[&str] = match Builtin::of(rt) {
+        Some(Builtin::ConfigMap) => &["data", "binaryData", "immutable"],
+        Some(Builtin::Secret) => &["data", "stringData", "type", "immutable"],
+        Some(Builtin::ServiceAccount) => &[
+            "secrets",
+            "imagePullSecrets",
+            "automountServiceAccountToken",
+        ],
+        _ => return Ok(()),
+    };
+    if let Some(map) = object.as_object_mut() {
+        map.retain(|field, _| {
+            matches!(field.as_str(), "apiVersion" | "kind" | "metadata")
+                || known.contains(&field.as_str())
+        });
+    }
     match Builtin::of(rt) {
         Some(Builtin::ConfigMap) => data::admit_config_map(rt, operation, old, object),
         Some(Builtin::Secret) => data::admit_secret(rt, operation, old, object),

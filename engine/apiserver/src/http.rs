@@ -196,7 +196,17 @@ pub(crate) fn decode(bytes: &[u8], content_type: &str) -> Result<Value, Error> {
         let text = std::str::from_utf8(bytes)
             .map_err(|_| Error::BadRequest("the YAML body is not UTF-8".into()))?;
         serde_saphyr::from_str_with_options(text, serde_saphyr::options! { strict_booleans: true })
-            .map_err(|e| Error::BadRequest(format!("the body is not valid YAML: {e}")))
+            .map_err(|e| {
+                // The parser's message quotes the input around the error, and the
+                // body may hold a Secret: say only where it is.
+                let at = e
+                    .location()
+                    .map(|l| format!(" at line {}, column {}", l.line(), l.column()))
+                    .unwrap_or_default();
+                Error::BadRequest(format!(
+                    "the body is not valid YAML{at} (check the quoting, brackets and indentation there)"
+                ))
+            })
     } else {
         serde_json::from_slice(bytes)
             .map_err(|e| Error::BadRequest(format!("the body is not valid JSON: {e}")))
