@@ -94,3 +94,29 @@ pub(crate) fn is_folded_field(rt: &ResourceType, field: &str) -> bool {
     Builtin::of(rt) == Some(Builtin::Secret)
         && (field == "stringData" || field.starts_with("stringData."))
 }
+
+/// Whether a strategic merge patch (what kubectl's typed clients send for
+/// built-in kinds: `apply`, `patch`, `label`, `annotate`) is taken for `rt`.
+/// It is applied as a JSON merge patch with the strategic directives
+/// (`$setElementOrder/…`, `$retainKeys`, `$patch`) removed: exact for maps,
+/// which is all ConfigMaps and Secrets hold; a list is replaced whole rather
+/// than merged by key. Knative's kinds refuse it, as a custom resource does.
+pub(crate) fn takes_strategic_merge(rt: &ResourceType) -> bool {
+    matches!(Builtin::of(rt), Some(kind) if kind != Builtin::PodAutoscaler)
+}
+
+/// A strategic merge patch as the JSON merge patch it is applied as.
+pub(crate) fn strategic_to_merge(mut patch: Value) -> Value {
+    fn strip(value: &mut Value) {
+        match value {
+            Value::Object(map) => {
+                map.retain(|key, _| !key.starts_with('$'));
+                map.values_mut().for_each(strip);
+            }
+            Value::Array(items) => items.iter_mut().for_each(strip),
+            _ => {}
+        }
+    }
+    strip(&mut patch);
+    patch
+}

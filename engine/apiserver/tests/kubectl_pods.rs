@@ -528,9 +528,67 @@ async fn port_forward(server: &Server, binary: &Path) {
     child.kill().await.unwrap();
 }
 
+/// What users write with kubectl's typed commands, which send strategic merge
+/// patches for built-in kinds.
+async fn user_writes(server: &Server, binary: &Path) {
+    let manifest = |greeting: &str| {
+        server.manifest(
+            "cm.yaml",
+            &format!("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: app-config\ndata:\n  greeting: {greeting}\n"),
+        )
+    };
+    let out = server
+        .kubectl_ok(binary, &["apply", "-f", manifest("hi").to_str().unwrap()])
+        .await;
+    assert!(out.contains("configmap/app-config created"), "{out}");
+    let out = server
+        .kubectl_ok(
+            binary,
+            &["apply", "-f", manifest("hello").to_str().unwrap()],
+        )
+        .await;
+    assert!(out.contains("configmap/app-config configured"), "{out}");
+    let out = server
+        .kubectl_ok(binary, &["label", "cm", "app-config", "tier=web"])
+        .await;
+    assert!(out.contains("labeled"), "{out}");
+    let stored = server
+        .store
+        .get(&ResourceType::config_map(), "default", "app-config")
+        .unwrap();
+    assert_eq!(stored["data"], json!({"greeting": "hello"}));
+    assert_eq!(stored["metadata"]["labels"]["tier"], "web");
+    let out = server
+        .kubectl_ok(
+            binary,
+            &[
+                "create",
+                "secret",
+                "generic",
+                "creds",
+                "--from-literal=password=pw",
+            ],
+        )
+        .await;
+    assert!(out.contains("secret/creds created"), "{out}");
+    let stored = server
+        .store
+        .get(&ResourceType::secret(), "default", "creds")
+        .unwrap();
+    assert_eq!(stored["data"]["password"], "cHc=");
+    let out = server
+        .kubectl_ok(binary, &["create", "serviceaccount", "builder"])
+        .await;
+    assert!(out.contains("serviceaccount/builder created"), "{out}");
+    for kind in ["cm/app-config", "secret/creds", "sa/builder"] {
+        server.kubectl_ok(binary, &["delete", kind]).await;
+    }
+}
+
 async fn scenario(version: &str) {
     let server = start().await;
     let binary = kubectl_binary(Some(version));
+    user_writes(&server, &binary).await;
     tables(&server, &binary).await;
     verbs(&server, &binary).await;
     logs(&server, &binary).await;

@@ -471,6 +471,9 @@ async fn patch(
     let bytes = req.bytes().await?;
     let patch = match content_type.as_str() {
         "application/merge-patch+json" => Patch::Merge(decode(&bytes, "json")?),
+        "application/strategic-merge-patch+json" if crate::builtin::takes_strategic_merge(rt) => {
+            Patch::Merge(crate::builtin::strategic_to_merge(decode(&bytes, "json")?))
+        }
         "application/json-patch+json" => {
             let value = decode(&bytes, "json")?;
             Patch::Json(serde_json::from_value(value).map_err(|e| {
