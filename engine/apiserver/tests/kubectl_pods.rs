@@ -585,9 +585,62 @@ async fn user_writes(server: &Server, binary: &Path) {
     }
 }
 
+/// `kubectl explain` finds every kind's schema by its group, version and kind.
+async fn explain(server: &Server, binary: &Path) {
+    let out = server
+        .kubectl_ok(binary, &["explain", "ksvc.spec.template"])
+        .await;
+    assert!(
+        out.contains("Service") && out.contains("serving.knative.dev"),
+        "{out}"
+    );
+    assert!(
+        out.contains("FIELDS") && out.contains("metadata") && out.contains("spec"),
+        "{out}"
+    );
+    let out = server
+        .kubectl_ok(binary, &["explain", "pods.spec.containers"])
+        .await;
+    assert!(
+        out.contains("image") && out.contains("livenessProbe"),
+        "{out}"
+    );
+    let out = server.kubectl_ok(binary, &["explain", "cm"]).await;
+    assert!(
+        out.contains("ConfigMap") && out.contains("binaryData") && out.contains("immutable"),
+        "{out}"
+    );
+    for kind in [
+        "secrets.stringData",
+        "sa",
+        "deploy.spec.replicas",
+        "rs",
+        "events",
+        "kpa.spec",
+        "rev",
+        "route",
+        "kcfg",
+        "ns",
+    ] {
+        let out = server.kubectl_ok(binary, &["explain", kind]).await;
+        assert!(out.contains("DESCRIPTION"), "{kind}: {out}");
+    }
+    let out = server
+        .kubectl_ok(
+            binary,
+            &["explain", "events", "--api-version=events.k8s.io/v1"],
+        )
+        .await;
+    assert!(
+        out.contains("events.k8s.io") && out.contains("regarding"),
+        "{out}"
+    );
+}
+
 async fn scenario(version: &str) {
     let server = start().await;
     let binary = kubectl_binary(Some(version));
+    explain(&server, &binary).await;
     user_writes(&server, &binary).await;
     tables(&server, &binary).await;
     verbs(&server, &binary).await;
