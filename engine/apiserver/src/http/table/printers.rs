@@ -234,15 +234,18 @@ const SERVICE_ACCOUNT: &[Column] = &[
     AGE,
 ];
 
+/// How a printer fills a row from an object.
+type Cells = fn(&Value) -> Vec<Value>;
+
 /// A built-in printer: its columns and how to fill a row.
 pub(super) struct Printer {
     pub columns: &'static [Column],
-    pub cells: fn(&Value) -> Vec<Value>,
+    pub cells: Cells,
 }
 
 /// The printer of a built-in kind, if it has one.
 pub(super) fn find(rt: &ResourceType) -> Option<Printer> {
-    let (columns, cells): (&'static [Column], fn(&Value) -> Vec<Value>) = match Builtin::of(rt)? {
+    let (columns, cells): (&'static [Column], Cells) = match Builtin::of(rt)? {
         Builtin::Pod => (POD, pod),
         Builtin::Deployment => (DEPLOYMENT, deployment),
         Builtin::ReplicaSet => (REPLICA_SET, replica_set),
@@ -575,6 +578,7 @@ fn service_account(object: &Value) -> Vec<Value> {
 }
 
 #[cfg(test)]
+#[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
 
