@@ -183,7 +183,12 @@ pub async fn run(args: Args, global: &Global) -> anyhow::Result<ExitCode> {
             findings: vec![Finding::fail(
                 "context",
                 error.to_string(),
-                "kubectl config get-contexts",
+                match error {
+                    ClusterError::NoContext { .. } => {
+                        "okonomi up   (the local engine), or the get-credentials command of your cloud above"
+                    }
+                    _ => "kubectl config get-contexts",
+                },
             )],
             ok: false,
         },
