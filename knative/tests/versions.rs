@@ -11,7 +11,9 @@ use okonomi_knative::cluster_config::{self, Flag};
 use okonomi_knative::versions::{self, Version};
 
 fn doc(name: &str) -> String {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/clouds").join(name);
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../docs/clouds")
+        .join(name);
     std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
@@ -28,8 +30,14 @@ fn the_docs_pin_the_same_releases_as_the_code() {
         versions::NET_ISTIO,
         versions::RELEASE_TAG
     );
-    assert!(readme.contains(&serving_row), "README.md lacks {serving_row}");
-    assert!(readme.contains(&net_istio_row), "README.md lacks {net_istio_row}");
+    assert!(
+        readme.contains(&serving_row),
+        "README.md lacks {serving_row}"
+    );
+    assert!(
+        readme.contains(&net_istio_row),
+        "README.md lacks {net_istio_row}"
+    );
     assert_eq!(
         versions::RELEASE_TAG,
         format!("knative-v{}", versions::KNATIVE_SERVING)
@@ -53,7 +61,10 @@ fn the_docs_pin_the_same_releases_as_the_code() {
         versions::KNATIVE_SERVING.minor_string(),
         minimum.minor_string()
     );
-    assert!(readme.contains(&row), "README.md lacks the row ending {row}");
+    assert!(
+        readme.contains(&row),
+        "README.md lacks the row ending {row}"
+    );
 }
 
 #[test]
