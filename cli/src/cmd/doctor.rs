@@ -395,6 +395,69 @@ fn upgrade_command(cloud: Option<Cloud>, minor: &str) -> String {
     }
 }
 
+/// The server's version against the oldest Kubernetes the installed (else
+/// the pinned) Serving release starts on; the engine is exempt.
+fn kubernetes_finding(
+    engine: bool,
+    git_version: &str,
+    serving: Option<Version>,
+    cloud: Option<Cloud>,
+    context: &str,
+) -> Finding {
+    const CHECK: &str = "kubernetes";
+    if engine {
+        return Finding::pass(
+            CHECK,
+            format!(
+                "{git_version}: okonomi's engine, which is Knative Serving itself; Knative's minimum Kubernetes does not apply"
+            ),
+        );
+    }
+    let Some(server) = Version::parse(git_version) else {
+        return Finding::warn(
+            CHECK,
+            format!("cannot read the server's version {git_version:?}"),
+            format!("kubectl --context {} version", context),
+        );
+    };
+    let release = serving.unwrap_or(versions::KNATIVE_SERVING);
+    let whose = if serving.is_some() {
+        "the installed"
+    } else {
+        "the pinned"
+    };
+    let Some(minimum) = release.kubernetes_minimum() else {
+        return Finding::warn(
+            CHECK,
+            format!(
+                "Kubernetes {server}; okonomi does not know the minimum of Knative Serving {release}"
+            ),
+            format!(
+                "install Knative Serving {}: {}",
+                versions::KNATIVE_SERVING,
+                install_commands()
+            ),
+        );
+    };
+    if server < minimum {
+        Finding::fail(
+            CHECK,
+            format!(
+                "Kubernetes {server} is older than {minimum}, the oldest Kubernetes {whose} Knative Serving {release} starts on (its controller and webhook exit at start-up)"
+            ),
+            upgrade_command(cloud, &minimum.minor_string()),
+        )
+    } else {
+        Finding::pass(
+            CHECK,
+            format!(
+                "Kubernetes {server} (Knative Serving {release} needs {} or later)",
+                minimum.minor_string()
+            ),
+        )
+    }
+}
+
 /// The commands that install the pinned Knative Serving and net-istio.
 fn install_commands() -> String {
     [
@@ -433,59 +496,13 @@ impl Doctor<'_> {
     }
 
     fn kubernetes(&self) -> Finding {
-        const CHECK: &str = "kubernetes";
-        let git_version = self.git_version.as_deref().unwrap_or_default();
-        if self.engine {
-            return Finding::pass(
-                CHECK,
-                format!(
-                    "{git_version}: okonomi's engine, which is Knative Serving itself; Knative's minimum Kubernetes does not apply"
-                ),
-            );
-        }
-        let Some(server) = Version::parse(git_version) else {
-            return Finding::warn(
-                CHECK,
-                format!("cannot read the server's version {git_version:?}"),
-                format!("kubectl --context {} version", self.cluster.context),
-            );
-        };
-        let release = self.serving.unwrap_or(versions::KNATIVE_SERVING);
-        let whose = if self.serving.is_some() {
-            "the installed"
-        } else {
-            "the pinned"
-        };
-        let Some(minimum) = release.kubernetes_minimum() else {
-            return Finding::warn(
-                CHECK,
-                format!(
-                    "Kubernetes {server}; okonomi does not know the minimum of Knative Serving {release}"
-                ),
-                format!(
-                    "install Knative Serving {}: {}",
-                    versions::KNATIVE_SERVING,
-                    install_commands()
-                ),
-            );
-        };
-        if server < minimum {
-            Finding::fail(
-                CHECK,
-                format!(
-                    "Kubernetes {server} is older than {minimum}, the oldest {whose} Knative Serving {release} starts on (its controller and webhook exit at start-up)"
-                ),
-                upgrade_command(self.cloud, &minimum.minor_string()),
-            )
-        } else {
-            Finding::pass(
-                CHECK,
-                format!(
-                    "Kubernetes {server} (Knative Serving {release} needs {} or later)",
-                    minimum.minor_string()
-                ),
-            )
-        }
+        kubernetes_finding(
+            self.engine,
+            self.git_version.as_deref().unwrap_or_default(),
+            self.serving,
+            self.cloud,
+            &self.cluster.context,
+        )
     }
 
     /// The Serving finding and the installed release.
@@ -1398,6 +1415,31 @@ mod tests {
             "istio-system",
         );
         assert_eq!(statuses(&findings), [Status::Pass], "{findings:?}");
+    }
+
+    #[test]
+    fn the_server_must_meet_the_serving_releases_minimum() {
+        // Knative 1.23 needs Kubernetes 1.34: GKE's 1.33 fails, with GKE's upgrade command.
+        let old = kubernetes_finding(false, "v1.33.5-gke.1000", None, Some(Cloud::Gke), "gke");
+        assert_eq!(old.status, Status::Fail, "{old:?}");
+        assert!(old.message.contains("1.34.0"), "{old:?}");
+        assert!(
+            old.fix.as_deref().is_some_and(
+                |f| f.contains("gcloud container clusters upgrade") && f.contains("1.34")
+            ),
+            "{old:?}"
+        );
+        let new = kubernetes_finding(false, "v1.34.1-eks-abc", None, Some(Cloud::Eks), "eks");
+        assert_eq!(new.status, Status::Pass, "{new:?}");
+        // An installed 1.21 only needs 1.33.
+        let installed =
+            kubernetes_finding(false, "v1.33.0", Some(Version::new(1, 21, 2)), None, "c");
+        assert_eq!(installed.status, Status::Pass, "{installed:?}");
+        // The engine is Knative itself.
+        let engine = kubernetes_finding(true, "v1.33.0-okonomi", None, None, "okonomi");
+        assert_eq!(engine.status, Status::Pass, "{engine:?}");
+        assert_eq!(cloud_of_version("v1.31.4-gke.1256000"), Some(Cloud::Gke));
+        assert_eq!(cloud_of_version("v1.31.2-eks-7f9249a"), Some(Cloud::Eks));
     }
 
     #[test]
