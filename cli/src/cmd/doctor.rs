@@ -1004,6 +1004,15 @@ impl Doctor<'_> {
                 "kind's local registry: the nodes pull from it through containerd's hosts.toml (docs/clouds/kind.md)",
             );
         }
+        if is_loopback(host) {
+            return Finding::warn(
+                CHECK,
+                format!(
+                    "{host} is this machine's loopback: the cluster's nodes resolve it to themselves, so they cannot pull from it unless something there serves it (as kind's recipe does on localhost:5001)"
+                ),
+                "export OKONOMI_REGISTRY=REGISTRY/REPO   (a registry the cluster's nodes reach; docs/clouds/)",
+            );
+        }
         if host.ends_with("-docker.pkg.dev") {
             return gke_pull(self.cluster, self.manifest, registry, host).await;
         }
