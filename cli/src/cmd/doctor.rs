@@ -51,6 +51,9 @@ use serde::Serialize;
 use crate::cluster::{Cluster, ClusterError};
 use crate::global::Global;
 
+mod gke;
+mod mesh;
+
 const EXAMPLES: &str = "\
 Examples:
   okonomi doctor                                   the current context; okonomi.toml in . if there is one
@@ -135,6 +138,22 @@ impl Finding {
         self.fix = (!fix.is_empty()).then_some(fix);
         self
     }
+}
+
+/// Why a check could not read what it needed.
+#[derive(Debug, thiserror::Error)]
+enum CheckError {
+    /// The API server answered with an error.
+    #[error(transparent)]
+    Api(ClusterError),
+    /// The API server did not answer in time.
+    #[error("{action} took longer than {seconds}s")]
+    Timeout {
+        /// What was being read.
+        action: String,
+        /// The limit.
+        seconds: u64,
+    },
 }
 
 /// The releases the checks were written against.
@@ -477,21 +496,18 @@ impl Doctor<'_> {
     }
 
     /// A `config-*` ConfigMap's data: `Ok(None)` when it does not exist.
-    async fn config_data(&self, name: &str) -> Result<Option<BTreeMap<String, String>>, String> {
+    async fn config_data(
+        &self,
+        name: &str,
+    ) -> Result<Option<BTreeMap<String, String>>, CheckError> {
+        let action = format!("reading configmap {KNATIVE_NAMESPACE}/{name}");
         match timed(self.configmaps().get_opt(name)).await {
             Ok(Ok(found)) => Ok(found.map(|cm| cm.data.unwrap_or_default())),
-            Ok(Err(e)) => Err(self
-                .cluster
-                .error(
-                    e,
-                    &format!("reading configmap {KNATIVE_NAMESPACE}/{name}"),
-                    None,
-                )
-                .to_string()),
-            Err(_) => Err(format!(
-                "reading configmap {KNATIVE_NAMESPACE}/{name} took longer than {}s",
-                CHECK_TIMEOUT.as_secs()
-            )),
+            Ok(Err(e)) => Err(CheckError::Api(self.cluster.error(e, &action, None))),
+            Err(_) => Err(CheckError::Timeout {
+                action,
+                seconds: CHECK_TIMEOUT.as_secs(),
+            }),
         }
     }
 
@@ -626,10 +642,10 @@ impl Doctor<'_> {
                 );
             }
             Ok(None) => BTreeMap::new(),
-            Err(message) => {
+            Err(error) => {
                 return Finding::warn(
                     CHECK,
-                    message,
+                    error.to_string(),
                     "kubectl get configmap config-network -n knative-serving -o yaml",
                 );
             }
@@ -717,10 +733,10 @@ impl Doctor<'_> {
                     format!("{magic}   (Magic DNS on sslip.io), or: {own}"),
                 );
             }
-            Err(message) => {
+            Err(error) => {
                 return Finding::warn(
                     CHECK,
-                    message,
+                    error.to_string(),
                     "kubectl get configmap config-domain -n knative-serving -o yaml",
                 );
             }
@@ -823,10 +839,10 @@ impl Doctor<'_> {
         }
         let data = match self.config_data(cluster_config::CONFIG_FEATURES).await {
             Ok(data) => data.unwrap_or_default(),
-            Err(message) => {
+            Err(error) => {
                 return Finding::warn(
                     CHECK,
-                    message,
+                    error.to_string(),
                     "kubectl get configmap config-features -n knative-serving -o yaml",
                 );
             }
@@ -903,10 +919,10 @@ impl Doctor<'_> {
             ));
             return findings;
         };
-        let modes: Vec<PeerMode> = peers
+        let modes: Vec<mesh::PeerMode> = peers
             .items
             .iter()
-            .map(|p| PeerMode {
+            .map(|p| mesh::PeerMode {
                 namespace: p.metadata.namespace.clone().unwrap_or_default(),
                 name: p.metadata.name.clone().unwrap_or_default(),
                 workload: !p.data["spec"]["selector"].is_null(),
@@ -927,7 +943,7 @@ impl Doctor<'_> {
             })
             .filter_map(|ns| ns.metadata.name.clone())
             .collect();
-        findings.extend(mesh_findings(&modes, &injected, "istio-system"));
+        findings.extend(mesh::mesh_findings(&modes, &injected, "istio-system"));
         findings
     }
 
@@ -1014,7 +1030,7 @@ impl Doctor<'_> {
             );
         }
         if host.ends_with("-docker.pkg.dev") {
-            return gke_pull(self.cluster, self.manifest, registry, host).await;
+            return gke::gke_pull(self.cluster, self.manifest, registry, host).await;
         }
         if host.contains(".dkr.ecr.") && host.ends_with(".amazonaws.com") {
             return Finding::warn(
@@ -1071,360 +1087,9 @@ fn login_command(host: &str) -> String {
     }
 }
 
-/// One PeerAuthentication, as far as the mesh rules care.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct PeerMode {
-    /// Its namespace (the root namespace makes it mesh-wide).
-    pub namespace: String,
-    /// Its name.
-    pub name: String,
-    /// True when it selects workloads, false for the whole namespace.
-    pub workload: bool,
-    /// `STRICT`, `PERMISSIVE`, `DISABLE` or `UNSET`.
-    pub mode: String,
-}
-
-/// Knative's rules for Istio, checked over the PeerAuthentications and the
-/// namespaces with sidecar injection (`istio-injection=enabled` or an
-/// `istio.io/rev` label):
-/// - `knative-serving` must not be STRICT (namespace-wide, or mesh-wide
-///   without its own PERMISSIVE): the API server calls Knative's webhooks
-///   from outside the mesh;
-/// - STRICT anywhere needs sidecars in `knative-serving`: the activator
-///   forwards requests to function pods, and STRICT pods refuse plain text;
-/// - STRICT in a namespace without injection has no effect (no sidecar
-///   enforces it).
-pub fn mesh_findings(
-    peers: &[PeerMode],
-    injected: &[String],
-    root_namespace: &str,
-) -> Vec<Finding> {
-    const CHECK: &str = "mesh";
-    let strict = |p: &&PeerMode| p.mode.eq_ignore_ascii_case("STRICT");
-    let namespace_mode = |ns: &str| {
-        peers
-            .iter()
-            .find(|p| p.namespace == ns && !p.workload)
-            .map(|p| p.mode.to_ascii_uppercase())
-    };
-    let mesh_strict = peers
-        .iter()
-        .filter(strict)
-        .any(|p| p.namespace == root_namespace && !p.workload);
-    let knative_mode = namespace_mode(KNATIVE_NAMESPACE);
-    let knative_strict = match knative_mode.as_deref() {
-        Some("STRICT") => true,
-        Some("PERMISSIVE") | Some("DISABLE") => false,
-        _ => mesh_strict,
-    };
-    let mut findings = Vec::new();
-    let permissive = "kubectl apply -f istio/knative-serving/peer-authentication.yaml   (PERMISSIVE for knative-serving)";
-    if knative_strict {
-        findings.push(Finding::fail(
-            CHECK,
-            format!("{KNATIVE_NAMESPACE} is under STRICT mTLS{}: the API server calls Knative's webhooks from outside the mesh, so every Service is refused", if knative_mode.is_none() { " (mesh-wide)" } else { "" }),
-            permissive,
-        ));
-    }
-    let strict_namespaces: Vec<&str> = peers
-        .iter()
-        .filter(strict)
-        .map(|p| p.namespace.as_str())
-        .filter(|ns| *ns != KNATIVE_NAMESPACE)
-        .collect();
-    let any_strict = mesh_strict || !strict_namespaces.is_empty();
-    let knative_injected = injected.iter().any(|n| n == KNATIVE_NAMESPACE);
-    if any_strict && !knative_injected {
-        let which = if mesh_strict {
-            "mesh-wide".to_owned()
-        } else {
-            let mut list = strict_namespaces.clone();
-            list.sort();
-            list.dedup();
-            format!("in {}", list.join(", "))
-        };
-        findings.push(Finding::fail(
-            CHECK,
-            format!("STRICT mTLS {which}, but {KNATIVE_NAMESPACE} has no sidecar injection: the activator's plain-text requests to function pods are refused"),
-            "kubectl label namespace knative-serving istio-injection=enabled --overwrite && kubectl rollout restart deployment -n knative-serving",
-        ));
-    }
-    let mut idle: Vec<&str> = strict_namespaces
-        .iter()
-        .copied()
-        .filter(|ns| *ns != root_namespace && !injected.iter().any(|n| n == ns))
-        .collect();
-    idle.sort();
-    idle.dedup();
-    for ns in idle {
-        findings.push(Finding::warn(
-            CHECK,
-            format!("STRICT mTLS in {ns}, which has no sidecar injection: no sidecar enforces it, and the function pods there are outside the mesh"),
-            format!("kubectl label namespace {ns} istio-injection=enabled --overwrite   (then redeploy its functions)"),
-        ));
-    }
-    if findings.is_empty() {
-        findings.push(Finding::pass(
-            CHECK,
-            if any_strict {
-                format!("STRICT mTLS with sidecars in {KNATIVE_NAMESPACE}, which stays PERMISSIVE for its webhooks")
-            } else {
-                "no STRICT PeerAuthentication: plain text is accepted, so sidecars in knative-serving are optional".to_owned()
-            },
-        ));
-    }
-    findings
-}
-
-/// Roles that let a service account pull from Artifact Registry.
-const AR_PULL_ROLES: [&str; 6] = [
-    "roles/artifactregistry.reader",
-    "roles/artifactregistry.writer",
-    "roles/artifactregistry.repoAdmin",
-    "roles/artifactregistry.admin",
-    "roles/editor",
-    "roles/owner",
-];
-
-/// The role of `member` (`serviceAccount:EMAIL`) in an IAM policy
-/// (`gcloud … get-iam-policy --format=json`) that lets it pull, if any.
-pub fn pull_role(policy: &serde_json::Value, member: &str) -> Option<String> {
-    policy["bindings"].as_array()?.iter().find_map(|binding| {
-        let role = binding["role"].as_str()?;
-        let has = binding["members"]
-            .as_array()?
-            .iter()
-            .any(|m| m.as_str() == Some(member));
-        (has && AR_PULL_ROLES.contains(&role)).then(|| role.to_owned())
-    })
-}
-
-/// Runs gcloud with a timeout; stdout on success.
-async fn gcloud(args: &[&str]) -> Result<String, String> {
-    let mut command = tokio::process::Command::new("gcloud");
-    command.args(args).kill_on_drop(true);
-    match tokio::time::timeout(CHECK_TIMEOUT, command.output()).await {
-        Ok(Ok(out)) if out.status.success() => {
-            Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
-        }
-        Ok(Ok(out)) => Err(format!(
-            "`gcloud {}` failed: {}",
-            args.join(" "),
-            String::from_utf8_lossy(&out.stderr).trim()
-        )),
-        Ok(Err(e)) => Err(format!("cannot run gcloud: {e}")),
-        Err(_) => Err(format!(
-            "`gcloud {}` took longer than {}s",
-            args.join(" "),
-            CHECK_TIMEOUT.as_secs()
-        )),
-    }
-}
-
-/// GKE: the node service account's Artifact Registry role on the repository
-/// or its project, read with gcloud.
-async fn gke_pull(
-    cluster: &Cluster,
-    manifest: Option<&FunctionManifest>,
-    registry: &str,
-    host: &str,
-) -> Finding {
-    const CHECK: &str = "pull";
-    let location = host.trim_end_matches("-docker.pkg.dev");
-    let mut parts = registry.split('/').skip(1);
-    let (Some(project), Some(repository)) = (parts.next(), parts.next()) else {
-        return Finding::warn(
-            CHECK,
-            format!("not checked: {registry} does not name HOST/PROJECT/REPOSITORY"),
-            "",
-        );
-    };
-    // gke_PROJECT_LOCATION_CLUSTER, as get-credentials names contexts.
-    let from_context: Vec<&str> = cluster.context.splitn(4, '_').collect();
-    let (cluster_location, cluster_name) = match from_context.as_slice() {
-        ["gke", _, location, name] => ((*location).to_owned(), (*name).to_owned()),
-        _ => {
-            let profile = manifest.and_then(|m| m.profile.as_ref());
-            match (
-                profile.and_then(|p| p.region.clone()),
-                profile.and_then(|p| p.cluster.clone()),
-            ) {
-                (Some(l), Some(c)) => (l, c),
-                _ => {
-                    return Finding::warn(
-                        CHECK,
-                        "not checked: the context is not gke_PROJECT_LOCATION_CLUSTER and okonomi.toml names no region and cluster",
-                        grant_command(repository, location, project, "NODE_SERVICE_ACCOUNT"),
-                    );
-                }
-            }
-        }
-    };
-    let grant_unknown = grant_command(repository, location, project, "NODE_SERVICE_ACCOUNT");
-    if which("gcloud").is_none() {
-        return Finding::warn(
-            CHECK,
-            "not checked: gcloud is not on PATH. Organisations created after May 2024 no longer give the node service account roles/artifactregistry.reader by default",
-            grant_unknown,
-        );
-    }
-    let account = match gcloud(&[
-        "container",
-        "clusters",
-        "describe",
-        &cluster_name,
-        "--location",
-        &cluster_location,
-        "--project",
-        project,
-        "--format=value(nodeConfig.serviceAccount,autoscaling.autoprovisioningNodePoolDefaults.serviceAccount)",
-    ])
-    .await
-    {
-        Ok(out) => out
-            .split_whitespace()
-            .find(|s| !s.is_empty())
-            .unwrap_or("default")
-            .to_owned(),
-        Err(e) => return Finding::warn(CHECK, format!("not checked: {e}"), grant_unknown),
-    };
-    let account = if account == "default" {
-        match gcloud(&[
-            "projects",
-            "describe",
-            project,
-            "--format=value(projectNumber)",
-        ])
-        .await
-        {
-            Ok(number) => format!("{number}-compute@developer.gserviceaccount.com"),
-            Err(e) => return Finding::warn(CHECK, format!("not checked: {e}"), grant_unknown),
-        }
-    } else {
-        account
-    };
-    let member = format!("serviceAccount:{account}");
-    let grant = grant_command(repository, location, project, &account);
-    for args in [
-        vec![
-            "artifacts",
-            "repositories",
-            "get-iam-policy",
-            repository,
-            "--location",
-            location,
-            "--project",
-            project,
-            "--format=json",
-        ],
-        vec!["projects", "get-iam-policy", project, "--format=json"],
-    ] {
-        match gcloud(&args).await {
-            Ok(text) => {
-                let policy: serde_json::Value = serde_json::from_str(&text).unwrap_or_default();
-                if let Some(role) = pull_role(&policy, &member) {
-                    return Finding::pass(
-                        CHECK,
-                        format!(
-                            "the node service account {account} has {role} (`gcloud {}`)",
-                            args[..3].join(" ")
-                        ),
-                    );
-                }
-            }
-            Err(e) => return Finding::warn(CHECK, format!("not checked: {e}"), grant),
-        }
-    }
-    Finding::fail(
-        CHECK,
-        format!(
-            "the node service account {account} has no Artifact Registry read role on {repository} or project {project}: pods fail with ImagePullBackOff"
-        ),
-        grant,
-    )
-}
-
-fn grant_command(repository: &str, location: &str, project: &str, account: &str) -> String {
-    format!(
-        "gcloud artifacts repositories add-iam-policy-binding {repository} --location {location} --project {project} --member serviceAccount:{account} --role roles/artifactregistry.reader"
-    )
-}
-
-fn which(program: &str) -> Option<PathBuf> {
-    std::env::var_os("PATH").and_then(|path| {
-        std::env::split_paths(&path)
-            .map(|dir| dir.join(program))
-            .find(|p| p.is_file())
-    })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn peer(namespace: &str, mode: &str) -> PeerMode {
-        PeerMode {
-            namespace: namespace.into(),
-            name: "default".into(),
-            workload: false,
-            mode: mode.into(),
-        }
-    }
-
-    fn statuses(findings: &[Finding]) -> Vec<Status> {
-        findings.iter().map(|f| f.status).collect()
-    }
-
-    #[test]
-    fn strict_functions_need_sidecars_in_knative_serving() {
-        let findings = mesh_findings(&[peer("shop", "STRICT")], &["shop".into()], "istio-system");
-        assert_eq!(statuses(&findings), [Status::Fail], "{findings:?}");
-        assert!(findings[0].message.contains("activator"));
-        assert!(findings[0].fix.as_deref().is_some_and(|f| {
-            f.contains("kubectl label namespace knative-serving istio-injection=enabled")
-        }));
-    }
-
-    #[test]
-    fn strict_knative_serving_breaks_its_webhooks() {
-        let injected = vec!["knative-serving".to_owned()];
-        let findings = mesh_findings(&[peer("istio-system", "STRICT")], &injected, "istio-system");
-        assert_eq!(statuses(&findings), [Status::Fail], "{findings:?}");
-        assert!(findings[0].message.contains("webhooks"));
-        // Its own PERMISSIVE policy overrides the mesh-wide STRICT.
-        let findings = mesh_findings(
-            &[
-                peer("istio-system", "STRICT"),
-                peer("knative-serving", "PERMISSIVE"),
-            ],
-            &injected,
-            "istio-system",
-        );
-        assert_eq!(statuses(&findings), [Status::Pass], "{findings:?}");
-    }
-
-    #[test]
-    fn strict_without_injection_is_only_a_warning() {
-        let injected = vec!["knative-serving".to_owned()];
-        let findings = mesh_findings(&[peer("batch", "STRICT")], &injected, "istio-system");
-        assert_eq!(statuses(&findings), [Status::Warn], "{findings:?}");
-        assert!(
-            findings[0]
-                .fix
-                .as_deref()
-                .is_some_and(|f| f.contains("namespace batch"))
-        );
-    }
-
-    #[test]
-    fn no_strict_policy_passes() {
-        let findings = mesh_findings(
-            &[peer("knative-serving", "PERMISSIVE")],
-            &[],
-            "istio-system",
-        );
-        assert_eq!(statuses(&findings), [Status::Pass], "{findings:?}");
-    }
 
     #[test]
     fn the_server_must_meet_the_serving_releases_minimum() {
@@ -1449,22 +1114,6 @@ mod tests {
         assert_eq!(engine.status, Status::Pass, "{engine:?}");
         assert_eq!(cloud_of_version("v1.31.4-gke.1256000"), Some(Cloud::Gke));
         assert_eq!(cloud_of_version("v1.31.2-eks-7f9249a"), Some(Cloud::Eks));
-    }
-
-    #[test]
-    fn pull_roles_are_read_from_iam_policies() {
-        let policy = serde_json::json!({"bindings": [
-            {"role": "roles/logging.logWriter", "members": ["serviceAccount:n@p.iam.gserviceaccount.com"]},
-            {"role": "roles/artifactregistry.reader", "members": ["user:me@example.com", "serviceAccount:n@p.iam.gserviceaccount.com"]}
-        ]});
-        assert_eq!(
-            pull_role(&policy, "serviceAccount:n@p.iam.gserviceaccount.com").as_deref(),
-            Some("roles/artifactregistry.reader")
-        );
-        assert_eq!(
-            pull_role(&policy, "serviceAccount:other@p.iam.gserviceaccount.com"),
-            None
-        );
     }
 
     #[test]
