@@ -54,6 +54,7 @@ Examples:
   okonomi invoke --data 'hi'               call the locally running function
   okonomi build functions/hello --registry 127.0.0.1:5000/okonomi
   okonomi resolve -f service.yaml | kubectl apply -f -
+  okonomi doctor functions/hello            check the cluster before the first deploy
 
 Exit codes: 0 success, 1 failure, 2 bad usage, 3 invoke got a non-2xx answer, 130 interrupted.";
 

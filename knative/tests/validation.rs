@@ -190,6 +190,13 @@ fn service_rules_table() {
             &["spec.template.spec.containers[0].ports[0].containerPort"],
         ),
         (
+            "reserved port 8008 (profiling)",
+            Svc::new("a")
+                .containers(vec![with_port(container("i"), 8008, None)])
+                .build(),
+            &["spec.template.spec.containers[0].ports[0].containerPort"],
+        ),
+        (
             "reserved port 9091",
             Svc::new("a")
                 .containers(vec![with_port(container("i"), 9091, None)])
@@ -304,7 +311,7 @@ fn service_rules_table() {
             &["spec.template.spec.nodeName"],
         ),
         (
-            "mount on /var/log and on a missing volume",
+            "mount on /dev/log (written /dev/./log/) and on a missing volume",
             Svc::new("a")
                 .spec(|s| {
                     s.pod_spec.volumes = Some(vec![Volume {
@@ -315,7 +322,7 @@ fn service_rules_table() {
                     s.pod_spec.containers[0].volume_mounts = Some(vec![
                         VolumeMount {
                             name: "v".into(),
-                            mount_path: "/var/log".into(),
+                            mount_path: "/dev/./log/".into(),
                             ..Default::default()
                         },
                         VolumeMount {
@@ -762,4 +769,34 @@ fn updates_keep_revisions_immutable_and_named_templates_fixed() {
         set(&["spec"])
     );
     assert!(revision.validate_update(&revision, &config).is_empty());
+}
+
+#[test]
+fn tmp_and_var_are_no_longer_reserved_mount_paths() {
+    // Knative 1.14 dropped /tmp, /var and /var/log from reservedPaths.
+    let mounts = ["/tmp", "/var", "/var/log"];
+    let service = Svc::new("a")
+        .spec(|s| {
+            s.pod_spec.volumes = Some(vec![Volume {
+                name: "v".into(),
+                empty_dir: Some(Default::default()),
+                ..Default::default()
+            }]);
+            s.pod_spec.containers[0].volume_mounts = Some(
+                mounts
+                    .iter()
+                    .map(|path| VolumeMount {
+                        name: "v".into(),
+                        mount_path: (*path).into(),
+                        ..Default::default()
+                    })
+                    .collect(),
+            );
+        })
+        .build();
+    let errors = service.validate(&ValidationConfig::default());
+    assert!(
+        !errors.iter().any(|e| e.field.contains("mountPath")),
+        "{errors:?}"
+    );
 }

@@ -111,6 +111,9 @@ pub async fn run(args: Args, global: &Global) -> anyhow::Result<ExitCode> {
     let mut objects = vec![serde_json::to_value(&service)?];
     if args.istio {
         objects.extend(istio_policy(&manifest, &namespace));
+        if let Some(note) = okonomi_knative::istio::advisory_callers_note(&manifest) {
+            global.warn(note);
+        }
     }
 
     let Some(cluster) = cluster else {

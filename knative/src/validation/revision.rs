@@ -448,7 +448,11 @@ fn validate_container(
         } else if keys::RESERVED_PORTS.contains(&port.container_port) {
             errors.push(FieldError::invalid(
                 join(&port_path, "containerPort"),
-                format!("{} is a reserved port (queue-proxy uses 8012, 8013, 8022, 9090, 9091); pick another", port.container_port),
+                format!(
+                    "{} is a reserved port (Knative keeps {} for queue-proxy, metrics and profiling); pick another",
+                    port.container_port,
+                    keys::RESERVED_PORTS.map(|p| p.to_string()).join(", ")
+                ),
             ));
         }
         if port.container_port > 0 {
@@ -509,17 +513,16 @@ fn validate_container(
                 format!("volumeMount has no matching volume {:?}", mount.name),
             ));
         }
-        let clean = mount.mount_path.trim_end_matches('/');
-        let clean = if clean.is_empty() { "/" } else { clean };
+        let clean = clean_path(&mount.mount_path);
         if !mount.mount_path.starts_with('/') {
             errors.push(FieldError::invalid(
                 join(&mount_path, "mountPath"),
                 format!("{:?} must be an absolute path", mount.mount_path),
             ));
-        } else if keys::RESERVED_MOUNT_PATHS.contains(&clean) {
+        } else if keys::RESERVED_MOUNT_PATHS.contains(&clean.as_str()) {
             errors.push(FieldError::invalid(
                 join(&mount_path, "mountPath"),
-                format!("mountPath {:?} is a reserved path", mount.mount_path),
+                format!("mountPath {clean:?} is a reserved path"),
             ));
         }
     }
@@ -664,4 +667,20 @@ mod image_reference_tests {
             assert!(problem.contains(&format!("{image:?}")), "{problem}");
         }
     }
+}
+
+/// An absolute path cleaned as Go's `path.Clean` does (Knative compares mount
+/// paths after it): repeated slashes, `.` and `..` resolved, no trailing slash.
+fn clean_path(path: &str) -> String {
+    let mut parts: Vec<&str> = Vec::new();
+    for part in path.split('/') {
+        match part {
+            "" | "." => {}
+            ".." => {
+                parts.pop();
+            }
+            other => parts.push(other),
+        }
+    }
+    format!("/{}", parts.join("/"))
 }
