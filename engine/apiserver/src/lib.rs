@@ -42,9 +42,12 @@
 //! ```
 
 pub mod admission;
+pub mod builtin;
 pub mod error;
 pub mod http;
 pub mod kubeconfig;
+pub mod logs;
+pub mod portforward;
 pub mod resource;
 pub mod selector;
 pub mod status;
