@@ -9,6 +9,7 @@ use crate::error::{Error, Result};
 use crate::image::{self, Blob, ImageMetadata, PlatformImage};
 use crate::layer::Layer;
 use crate::platform::Platform;
+use crate::sbom::{self, Sbom};
 use crate::source::{self, SourceInfo};
 
 /// Where the host keeps its CA bundle (Debian's ca-certificates).
@@ -65,6 +66,10 @@ pub struct BuiltImage {
     /// The top-level document the digest names: the manifest of the only
     /// platform, or an index over several.
     pub top: Blob,
+    /// What the image is made of (crates and files), for its SBOMs.
+    pub sbom: Sbom,
+    /// The cargo features the function was built with.
+    pub features: Vec<String>,
 }
 
 impl BuiltImage {
@@ -81,6 +86,16 @@ impl BuiltImage {
     /// `sha256:…` of the top-level manifest or index.
     pub fn digest(&self) -> &str {
         &self.top().digest
+    }
+
+    /// The SPDX 2.3 JSON SBOM of the image.
+    pub fn spdx(&self) -> Blob {
+        sbom::spdx::document(&self.sbom)
+    }
+
+    /// The CycloneDX 1.6 JSON SBOM of the image.
+    pub fn cyclonedx(&self) -> Blob {
+        sbom::cyclonedx::document(&self.sbom)
     }
 
     /// Every distinct layer and config blob, `(digest, bytes)`, sorted by digest.
@@ -116,6 +131,10 @@ pub async fn build_function(options: &BuildOptions) -> Result<BuiltImage> {
         .await
         .map_err(|e| Error::io(&options.ca_certificates, e))?;
     let epoch = source.epoch;
+    let mut files: Vec<sbom::File> = image::base_files(ca.clone())
+        .iter()
+        .map(|(path, data, _)| sbom::File::new(&format!("/{path}"), data))
+        .collect();
     let base = blocking(
         move || image::base_layer(ca, epoch),
         &options.ca_certificates,
@@ -156,13 +175,22 @@ pub async fn build_function(options: &BuildOptions) -> Result<BuiltImage> {
             cargo::check_toolchain(*platform).await?;
         }
     }
+    let several = platforms.len() > 1;
     let mut images = Vec::with_capacity(platforms.len());
+    let mut crate_sets = Vec::with_capacity(platforms.len());
     for platform in platforms {
-        let executable =
-            cargo::compile(&function, platform, &options.features, options.cargo_output).await?;
+        // cargo metadata answers while cargo build runs: the SBOM costs no extra wait.
+        let (executable, crates) = tokio::try_join!(
+            cargo::compile(&function, platform, &options.features, options.cargo_output),
+            sbom::crates(&function, platform, &options.features),
+        )?;
+        crate_sets.push(crates);
         let binary = tokio::fs::read(&executable)
             .await
             .map_err(|e| Error::io(&executable, e))?;
+        let mut file = sbom::File::new(&format!("{}/{}", image::APP_DIR, function.binary), &binary);
+        file.platform = several.then(|| platform.to_string());
+        files.push(file);
         let bin_name = function.binary.clone();
         let cache = options
             .layer_cache
@@ -185,12 +213,26 @@ pub async fn build_function(options: &BuildOptions) -> Result<BuiltImage> {
         [only] => only.manifest.clone(),
         several => image::index(several, &labels),
     };
+    files.sort();
+    let (function_crate, crates) = sbom::merge(crate_sets).ok_or_else(|| Error::NoExecutable {
+        package: function.package.clone(),
+    })?;
+    let sbom = Sbom {
+        image: name.clone(),
+        image_digest: top.digest.clone(),
+        function: function_crate,
+        crates,
+        files,
+        epoch,
+    };
     Ok(BuiltImage {
         name,
         function,
         source,
         platforms: images,
         top,
+        sbom,
+        features: options.features.clone(),
     })
 }
 

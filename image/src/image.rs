@@ -33,7 +33,8 @@ pub struct Blob {
 }
 
 impl Blob {
-    fn json(media_type: &'static str, value: &serde_json::Value) -> Self {
+    /// The compact JSON of `value` as a blob of `media_type`.
+    pub fn json(media_type: &'static str, value: &serde_json::Value) -> Self {
         // serde_json writes a Value deterministically (sorted keys, or insertion
         // order under preserve_order): the same value gives the same bytes.
         let data = serde_json::to_vec(value).unwrap_or_default();
@@ -76,20 +77,30 @@ pub struct PlatformImage {
     pub manifest: Blob,
 }
 
-/// The base layer: no shell, just what a static binary expects of a Linux system.
+/// The files of the base layer, `(path inside the image, contents, mode)`: what a
+/// static binary expects of a Linux system. The SBOM lists the same files.
+pub fn base_files(ca_certificates: Vec<u8>) -> Vec<(&'static str, Vec<u8>, u32)> {
+    vec![
+        (
+            "etc/passwd",
+            b"root:x:0:0:root:/root:/sbin/nologin\nnonroot:x:65532:65532:nonroot:/home/nonroot:/sbin/nologin\n".to_vec(),
+            0o644,
+        ),
+        ("etc/group", b"root:x:0:\nnonroot:x:65532:\n".to_vec(), 0o644),
+        ("etc/nsswitch.conf", b"hosts: files dns\n".to_vec(), 0o644),
+        ("etc/ssl/certs/ca-certificates.crt", ca_certificates, 0o644),
+    ]
+}
+
+/// The base layer: no shell, just [`base_files`] and the directories a process needs.
 pub fn base_layer(ca_certificates: Vec<u8>, epoch: u64) -> std::io::Result<Layer> {
     let mut base = LayerBuilder::new();
-    base.file(
-        "etc/passwd",
-        b"root:x:0:0:root:/root:/sbin/nologin\nnonroot:x:65532:65532:nonroot:/home/nonroot:/sbin/nologin\n".to_vec(),
-        0o644,
-    )
-    .file("etc/group", b"root:x:0:\nnonroot:x:65532:\n".to_vec(), 0o644)
-    .file("etc/nsswitch.conf", b"hosts: files dns\n".to_vec(), 0o644)
-    .file("etc/ssl/certs/ca-certificates.crt", ca_certificates, 0o644)
-    .dir("tmp", 0o1777, 0)
-    .dir("root", 0o700, 0)
-    .dir("home/nonroot", 0o700, NONROOT_ID);
+    for (path, data, mode) in base_files(ca_certificates) {
+        base.file(path, data, mode);
+    }
+    base.dir("tmp", 0o1777, 0)
+        .dir("root", 0o700, 0)
+        .dir("home/nonroot", 0o700, NONROOT_ID);
     base.finish(epoch, "okonomi base: passwd, group, CA certificates, /tmp")
 }
 

@@ -25,7 +25,11 @@ pub mod layer;
 pub mod layout;
 pub mod platform;
 pub mod publish;
+pub mod referrers;
+pub mod remote;
 pub mod resolve;
+pub mod sbom;
+pub mod sign;
 pub mod source;
 
 pub use build::{BuildOptions, BuiltImage, build_function};

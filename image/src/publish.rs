@@ -4,13 +4,12 @@
 use std::fmt;
 use std::sync::Arc;
 
-use oci_client::client::{ClientConfig, ClientProtocol};
-use oci_client::errors::OciDistributionError;
-use oci_client::{Client, Reference, RegistryOperation};
+use oci_client::RegistryOperation;
 
 use crate::build::BuiltImage;
-use crate::credentials::{self, Credential};
+use crate::credentials::Credential;
 use crate::error::{Error, Result};
+use crate::remote::Remote;
 
 /// A registry and repository prefix, e.g. `127.0.0.1:5000/okonomi` or `ghcr.io/me`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -87,7 +86,7 @@ impl Registry {
         }
     }
 
-    fn url(&self) -> String {
+    pub(crate) fn url(&self) -> String {
         format!(
             "{}://{}/v2/",
             if self.insecure { "http" } else { "https" },
@@ -176,31 +175,23 @@ pub async fn publish(
     registry: &Registry,
     options: &PublishOptions,
 ) -> Result<Published> {
-    let credential = match &options.credential {
-        Some(c) => c.clone(),
-        None => credentials::lookup(&registry.host).await?,
-    };
-    let repository = registry.repository(&image.name);
+    let remote = Remote::connect(
+        registry,
+        &registry.repository(&image.name),
+        options.credential.clone(),
+        RegistryOperation::Push,
+    )
+    .await?;
+    publish_to(image, &remote, options).await
+}
+
+/// Pushes `image` into the repository `remote` is connected to.
+pub async fn publish_to(
+    image: &BuiltImage,
+    remote: &Remote,
+    options: &PublishOptions,
+) -> Result<Published> {
     let tag = options.tag.clone().unwrap_or_else(|| "latest".to_string());
-    let tagged = Reference::with_tag(registry.host.clone(), repository.clone(), tag.clone());
-    let client = Client::new(ClientConfig {
-        protocol: if registry.insecure {
-            ClientProtocol::HttpsExcept(vec![registry.host.clone()])
-        } else {
-            ClientProtocol::Https
-        },
-        // One request per blob: a single PUT is simplest for every registry we know.
-        use_monolithic_push: true,
-        connect_timeout: Some(std::time::Duration::from_secs(10)),
-        read_timeout: Some(std::time::Duration::from_secs(300)),
-        ..Default::default()
-    });
-    let fail =
-        |operation: &str, e: OciDistributionError| map_error(registry, &credential, operation, e);
-    client
-        .auth(&tagged, &credential.auth, RegistryOperation::Push)
-        .await
-        .map_err(|e| fail("authenticate", e))?;
     let notify = |event: PushEvent| {
         if let Some(progress) = &options.progress {
             progress(&event);
@@ -218,137 +209,44 @@ pub async fn publish(
         bytes_uploaded: 0,
         blobs_uploaded: 0,
         blobs_skipped: 0,
-        credential_source: credential.source.clone(),
+        credential_source: remote.credential_source().to_string(),
     };
     for (digest, data) in blobs {
         let size = data.len() as u64;
-        if client
-            .blob_exists(&tagged, digest)
-            .await
-            .map_err(|e| fail("check blob (HEAD)", e))?
-        {
+        if remote.push_blob(digest, data).await? {
+            published.blobs_uploaded += 1;
+            published.bytes_uploaded += size;
+            notify(PushEvent::Uploaded {
+                digest: digest.to_string(),
+                size,
+            });
+        } else {
             published.blobs_skipped += 1;
             notify(PushEvent::Skipped {
                 digest: digest.to_string(),
                 size,
             });
-            continue;
         }
-        client
-            .push_blob(&tagged, data.to_vec(), digest)
-            .await
-            .map_err(|e| fail("upload blob", e))?;
-        published.blobs_uploaded += 1;
-        published.bytes_uploaded += size;
-        notify(PushEvent::Uploaded {
-            digest: digest.to_string(),
-            size,
-        });
     }
     if image.is_index() {
         for platform in &image.platforms {
-            let by_digest = Reference::with_digest(
-                registry.host.clone(),
-                repository.clone(),
-                platform.manifest.digest.clone(),
-            );
-            push_manifest(&client, &by_digest, &platform.manifest)
-                .await
-                .map_err(|e| fail("put manifest", e))?;
+            remote
+                .put_manifest(
+                    &remote.digest(&platform.manifest.digest),
+                    &platform.manifest,
+                )
+                .await?;
             notify(PushEvent::Manifest {
                 digest: platform.manifest.digest.clone(),
             });
         }
     }
-    push_manifest(&client, &tagged, image.top())
-        .await
-        .map_err(|e| fail("put manifest", e))?;
+    remote.put_manifest(&remote.tag(&tag), image.top()).await?;
     notify(PushEvent::Manifest {
         digest: image.digest().to_string(),
     });
-    published.reference = format!("{}/{}@{}", registry.host, repository, image.digest());
+    published.reference = format!("{}@{}", remote.name(), image.digest());
     Ok(published)
-}
-
-async fn push_manifest(
-    client: &Client,
-    reference: &Reference,
-    blob: &crate::image::Blob,
-) -> std::result::Result<String, OciDistributionError> {
-    let content_type = http::HeaderValue::from_static(blob.media_type);
-    // Raw bytes: the registry must store exactly what we digested.
-    client
-        .push_manifest_raw(reference, blob.data.clone(), content_type)
-        .await
-}
-
-/// Turns an oci-client error into one that says what to do.
-fn map_error(
-    registry: &Registry,
-    credential: &Credential,
-    operation: &str,
-    e: OciDistributionError,
-) -> Error {
-    let unauthorized = |status: u16| Error::Unauthorized {
-        registry: registry.host.clone(),
-        status,
-        operation: operation.to_string(),
-        credential: credential.source.clone(),
-    };
-    match e {
-        OciDistributionError::RequestError(err) => {
-            if let Some(status) = err.status().map(|s| s.as_u16())
-                && (status == 401 || status == 403)
-            {
-                return unauthorized(status);
-            }
-            if err.is_connect() || err.is_timeout() {
-                return Error::RegistryUnreachable {
-                    registry: registry.host.clone(),
-                    url: registry.url(),
-                    message: error_chain(&err),
-                };
-            }
-            Error::Registry {
-                registry: registry.host.clone(),
-                operation: operation.to_string(),
-                message: error_chain(&err),
-            }
-        }
-        OciDistributionError::UnauthorizedError { .. } => unauthorized(401),
-        OciDistributionError::AuthenticationFailure(_) => unauthorized(401),
-        OciDistributionError::ServerError { code, .. } if code == 401 || code == 403 => {
-            unauthorized(code)
-        }
-        OciDistributionError::RegistryError { envelope, url } => {
-            let text = format!("{envelope:?}");
-            if text.contains("Unauthorized") || text.contains("Denied") {
-                unauthorized(if text.contains("Denied") { 403 } else { 401 })
-            } else {
-                Error::Registry {
-                    registry: registry.host.clone(),
-                    operation: operation.to_string(),
-                    message: format!("{url}: {text}"),
-                }
-            }
-        }
-        other => Error::Registry {
-            registry: registry.host.clone(),
-            operation: operation.to_string(),
-            message: other.to_string(),
-        },
-    }
-}
-
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut text = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        text.push_str(": ");
-        text.push_str(&s.to_string());
-        source = s.source();
-    }
-    text
 }
 
 #[cfg(test)]
