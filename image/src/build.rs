@@ -11,6 +11,7 @@ use crate::layer::Layer;
 use crate::platform::Platform;
 use crate::sbom::{self, Sbom};
 use crate::source::{self, SourceInfo};
+use crate::supply::{self, BuildFacts};
 
 /// Where the host keeps its CA bundle (Debian's ca-certificates).
 pub const HOST_CA_CERTIFICATES: &str = "/etc/ssl/certs/ca-certificates.crt";
@@ -70,6 +71,8 @@ pub struct BuiltImage {
     pub sbom: Sbom,
     /// The cargo features the function was built with.
     pub features: Vec<String>,
+    /// Toolchain and checkout facts, for provenance.
+    pub facts: BuildFacts,
 }
 
 impl BuiltImage {
@@ -126,7 +129,10 @@ pub async fn build_function(options: &BuildOptions) -> Result<BuiltImage> {
         .name
         .clone()
         .unwrap_or_else(|| function.package.clone());
-    let source = source::source_info(&function.dir, function.repository.as_deref()).await;
+    let (source, facts) = tokio::join!(
+        source::source_info(&function.dir, function.repository.as_deref()),
+        supply::build_facts(&function.dir),
+    );
     let ca = tokio::fs::read(&options.ca_certificates)
         .await
         .map_err(|e| Error::io(&options.ca_certificates, e))?;
@@ -233,6 +239,7 @@ pub async fn build_function(options: &BuildOptions) -> Result<BuiltImage> {
         top,
         sbom,
         features: options.features.clone(),
+        facts,
     })
 }
 

@@ -31,6 +31,8 @@ pub mod resolve;
 pub mod sbom;
 pub mod sign;
 pub mod source;
+pub mod supply;
+pub mod verify;
 
 pub use build::{BuildOptions, BuiltImage, build_function};
 pub use cargo::{CargoOutput, FunctionCrate};
