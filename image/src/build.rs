@@ -186,11 +186,12 @@ pub async fn build_function(options: &BuildOptions) -> Result<BuiltImage> {
     let mut crate_sets = Vec::with_capacity(platforms.len());
     for platform in platforms {
         // cargo metadata answers while cargo build runs: the SBOM costs no extra wait.
-        let (executable, crates) = tokio::try_join!(
+        let (compiled, resolved) = tokio::try_join!(
             cargo::compile(&function, platform, &options.features, options.cargo_output),
-            sbom::crates(&function, platform, &options.features),
+            sbom::resolve(&function, platform, &options.features),
         )?;
-        crate_sets.push(crates);
+        crate_sets.push(resolved.crates(&function.package, &compiled.packages)?);
+        let executable = compiled.executable;
         let binary = tokio::fs::read(&executable)
             .await
             .map_err(|e| Error::io(&executable, e))?;

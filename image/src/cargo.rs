@@ -1,6 +1,7 @@
 //! Finding a function crate and compiling it into a static binary with cargo
 //! (or cargo-zigbuild for cross targets).
 
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
 
@@ -213,13 +214,24 @@ async fn runs(program: &str, args: &[&str]) -> bool {
         .is_ok_and(|s| s.success())
 }
 
-/// Compiles the function for `platform` in release mode and returns the executable.
+/// What one cargo build made.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Compiled {
+    /// The function's executable.
+    pub executable: PathBuf,
+    /// Package ids of every unit cargo compiled (or found fresh) for it: with the
+    /// real feature resolution of this build, unlike `cargo metadata`'s, which
+    /// unifies features across the whole workspace.
+    pub packages: BTreeSet<String>,
+}
+
+/// Compiles the function for `platform` in release mode.
 pub async fn compile(
     krate: &FunctionCrate,
     platform: Platform,
     features: &[String],
     output: CargoOutput,
-) -> Result<PathBuf> {
+) -> Result<Compiled> {
     check_toolchain(platform).await?;
     let target = platform.rust_target();
     let subcommand = if platform.needs_zig() {
@@ -250,7 +262,9 @@ pub async fn compile_native(
     } else {
         Vec::new()
     };
-    run_cargo(krate, "build", &args, "host", output).await
+    Ok(run_cargo(krate, "build", &args, "host", output)
+        .await?
+        .executable)
 }
 
 async fn run_cargo(
@@ -259,7 +273,7 @@ async fn run_cargo(
     args: &[String],
     target: &str,
     output: CargoOutput,
-) -> Result<PathBuf> {
+) -> Result<Compiled> {
     let program = format!("cargo {subcommand}");
     let mut cmd = Command::new("cargo");
     cmd.arg(subcommand)
@@ -293,10 +307,19 @@ async fn run_cargo(
         })
     });
     let mut executable = None;
+    let mut packages = BTreeSet::new();
     if let Some(stdout) = child.stdout.take() {
         let mut lines = tokio::io::BufReader::new(stdout).lines();
         while let Ok(Some(line)) = lines.next_line().await {
-            if let Some(path) = executable_from_message(&line, &krate.binary) {
+            let Ok(message) = serde_json::from_str::<serde_json::Value>(&line) else {
+                continue;
+            };
+            if message["reason"] == "compiler-artifact"
+                && let Some(id) = message["package_id"].as_str()
+            {
+                packages.insert(id.to_string());
+            }
+            if let Some(path) = executable_from_message(&message, &krate.binary) {
                 executable = Some(path);
             }
         }
@@ -321,14 +344,17 @@ async fn run_cargo(
             },
         });
     }
-    executable.ok_or_else(|| Error::NoExecutable {
+    let executable = executable.ok_or_else(|| Error::NoExecutable {
         package: krate.package.clone(),
+    })?;
+    Ok(Compiled {
+        executable,
+        packages,
     })
 }
 
-/// The executable path from one `--message-format=json` line, if it is the artifact of `binary`.
-fn executable_from_message(line: &str, binary: &str) -> Option<PathBuf> {
-    let message: serde_json::Value = serde_json::from_str(line).ok()?;
+/// The executable path from one `--message-format=json` message, if it is the artifact of `binary`.
+fn executable_from_message(message: &serde_json::Value, binary: &str) -> Option<PathBuf> {
     if message["reason"] != "compiler-artifact" || message["target"]["name"] != binary {
         return None;
     }
@@ -396,11 +422,15 @@ mod tests {
     #[test]
     fn finds_the_executable_in_cargo_messages() {
         let line = r#"{"reason":"compiler-artifact","target":{"name":"f","kind":["bin"]},"executable":"/t/f"}"#;
+        let message: serde_json::Value = serde_json::from_str(line).unwrap();
         assert_eq!(
-            executable_from_message(line, "f"),
+            executable_from_message(&message, "f"),
             Some(PathBuf::from("/t/f"))
         );
-        assert_eq!(executable_from_message(line, "g"), None);
-        assert_eq!(executable_from_message("not json", "f"), None);
+        assert_eq!(executable_from_message(&message, "g"), None);
+        assert_eq!(
+            executable_from_message(&serde_json::json!("not json"), "f"),
+            None
+        );
     }
 }

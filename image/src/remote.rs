@@ -11,6 +11,9 @@ use crate::error::{Error, Result};
 use crate::image::Blob;
 use crate::publish::Registry;
 
+/// What a connection is for (push needs write access).
+pub use oci_client::RegistryOperation as Operation;
+
 /// The largest manifest, index or attestation okonomi reads (a stranger's registry
 /// could send anything): 4 MiB, the limit the distribution spec suggests for manifests.
 pub const MAX_DOCUMENT: usize = 4 * 1024 * 1024;

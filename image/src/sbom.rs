@@ -128,13 +128,36 @@ impl Sbom {
     }
 }
 
-/// The crates compiled into `function`'s binary for `platform` with `features`:
-/// the function crate first, then the others sorted.
-pub async fn crates(
+/// cargo's resolve graph for one target platform, with Cargo.lock's checksums.
+#[derive(Debug, Clone)]
+pub struct Resolved {
+    metadata: Metadata,
+    checksums: Checksums,
+    manifest_path: std::path::PathBuf,
+}
+
+impl Resolved {
+    /// The crates compiled into `root`'s binary: reachable from it over normal
+    /// dependencies in the resolve graph, and among the packages the build really
+    /// compiled (`compiled`, package ids from cargo's messages). The graph alone
+    /// would also list crates that other workspace members' features pull in.
+    /// The function crate comes first, then the others sorted.
+    pub fn crates(&self, root: &str, compiled: &BTreeSet<String>) -> Result<(Crate, Vec<Crate>)> {
+        dependency_set(&self.metadata, root, &self.checksums, compiled).map_err(|e| {
+            Error::Metadata {
+                path: self.manifest_path.clone(),
+                message: e.to_string(),
+            }
+        })
+    }
+}
+
+/// Reads cargo's resolve graph of `function` for `platform` with `features`.
+pub async fn resolve(
     function: &FunctionCrate,
     platform: Platform,
     features: &[String],
-) -> Result<(Crate, Vec<Crate>)> {
+) -> Result<Resolved> {
     let mut cmd = Command::new("cargo");
     cmd.args(["metadata", "--format-version", "1"])
         .arg("--filter-platform")
@@ -168,8 +191,11 @@ pub async fn crates(
         .await
         .map_err(|e| Error::io(&lock_path, e))?;
     let checksums = lock_checksums(&lock, &lock_path)?;
-    dependency_set(&metadata, &function.package, &checksums)
-        .map_err(|message| metadata_error(message.to_string()))
+    Ok(Resolved {
+        metadata,
+        checksums,
+        manifest_path: function.manifest_path.clone(),
+    })
 }
 
 /// Checksums from Cargo.lock by `(name, version, source)`.
@@ -213,6 +239,7 @@ fn dependency_set(
     metadata: &Metadata,
     root: &str,
     checksums: &Checksums,
+    compiled: &BTreeSet<String>,
 ) -> std::result::Result<(Crate, Vec<Crate>), WalkError> {
     let resolve = metadata.resolve.as_ref().ok_or(WalkError::NoResolve)?;
     let packages: BTreeMap<&PackageId, &cargo_metadata::Package> =
@@ -232,7 +259,10 @@ fn dependency_set(
             .map(|n| {
                 n.deps
                     .iter()
-                    .filter(|d| d.dep_kinds.iter().any(|k| k.kind == DependencyKind::Normal))
+                    .filter(|d| {
+                        d.dep_kinds.iter().any(|k| k.kind == DependencyKind::Normal)
+                            && compiled.contains(&d.pkg.repr)
+                    })
                     .map(|d| &d.pkg)
                     .collect()
             })

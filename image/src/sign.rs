@@ -65,7 +65,7 @@ pub enum KeyError {
     },
     /// keygen would overwrite a key.
     #[error(
-        "{path} already exists: keygen never overwrites a key; remove it or pick another --output prefix"
+        "{path} already exists: keygen never overwrites a key; remove it or pick another --output-key-prefix"
     )]
     Exists {
         /// The file that is there.

@@ -5,6 +5,9 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::Context;
+use okonomi_image::remote::Remote;
+use okonomi_image::sign::PrivateKey;
+use okonomi_image::supply::{self, Attachments};
 use okonomi_image::{BuildOptions, BuiltImage, CargoOutput, Platform, PublishOptions, Registry};
 use serde::Serialize;
 
@@ -18,13 +21,18 @@ Examples:
   okonomi build --platform linux/amd64,linux/arm64          # an image index
   okonomi build --local ./layout                            # OCI layout, no push
   skopeo inspect oci:./layout:latest
+  okonomi keygen && OKONOMI_KEY_PASSWORD=… okonomi build --sign okonomi.key --registry …
 
 Stdout carries only the image reference (REGISTRY/NAME@sha256:…); progress goes to stderr.
 The registry comes from --registry, OKONOMI_REGISTRY, or [build] registry in okonomi.toml.
 Registries on localhost/127.0.0.1 are spoken to over plain HTTP; credentials come from
 ~/.docker/config.json (auths, credHelpers, credsStore). Builds are reproducible: mtimes and
 `created` come from SOURCE_DATE_EPOCH, else the crate's last commit time, else 0.
-arm64 needs `pip install ziglang` and `cargo install cargo-zigbuild`.";
+arm64 needs `pip install ziglang` and `cargo install cargo-zigbuild`.
+Every image gets SPDX 2.3 and CycloneDX 1.6 SBOMs and an SLSA v1 provenance statement,
+attached as OCI 1.1 referrers (tag sha256-DIGEST where the registry has no referrers API).
+--sign KEY adds a cosign signature (tag sha256-DIGEST.sig) and signed attestations
+(sha256-DIGEST.att); the key's password comes from OKONOMI_KEY_PASSWORD.";
 
 /// Arguments of `okonomi build`.
 #[derive(Debug, clap::Args)]
@@ -38,6 +46,10 @@ pub struct Args {
     /// Write an OCI image layout to DIR instead of pushing.
     #[arg(long, value_name = "DIR", conflicts_with = "registry")]
     pub local: Option<PathBuf>,
+    /// Sign the image and its attestations with this private key (okonomi keygen);
+    /// its password is read from OKONOMI_KEY_PASSWORD.
+    #[arg(long, env = "OKONOMI_SIGNING_KEY", value_name = "KEY")]
+    pub sign: Option<PathBuf>,
 }
 
 /// Where and how to build and push: shared by build, resolve and deploy.
@@ -75,6 +87,14 @@ pub struct BuildReport {
     pub bytes_uploaded: u64,
     /// Blobs the registry already had.
     pub blobs_skipped: usize,
+    /// `sha256:…` of the SPDX SBOM.
+    pub spdx_digest: String,
+    /// `sha256:…` of the CycloneDX SBOM.
+    pub cyclonedx_digest: String,
+    /// `sha256:…` of the in-toto provenance statement.
+    pub provenance_digest: String,
+    /// Whether a signature and signed attestations were attached.
+    pub signed: bool,
 }
 
 /// Runs `okonomi build`.
@@ -87,23 +107,38 @@ pub async fn run(args: Args, global: &Global) -> anyhow::Result<ExitCode> {
             Some(registry(&args.target, settings.registry.as_deref())?)
         }
     };
+    // A wrong password should fail in a second, not after a build.
+    let key = match &args.sign {
+        Some(path) => Some(
+            PrivateKey::load(path)
+                .with_context(|| format!("reading the signing key {}", path.display()))?,
+        ),
+        None => None,
+    };
     let image = build(&args.path, &args.target, global).await?;
+    let signed = key.is_some();
     let report = match (&args.local, registry) {
         (Some(dir), _) => {
             let written = okonomi_image::write_layout(&image, dir, &args.target.tag).await?;
+            let attachments = supply::attachments(&image, &image.name, key.as_ref());
+            supply::write_to_layout(dir, &attachments)
+                .await
+                .with_context(|| format!("writing SBOMs and signatures into {}", dir.display()))?;
             global.status(
                 "Wrote",
                 format!("OCI layout {}", written.transport_reference()),
             );
-            report(&image, written.transport_reference(), 0, 0)
+            report(&image, written.transport_reference(), 0, 0, signed)
         }
         (None, Some(registry)) => {
-            let published = publish(&image, &registry, &args.target, global).await?;
+            let published =
+                publish_signed(&image, &registry, &args.target, key.as_ref(), global).await?;
             report(
                 &image,
                 published.reference,
                 published.bytes_uploaded,
                 published.blobs_skipped,
+                signed,
             )
         }
         (None, None) => return Err(okonomi_image::Error::NoRegistry.into()),
@@ -117,8 +152,16 @@ fn report(
     reference: String,
     bytes_uploaded: u64,
     blobs_skipped: usize,
+    signed: bool,
 ) -> BuildReport {
     BuildReport {
+        spdx_digest: image.spdx().digest,
+        cyclonedx_digest: image.cyclonedx().digest,
+        provenance_digest: okonomi_image::digest::sha256_digest(&supply::provenance_statement(
+            image,
+            &reference_name(&reference),
+        )),
+        signed,
         reference,
         digest: image.digest().to_string(),
         platforms: image
@@ -196,11 +239,30 @@ pub fn registry(target: &TargetArgs, from_manifest: Option<&str>) -> anyhow::Res
     Ok(registry)
 }
 
-/// Pushes with a progress bar and a summary line.
+/// `HOST/REPO` of `HOST/REPO@sha256:…` (the name signatures and statements use).
+fn reference_name(reference: &str) -> String {
+    reference
+        .split_once('@')
+        .map_or(reference, |(name, _)| name)
+        .to_string()
+}
+
+/// Pushes with a progress bar and a summary line, then attaches the SBOMs and provenance.
 pub async fn publish(
     image: &BuiltImage,
     registry: &Registry,
     target: &TargetArgs,
+    global: &Global,
+) -> anyhow::Result<okonomi_image::Published> {
+    publish_signed(image, registry, target, None, global).await
+}
+
+/// [`publish`], and with `key` a cosign signature and signed attestations.
+pub async fn publish_signed(
+    image: &BuiltImage,
+    registry: &Registry,
+    target: &TargetArgs,
+    key: Option<&PrivateKey>,
     global: &Global,
 ) -> anyhow::Result<okonomi_image::Published> {
     let (bar, callback) = progress::push_progress(global);
@@ -221,6 +283,29 @@ pub async fn publish(
             published.blobs_skipped
         ),
     );
+    let remote = Remote::connect(
+        registry,
+        &registry.repository(&image.name),
+        None,
+        okonomi_image::remote::Operation::Push,
+    )
+    .await
+    .with_context(|| format!("attaching SBOMs to {}", published.reference))?;
+    let attachments: Attachments = supply::attachments(image, &remote.name(), key);
+    let what = if key.is_some() {
+        "signature, SBOMs (SPDX, CycloneDX) and provenance, signed"
+    } else {
+        "SBOMs (SPDX, CycloneDX) and provenance"
+    };
+    supply::attach(&remote, image, &attachments)
+        .await
+        .with_context(|| {
+            format!(
+                "attaching the {what} to {} (the image itself was pushed)",
+                published.reference
+            )
+        })?;
+    global.status("Attached", what);
     Ok(published)
 }
 

@@ -14,12 +14,21 @@ pub fn document(sbom: &Sbom) -> Blob {
     let mut ids = Ids::default();
     let image_id = "SPDXRef-Image".to_string();
     let function_id = ids.package(&sbom.function);
+    let file_ids: Vec<String> = sbom
+        .files
+        .iter()
+        .map(|f| ids.unique(&format!("SPDXRef-File-{}", sanitize(&f.path))))
+        .collect();
     let mut packages = vec![json!({
         "SPDXID": image_id,
         "name": sbom.image,
         "versionInfo": sbom.image_digest,
         "downloadLocation": "NOASSERTION",
-        "filesAnalyzed": false,
+        // The image's files are listed: SPDX then wants the verification code.
+        "filesAnalyzed": true,
+        "packageVerificationCode": {"packageVerificationCodeValue": verification_code(sbom)},
+        "hasFiles": file_ids,
+        "licenseInfoFromFiles": ["NOASSERTION"],
         "primaryPackagePurpose": "CONTAINER",
         "checksums": [{"algorithm": "SHA256", "checksumValue": sbom.image_digest.trim_start_matches("sha256:")}],
         "licenseConcluded": "NOASSERTION",
@@ -39,8 +48,9 @@ pub fn document(sbom: &Sbom) -> Blob {
     let files: Vec<(String, Value)> = sbom
         .files
         .iter()
-        .map(|f| {
-            let id = ids.unique(&format!("SPDXRef-File-{}", sanitize(&f.path)));
+        .zip(&file_ids)
+        .map(|(f, id)| {
+            let id = id.clone();
             let value = json!({
                 "SPDXID": id,
                 "fileName": format!(".{}", f.path),
@@ -92,6 +102,14 @@ pub fn document(sbom: &Sbom) -> Blob {
         "relationships": relationships,
     });
     Blob::json(SPDX_MEDIA_TYPE, &doc)
+}
+
+/// SPDX 2.3's package verification code: SHA-1 of the sorted SHA-1s of its files.
+fn verification_code(sbom: &Sbom) -> String {
+    use sha2::Digest;
+    let mut sums: Vec<&str> = sbom.files.iter().map(|f| f.sha1.as_str()).collect();
+    sums.sort_unstable();
+    hex::encode(sha1::Sha1::digest(sums.concat().as_bytes()))
 }
 
 fn package(id: &str, c: &Crate, purpose: &str) -> Value {
