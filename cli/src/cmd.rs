@@ -5,6 +5,7 @@ pub mod completions;
 pub mod delete;
 pub mod deploy;
 pub mod describe;
+pub mod doctor;
 pub mod invoke;
 pub mod list;
 pub mod logs;
@@ -49,6 +50,8 @@ pub enum Command {
     Delete(delete::Args),
     /// Show a function's logs.
     Logs(logs::Args),
+    /// Check the kube context's cluster before a first deploy: pass, warn or fail, with fixes.
+    Doctor(doctor::Args),
 }
 
 impl Command {
@@ -68,6 +71,7 @@ impl Command {
             Command::Traffic(args) => traffic::run(args, global).await,
             Command::Delete(args) => delete::run(args, global).await,
             Command::Logs(args) => logs::run(args, global).await,
+            Command::Doctor(args) => doctor::run(args, global).await,
         }
     }
 }

@@ -1,6 +1,17 @@
-//! The okonomi command line: `new`, `run`, `invoke`, `build`, `resolve` and
-//! shell completions. Each verb is one module in `cmd/` with its clap `Args`
-//! and an `async fn run(args, &Global)`, dispatched from [`cmd::Command`].
+//! The okonomi command line. Its verbs:
+//!
+//! - writing a function: `new` (scaffold a crate), `run` (serve it on $PORT,
+//!   rebuilding on change), `invoke` (send it a request or a CloudEvent);
+//! - images: `build` (compile, assemble, push or write an OCI layout),
+//!   `resolve` (replace `okonomi://PATH` references in YAML with digests);
+//! - a cluster or the engine: `up` (Knative Serving on this machine),
+//!   `deploy` (build, apply, wait, print the URL), `list`, `describe`,
+//!   `traffic` (split and tag), `delete`, `logs`;
+//! - the shell: `completions`.
+//!
+//! Each verb is one module in `cmd/` with its clap `Args` and an
+//! `async fn run(args, &Global)`, dispatched from [`cmd::Command`]; a test
+//! below fails when a verb is missing from this list.
 //!
 //! Exit codes (scripts can trust them):
 //! 0 success; 1 the operation failed (build, push, I/O, …); 2 bad usage
@@ -9,7 +20,9 @@
 
 mod cluster;
 mod cmd;
+mod duration;
 mod global;
+mod localhost;
 mod manifest;
 mod output;
 mod progress;
@@ -41,6 +54,7 @@ Examples:
   okonomi invoke --data 'hi'               call the locally running function
   okonomi build functions/hello --registry 127.0.0.1:5000/okonomi
   okonomi resolve -f service.yaml | kubectl apply -f -
+  okonomi doctor functions/hello            check the cluster before the first deploy
 
 Exit codes: 0 success, 1 failure, 2 bad usage, 3 invoke got a non-2xx answer, 130 interrupted.";
 
@@ -81,5 +95,30 @@ fn main() -> ExitCode {
             global.print_error(&e);
             ExitCode::from(EXIT_FAILURE)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::CommandFactory;
+
+    /// The crate documentation above names every verb clap knows, so a new
+    /// verb cannot ship undocumented there.
+    #[test]
+    fn crate_doc_lists_every_verb() {
+        let doc: String = include_str!("main.rs")
+            .lines()
+            .take_while(|line| line.starts_with("//!"))
+            .collect::<Vec<_>>()
+            .join("\n");
+        let missing: Vec<String> = super::Cli::command()
+            .get_subcommands()
+            .map(|verb| verb.get_name().to_owned())
+            .filter(|name| name != "help" && !doc.contains(&format!("`{name}`")))
+            .collect();
+        assert!(
+            missing.is_empty(),
+            "cli/src/main.rs's doc comment does not name these verbs: {missing:?}"
+        );
     }
 }

@@ -9,6 +9,12 @@
 //! autoscaler), the ingress gateway (which also serves cluster-local traffic
 //! through knative-local-gateway), Knative's probe and metrics paths, and the
 //! callers the function declares.
+//!
+//! The callers are advisory: Istio ALLOW rules add up, and the ingress
+//! gateway and knative-serving are always allowed, so whatever reaches the
+//! function through the gateway or the activator gets in whoever sent it.
+//! [`advisory_callers_note`] says so where okonomi renders them;
+//! istio/README.md has the table of who can reach a function.
 
 use std::collections::BTreeMap;
 
@@ -26,8 +32,11 @@ pub const NETWORKING_API_VERSION: &str = "networking.istio.io/v1";
 /// Where Knative and Istio live and who their workloads are.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct MeshSettings {
-    /// Istio trust domain (`cluster.local` unless the mesh says otherwise,
-    /// e.g. `PROJECT.svc.id.goog` on managed Anthos Service Mesh).
+    /// Trust domain of the principals okonomi writes. `cluster.local`
+    /// (the default) already means the mesh's own trust domain and its
+    /// aliases wherever Istio reads a principal, so meshes with another
+    /// trust domain (`PROJECT.svc.id.goog` on Cloud Service Mesh) need no
+    /// change; set it only to name a foreign trust domain.
     pub trust_domain: String,
     /// Namespace of Knative Serving (activator, autoscaler).
     pub knative_namespace: String,
@@ -369,6 +378,20 @@ pub fn function_policy(
     (peer, policy)
 }
 
+/// The warning `okonomi deploy --istio` and `okonomi doctor` give when
+/// okonomi.toml lists `[istio] callers` or `caller_namespaces`: they are
+/// rendered as ALLOW rules, but they restrict nothing (see the module docs).
+pub fn advisory_callers_note(manifest: &FunctionManifest) -> Option<String> {
+    let istio = &manifest.istio;
+    if istio.callers.is_empty() && istio.caller_namespaces.is_empty() {
+        return None;
+    }
+    Some(format!(
+        "{}'s [istio] callers and caller_namespaces are advisory: they are rendered as ALLOW rules, but Istio adds ALLOW rules up and the ingress gateway and knative-serving (the activator) are always allowed, so any client that reaches {} through the gateway or the activator gets in (istio/README.md, \"Who can reach a function\")",
+        manifest.function.name, manifest.function.name
+    ))
+}
+
 /// [`function_policy`] with the default mesh settings, as JSON objects ready
 /// to apply (`okonomi deploy --istio`).
 pub fn function_policy_objects(
@@ -403,8 +426,9 @@ pub fn tls_gateway(credential_name: &str, hosts: &[&str], mesh: &MeshSettings) -
         spec: GatewaySpec {
             selector: BTreeMap::from([("istio".to_owned(), "ingressgateway".to_owned())]),
             servers: vec![
-                // Plain HTTP stays: Knative reports http:// URLs until the
-                // cluster's config-network says otherwise (http-protocol: Redirected).
+                // Plain HTTP stays: Knative reports http:// URLs until
+                // config-network's default-external-scheme is "https"
+                // (http-protocol: Redirected only redirects, with auto-TLS).
                 GatewayServer {
                     port: GatewayPort {
                         number: 80,

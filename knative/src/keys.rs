@@ -132,10 +132,16 @@ pub const ENV_K_REVISION: &str = "K_REVISION";
 /// Environment variables Knative sets itself; users may not set them.
 pub const RESERVED_ENV_VARS: [&str; 4] =
     [ENV_PORT, ENV_K_SERVICE, ENV_K_CONFIGURATION, ENV_K_REVISION];
-/// Ports used by the queue-proxy sidecar; user containers may not take them.
-pub const RESERVED_PORTS: [i32; 5] = [8012, 8013, 8022, 9090, 9091];
-/// Mount paths user volumes may not shadow.
-pub const RESERVED_MOUNT_PATHS: [&str; 6] = ["/", "/dev", "/dev/log", "/tmp", "/var", "/var/log"];
+/// Ports user containers may not take, as Knative 1.23 reserves them
+/// (`reservedPorts` in knative/serving `pkg/apis/serving/k8s_validation.go`):
+/// queue-proxy's HTTP/1 and HTTP/2 ports (8012, 8013), its admin port (8022),
+/// the autoscaler and user metrics ports (9090, 9091) and the profiling port
+/// (8008).
+pub const RESERVED_PORTS: [i32; 6] = [8008, 8012, 8013, 8022, 9090, 9091];
+/// Mount paths user volumes may not shadow, after cleaning the path as Go's
+/// `path.Clean` does. Knative reserved `/tmp`, `/var` and `/var/log` too until
+/// 1.13; since 1.14 (and in 1.23) only these three are left.
+pub const RESERVED_MOUNT_PATHS: [&str; 3] = ["/", "/dev", "/dev/log"];
 /// Port the user container listens on when it names none.
 pub const DEFAULT_USER_PORT: i32 = 8080;
 /// Container name Knative gives the single user container when it has none.

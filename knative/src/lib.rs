@@ -1,9 +1,11 @@
 //! Knative Serving for okonomi: the `serving.knative.dev/v1` resource types
 //! shared by the engine, the CLI and the tests ([`serving`], [`keys`]),
 //! the function manifest okonomi.toml ([`manifest`]), Knative's defaulting
-//! and admission rules ([`defaults`], [`validation`], [`admission`]),
+//! and admission rules ([`defaults`], [`validation`], [`admission`]), how
+//! Knative reads its `config-*` ConfigMaps ([`cluster_config`]),
 //! rendering a function into a Service ([`render`]) and its Istio policy
-//! ([`istio`]).
+//! ([`istio`]), and the Knative releases okonomi was checked against
+//! ([`versions`]).
 //!
 //! The crate does no network I/O (reading okonomi.toml aside), so the engine
 //! and the CLI share it cheaply; talking to clusters lives in the CLI. The
@@ -11,6 +13,7 @@
 //! `kube::Resource` wherever kube is in the build.
 
 pub mod admission;
+pub mod cluster_config;
 pub mod defaults;
 pub mod error;
 pub mod istio;
@@ -19,6 +22,7 @@ pub mod manifest;
 pub mod render;
 pub mod serving;
 pub mod validation;
+pub mod versions;
 
 pub use defaults::SetDefaults;
 pub use error::{Error, Result};

@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Deserializer, Serialize};
 
-pub use profile::{Cloud, Profile};
+pub use profile::{Cloud, KIND_LOCAL_REGISTRY, Profile};
 
 use crate::error::{Error, Result};
 use crate::validation::{
@@ -263,7 +263,8 @@ pub struct PlacementSection {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub node_pool: Option<String>,
     /// Accelerator type (e.g. `nvidia-tesla-t4` on GKE); adds the cloud's
-    /// accelerator node label, the `nvidia.com/gpu` limit and toleration.
+    /// accelerator node label and the `nvidia.com/gpu` limit (no toleration:
+    /// see `render::gpu_toleration` for why no cloud needs one rendered).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub accelerator: Option<String>,
     /// Number of GPUs (`nvidia.com/gpu` limit); default 1 with an accelerator.
@@ -324,6 +325,17 @@ pub struct SidecarSection {
     /// Requests and limits.
     #[serde(default, skip_serializing_if = "is_default")]
     pub resources: ResourcesSection,
+    /// uid the sidecar runs as (`runAsUser`). Unset, it keeps its image's
+    /// user; `0` runs it as root and drops `runAsNonRoot`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<i64>,
+    /// gid the sidecar runs as (`runAsGroup`); unset, its image's group.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group: Option<i64>,
+    /// Whether the root file system is read-only (default true); images that
+    /// write beside their binaries need `false`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub read_only_root: Option<bool>,
 }
 
 /// `[istio]`: the function's mesh policy, rendered by [`crate::istio`].
@@ -671,6 +683,17 @@ impl FunctionManifest {
             }
             check_env(&format!("{field}.env"), &sidecar.env, false, errors);
             check_resources(&format!("{field}.resources"), &sidecar.resources, errors);
+            for (key, id) in [("user", sidecar.user), ("group", sidecar.group)] {
+                if id.is_some_and(|id| !(0..=i64::from(i32::MAX)).contains(&id)) {
+                    errors.push(FieldError::invalid(
+                        format!("{field}.{key}"),
+                        format!(
+                            "use an id from 0 to {}, or leave {key} out to keep the image's",
+                            i32::MAX
+                        ),
+                    ));
+                }
+            }
         }
     }
 

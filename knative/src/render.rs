@@ -169,17 +169,10 @@ pub fn render_service(
             resources: resources(&manifest.resources, Some(gpus)),
             ..function
         };
-        // GPU nodes are tainted nvidia.com/gpu:NoSchedule on GKE, EKS and AKS.
-        if !tolerations
-            .iter()
-            .any(|t| t.key.as_deref() == Some(GPU_RESOURCE))
+        if let Some(toleration) = gpu_toleration(cloud)
+            && !tolerations.iter().any(|t| t.key == toleration.key)
         {
-            tolerations.push(Toleration {
-                key: Some(GPU_RESOURCE.to_owned()),
-                operator: Some("Exists".to_owned()),
-                effect: Some("NoSchedule".to_owned()),
-                ..Default::default()
-            });
+            tolerations.push(toleration);
         }
     }
 
@@ -327,6 +320,23 @@ fn resources(section: &ResourcesSection, gpus: Option<u32>) -> Option<ResourceRe
     })
 }
 
+/// The toleration a GPU function needs on `cloud`, if the cloud taints its
+/// GPU nodes and does not add the toleration itself. None of the clouds
+/// okonomi knows does both, so nothing is added (and no Knative tolerations
+/// flag is needed) unless okonomi.toml lists tolerations:
+/// - GKE taints GPU nodes `nvidia.com/gpu=present:NoSchedule`, but its
+///   ExtendedResourceToleration admission adds the toleration to every pod
+///   that asks for `nvidia.com/gpu`;
+/// - EKS (eksctl and managed node groups) and AKS do not taint GPU nodes
+///   unless the operator asks (`--node-taints`), and then okonomi.toml's
+///   `[[placement.tolerations]]` names the operator's taint;
+/// - kind and the engine have no GPU nodes of their own.
+fn gpu_toleration(cloud: Cloud) -> Option<Toleration> {
+    match cloud {
+        Cloud::Gke | Cloud::Eks | Cloud::Aks | Cloud::Kind | Cloud::Local => None,
+    }
+}
+
 fn http_probe(path: &str) -> Probe {
     Probe {
         http_get: Some(HTTPGetAction {
@@ -361,6 +371,20 @@ pub fn restricted_security_context() -> SecurityContext {
     }
 }
 
+/// A sidecar's security context: [`restricted_security_context`] without the
+/// function's uid and gid, so a third-party image runs as its own user,
+/// unless okonomi.toml's `user`, `group` or `read_only_root` say otherwise.
+/// `user = 0` is root, so `runAsNonRoot` goes with it.
+pub fn sidecar_security_context(section: &SidecarSection) -> SecurityContext {
+    SecurityContext {
+        run_as_non_root: Some(section.user != Some(0)),
+        run_as_user: section.user,
+        run_as_group: section.group,
+        read_only_root_filesystem: Some(section.read_only_root.unwrap_or(true)),
+        ..restricted_security_context()
+    }
+}
+
 fn sidecar(section: &SidecarSection) -> Container {
     Container {
         name: section.name.clone(),
@@ -369,7 +393,7 @@ fn sidecar(section: &SidecarSection) -> Container {
         args: (!section.args.is_empty()).then(|| section.args.clone()),
         env: env_vars(&section.env),
         resources: resources(&section.resources, None),
-        security_context: Some(restricted_security_context()),
+        security_context: Some(sidecar_security_context(section)),
         ..Default::default()
     }
 }

@@ -2,8 +2,8 @@
 
 #![allow(clippy::unwrap_used)] // a failed unwrap is a failed test
 
-#[path = "common/schema.rs"]
-mod schema;
+mod support;
+use support::schema;
 
 use okonomi_knative::ValidationConfig;
 use okonomi_knative::admission::{KnativeKind, Write, admit};

@@ -4,8 +4,8 @@
 
 #![allow(clippy::unwrap_used)] // a failed unwrap is a failed test
 
-#[path = "common/schema.rs"]
-mod schema;
+mod support;
+use support::schema;
 
 use std::path::Path;
 
@@ -165,5 +165,52 @@ fn gateway_hosts_and_credential() {
     assert_eq!(
         gateway["spec"]["servers"][1]["hosts"],
         json!(["*.fn.example.com"])
+    );
+}
+
+/// istio/README.md's "Who can reach a function" table is written for exactly
+/// these rules: knative-serving as a whole, the ingress gateway's principal,
+/// Knative's two paths for anyone, and the callers. If the rendering changes,
+/// the table must too; and callers are flagged advisory wherever they appear.
+#[test]
+fn the_reachability_table_matches_the_rendered_rules_and_callers_are_advisory() {
+    let with_callers = FunctionManifest::from_toml_str(
+        "[function]\nname = \"hello\"\n[istio]\ncallers = [\"cluster.local/ns/shop/sa/web\"]\ncaller_namespaces = [\"batch\"]\n",
+        "okonomi.toml",
+    )
+    .unwrap();
+    let (_, policy) = function_policy(&with_callers, "fns", &MeshSettings::default());
+    let rules = serde_json::to_value(&policy.spec.rules).unwrap();
+    assert_eq!(
+        rules,
+        json!([
+            {"from": [{"source": {"namespaces": ["knative-serving"]}}]},
+            {"from": [{"source": {"principals": ["cluster.local/ns/istio-system/sa/istio-ingressgateway-service-account"]}}]},
+            {"to": [{"operation": {"paths": ["/healthz", "/metrics"]}}]},
+            {"from": [
+                {"source": {"principals": ["cluster.local/ns/shop/sa/web"]}},
+                {"source": {"namespaces": ["batch"]}}
+            ]}
+        ])
+    );
+    assert_eq!(policy.spec.action, "ALLOW");
+
+    let readme = std::fs::read_to_string(istio_dir().join("README.md")).unwrap();
+    for row in [
+        "| client outside the cluster, through the ingress gateway | yes | yes (gateway principal) | yes (gateway principal) |",
+        "| any pod, via the activator | yes | yes (namespace `knative-serving`) | yes (namespace `knative-serving`) |",
+        "| meshed pod not listed, straight to the pod | yes | no, except `/healthz`, `/metrics` | no, except `/healthz`, `/metrics` |",
+    ] {
+        assert!(readme.contains(row), "istio/README.md lacks the row {row}");
+    }
+
+    let note = okonomi_knative::istio::advisory_callers_note(&with_callers).unwrap();
+    assert!(note.contains("advisory"), "{note}");
+    assert!(note.contains("hello"), "{note}");
+    let without =
+        FunctionManifest::from_toml_str("[function]\nname = \"hello\"\n", "okonomi.toml").unwrap();
+    assert_eq!(
+        okonomi_knative::istio::advisory_callers_note(&without),
+        None
     );
 }

@@ -4,8 +4,8 @@
 
 #![allow(clippy::unwrap_used)] // a failed unwrap is a failed test
 
-#[path = "common/schema.rs"]
-mod schema;
+mod support;
+use support::schema;
 
 use std::io::Write;
 use std::path::Path;
@@ -237,7 +237,7 @@ fn cluster_local_visibility_is_a_label() {
 }
 
 #[test]
-fn a_gpu_pool_on_gke_becomes_node_selector_tolerations_and_a_gpu_limit() {
+fn a_gpu_pool_on_gke_becomes_node_selector_the_listed_tolerations_and_a_gpu_limit() {
     let m = manifest(
         r#"
 [function]
@@ -292,8 +292,7 @@ effect = "NoSchedule"
     assert_eq!(
         spec["tolerations"],
         json!([
-            {"key": "dedicated", "operator": "Equal", "value": "ml", "effect": "NoSchedule"},
-            {"key": "nvidia.com/gpu", "operator": "Exists", "effect": "NoSchedule"}
+            {"key": "dedicated", "operator": "Equal", "value": "ml", "effect": "NoSchedule"}
         ])
     );
     assert_eq!(
@@ -356,7 +355,17 @@ resources = { limits = { memory = "32Mi" } }
     assert_eq!(containers[1]["name"], "log-shipper");
     assert!(containers[1].get("ports").is_none());
     assert!(containers[1].get("readinessProbe").is_none());
-    assert_eq!(containers[1]["securityContext"]["runAsNonRoot"], true);
+    // A third-party image keeps its own user: no runAsUser or runAsGroup.
+    assert_eq!(
+        containers[1]["securityContext"],
+        json!({
+            "allowPrivilegeEscalation": false,
+            "capabilities": {"drop": ["ALL"]},
+            "readOnlyRootFilesystem": true,
+            "runAsNonRoot": true,
+            "seccompProfile": {"type": "RuntimeDefault"}
+        })
+    );
     assert_eq!(
         containers[1]["args"],
         json!(["-i", "dummy", "-o", "stdout"])
@@ -396,4 +405,91 @@ fn the_repository_functions_all_render_to_schema_valid_services() {
         }
     }
     assert!(seen >= 3, "expected hello, counter and echo");
+}
+
+#[test]
+fn gpu_functions_get_no_toleration_the_cloud_does_not_need() {
+    // GKE adds the nvidia.com/gpu toleration itself (ExtendedResourceToleration);
+    // EKS and AKS do not taint GPU nodes unless the operator does.
+    let m = manifest("[function]\nname = \"infer\"\n[placement]\ngpus = 2\n");
+    for cloud in [
+        Cloud::Gke,
+        Cloud::Eks,
+        Cloud::Aks,
+        Cloud::Kind,
+        Cloud::Local,
+    ] {
+        let profile = Profile {
+            registry: Some("registry.example/okonomi".into()),
+            ..Profile::new(cloud)
+        };
+        let rendered = render_service(
+            &m,
+            IMAGE,
+            &RenderOptions {
+                profile: Some(&profile),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        let svc = json_of(&rendered.service);
+        let spec = &svc["spec"]["template"]["spec"];
+        assert!(spec.get("tolerations").is_none(), "{cloud:?}: {spec}");
+        assert!(
+            rendered.required_features.is_empty(),
+            "{cloud:?}: {:?}",
+            rendered.required_features
+        );
+        assert_eq!(
+            spec["containers"][0]["resources"]["limits"]["nvidia.com/gpu"], "2",
+            "{cloud:?}"
+        );
+        Schemas::knative().assert_valid(&svc);
+    }
+}
+
+#[test]
+fn a_sidecar_runs_as_the_user_okonomi_toml_names() {
+    let m = manifest(
+        r#"
+[function]
+name = "app"
+[[sidecars]]
+name = "agent"
+image = "registry.example/agent:1"
+user = 1000
+group = 2000
+read_only_root = false
+[[sidecars]]
+name = "root-agent"
+image = "registry.example/root-agent:1"
+user = 0
+"#,
+    );
+    let rendered = render_service(&m, IMAGE, &RenderOptions::default()).unwrap();
+    let svc = json_of(&rendered.service);
+    let containers = &svc["spec"]["template"]["spec"]["containers"];
+    let agent = &containers[1]["securityContext"];
+    assert_eq!(agent["runAsUser"], 1000);
+    assert_eq!(agent["runAsGroup"], 2000);
+    assert_eq!(agent["runAsNonRoot"], true);
+    assert_eq!(agent["readOnlyRootFilesystem"], false);
+    let root = &containers[2]["securityContext"];
+    assert_eq!(root["runAsUser"], 0);
+    assert_eq!(root["runAsNonRoot"], false);
+    assert!(root.get("runAsGroup").is_none(), "{root}");
+    // The function itself keeps okonomi's uid.
+    assert_eq!(containers[0]["securityContext"]["runAsUser"], 65532);
+    Schemas::knative().assert_valid(&svc);
+
+    let mut defaulted = rendered.service;
+    defaulted.set_defaults(&ValidationConfig::default());
+    assert!(defaulted.validate(&ValidationConfig::default()).is_empty());
+
+    let bad = FunctionManifest::from_toml_str(
+        "[function]\nname = \"app\"\n[[sidecars]]\nname = \"a\"\nimage = \"i\"\nuser = -1\n",
+        "okonomi.toml",
+    )
+    .unwrap_err();
+    assert!(bad.to_string().contains("sidecars[0].user"), "{bad}");
 }

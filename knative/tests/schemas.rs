@@ -4,8 +4,8 @@
 
 #![allow(clippy::unwrap_used)] // a failed unwrap is a failed test
 
-#[path = "common/schema.rs"]
-mod schema;
+mod support;
+use support::schema;
 
 use schema::Schemas;
 use serde_json::json;

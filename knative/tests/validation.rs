@@ -47,8 +47,9 @@ struct Svc(Service);
 impl Svc {
     fn new(name: &str) -> Self {
         let mut s = Service::new(name, Default::default());
-        s.spec.template.spec.pod_spec.containers =
-            vec![container("registry.example/hello@sha256:00")];
+        s.spec.template.spec.pod_spec.containers = vec![container(
+            "registry.example/hello@sha256:0000000000000000000000000000000000000000000000000000000000000000",
+        )];
         Svc(s)
     }
     fn containers(mut self, containers: Vec<Container>) -> Self {
@@ -121,6 +122,13 @@ fn service_rules_table() {
             &["spec.template.spec.containers[0].image"],
         ),
         (
+            "image reference that does not parse (Knative refuses it before storing)",
+            Svc::new("a")
+                .containers(vec![container("not a valid image!!")])
+                .build(),
+            &["spec.template.spec.containers[0].image"],
+        ),
+        (
             "two ports on one container",
             Svc::new("a")
                 .containers(vec![with_port(
@@ -178,6 +186,13 @@ fn service_rules_table() {
             "reserved port 8012",
             Svc::new("a")
                 .containers(vec![with_port(container("i"), 8012, None)])
+                .build(),
+            &["spec.template.spec.containers[0].ports[0].containerPort"],
+        ),
+        (
+            "reserved port 8008 (profiling)",
+            Svc::new("a")
+                .containers(vec![with_port(container("i"), 8008, None)])
                 .build(),
             &["spec.template.spec.containers[0].ports[0].containerPort"],
         ),
@@ -296,7 +311,7 @@ fn service_rules_table() {
             &["spec.template.spec.nodeName"],
         ),
         (
-            "mount on /var/log and on a missing volume",
+            "mount on /dev/log (written /dev/./log/) and on a missing volume",
             Svc::new("a")
                 .spec(|s| {
                     s.pod_spec.volumes = Some(vec![Volume {
@@ -307,7 +322,7 @@ fn service_rules_table() {
                     s.pod_spec.containers[0].volume_mounts = Some(vec![
                         VolumeMount {
                             name: "v".into(),
-                            mount_path: "/var/log".into(),
+                            mount_path: "/dev/./log/".into(),
                             ..Default::default()
                         },
                         VolumeMount {
@@ -670,7 +685,7 @@ fn defaults_match_knatives_webhook() {
                 "enableServiceLinks": false,
                 "containers": [{
                     "name": "user-container",
-                    "image": "registry.example/hello@sha256:00",
+                    "image": "registry.example/hello@sha256:0000000000000000000000000000000000000000000000000000000000000000",
                     "readinessProbe": {"successThreshold": 1, "tcpSocket": {"port": 0}}
                 }]
             }},
@@ -754,4 +769,34 @@ fn updates_keep_revisions_immutable_and_named_templates_fixed() {
         set(&["spec"])
     );
     assert!(revision.validate_update(&revision, &config).is_empty());
+}
+
+#[test]
+fn tmp_and_var_are_no_longer_reserved_mount_paths() {
+    // Knative 1.14 dropped /tmp, /var and /var/log from reservedPaths.
+    let mounts = ["/tmp", "/var", "/var/log"];
+    let service = Svc::new("a")
+        .spec(|s| {
+            s.pod_spec.volumes = Some(vec![Volume {
+                name: "v".into(),
+                empty_dir: Some(Default::default()),
+                ..Default::default()
+            }]);
+            s.pod_spec.containers[0].volume_mounts = Some(
+                mounts
+                    .iter()
+                    .map(|path| VolumeMount {
+                        name: "v".into(),
+                        mount_path: (*path).into(),
+                        ..Default::default()
+                    })
+                    .collect(),
+            );
+        })
+        .build();
+    let errors = service.validate(&ValidationConfig::default());
+    assert!(
+        !errors.iter().any(|e| e.field.contains("mountPath")),
+        "{errors:?}"
+    );
 }

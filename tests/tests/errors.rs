@@ -172,6 +172,72 @@ fn engine_errors_namespace_missing_and_unpullable_image() {
             "okonomi did not surface {message:?}: {run}"
         );
     }
+
+    // Traffic to a revision that does not exist: Knative marks the Route's
+    // AllTrafficAssigned False (RevisionMissing), so that waits stop with
+    // the reason instead of running out.
+    let run = target
+        .okonomi_ns(&[
+            "traffic",
+            "ghost",
+            "--traffic",
+            "nope-00009=100",
+            "--timeout",
+            "170s",
+        ])
+        .unwrap()
+        .failure()
+        .unwrap();
+    assert!(
+        !run.stderr.contains("was not ready after"),
+        "the wait ran out instead of stopping at the reason: {run}"
+    );
+    let route = target
+        .kubectl_ns(&["get", "route", "ghost", "-o", "json"])
+        .unwrap()
+        .success()
+        .unwrap()
+        .json()
+        .unwrap();
+    let assigned = route["status"]["conditions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["type"] == "AllTrafficAssigned")
+        .cloned()
+        .unwrap_or_default();
+    assert_eq!(assigned["status"], "False", "{route}");
+    assert_eq!(assigned["reason"], "RevisionMissing", "{route}");
+    assert_eq!(
+        assigned["message"],
+        "Revision \"nope-00009\" referenced in traffic not found.",
+        "{route}"
+    );
+}
+
+#[test]
+fn a_missing_path_is_said_to_be_missing_and_timeouts_take_durations() {
+    let dir = tempfile::tempdir().unwrap();
+    let okonomi = okonomi_with_kubeconfig(&dir.path().join("missing-config"));
+    let missing = dir.path().join("nonexistent");
+    let run = okonomi
+        .run(&["deploy", missing.to_str().unwrap()])
+        .unwrap()
+        .failure()
+        .unwrap();
+    assert!(run.stderr.contains("does not exist"), "{run}");
+    assert!(!run.stderr.contains("has no okonomi.toml"), "{run}");
+
+    // One duration syntax everywhere: invoke takes 1s and 500ms as deploy does.
+    for timeout in ["1s", "500ms"] {
+        let run = okonomi
+            .run(&["invoke", "http://127.0.0.1:1/", "--timeout", timeout])
+            .unwrap()
+            .failure()
+            .unwrap();
+        assert!(run.stderr.contains("calling http://127.0.0.1:1/"), "{run}");
+        assert!(!run.stderr.contains("invalid"), "{run}");
+    }
 }
 
 /// A Kubernetes API without Knative: okonomi's own API server serving only

@@ -36,6 +36,7 @@ struct Suite {
 type Scenario = fn(&mut Suite) -> anyhow::Result<()>;
 
 const SCENARIOS: &[(&str, Scenario)] = &[
+    ("doctor", doctor),
     ("deploy_hello", deploy_hello),
     ("new_revision_on_env_change", new_revision_on_env_change),
     ("echo_cloudevent", echo_cloudevent),
@@ -136,6 +137,31 @@ fn revision_names(description: &Value) -> Vec<String> {
 }
 
 // ----- scenarios -----
+
+/// `okonomi doctor` first, as a user would before the first deploy: nothing
+/// fails on the target (Kubernetes and Knative versions, ingress, domain,
+/// the functions' feature flags, mesh, registry credentials).
+fn doctor(suite: &mut Suite) -> anyhow::Result<()> {
+    for path in [&suite.hello_path, &suite.echo_path, &suite.counter_path] {
+        let run = suite.target.okonomi(&["doctor", "-o", "json", path])?;
+        let report = run.json()?;
+        let failed: Vec<String> = report["findings"]
+            .as_array()
+            .map(|f| {
+                f.iter()
+                    .filter(|f| f["status"] == "fail")
+                    .map(|f| format!("{}: {} (fix: {})", f["check"], f["message"], f["fix"]))
+                    .collect()
+            })
+            .unwrap_or_default();
+        ensure!(
+            run.code == 0 && failed.is_empty(),
+            "okonomi doctor {path} found what would break the suite:\n{}\n{run}",
+            failed.join("\n")
+        );
+    }
+    Ok(())
+}
 
 /// Deploy hello; its URL answers the seed app's line with this kernel's uname(2).
 fn deploy_hello(suite: &mut Suite) -> anyhow::Result<()> {

@@ -117,6 +117,32 @@ starting with a letter, at most 63 characters (set [function] name in okonomi.to
         /// The server's message.
         message: String,
     },
+    /// The API server refused the credentials (401).
+    #[error(
+        "the Kubernetes API at {server} (context {context:?}) refused the credentials: {message}; \
+for the local engine start `okonomi up` again (it rewrites the \"okonomi\" context's token), \
+for a cloud cluster fetch credentials again (e.g. `gcloud container clusters get-credentials CLUSTER`)"
+    )]
+    Unauthorized {
+        /// The context.
+        context: String,
+        /// The API server URL.
+        server: String,
+        /// The server's message.
+        message: String,
+    },
+    /// The API server answered with an error Status not covered above.
+    #[error("{action} failed: {message} ({reason}, HTTP {code})")]
+    Refused {
+        /// What was attempted.
+        action: String,
+        /// The Status's message and causes.
+        message: String,
+        /// The Status's reason, e.g. `InternalError`.
+        reason: String,
+        /// The HTTP status code.
+        code: u16,
+    },
     /// Any other API failure.
     #[error("{action} failed: {source}")]
     Api {
@@ -165,6 +191,13 @@ impl ClusterError {
         match source {
             kube::Error::Api(status) => {
                 let message = describe_status(&status);
+                if status.code == 401 {
+                    return ClusterError::Unauthorized {
+                        context: context.to_owned(),
+                        server: server.to_owned(),
+                        message,
+                    };
+                }
                 if status.is_forbidden() {
                     return ClusterError::Forbidden {
                         action: action.to_owned(),
@@ -197,9 +230,11 @@ impl ClusterError {
                         };
                     }
                 }
-                ClusterError::Api {
+                ClusterError::Refused {
                     action: action.to_owned(),
-                    source: kube::Error::Api(status),
+                    message,
+                    reason: status.reason.clone(),
+                    code: status.code,
                 }
             }
             kube::Error::HyperError(e) => ClusterError::Unreachable {
@@ -360,5 +395,33 @@ mod tests {
             "{text}"
         );
         assert!(text.ends_with("ask the cluster admin for access"), "{text}");
+    }
+
+    #[test]
+    fn a_refused_token_says_how_to_get_a_fresh_one_with_no_debug_structure() {
+        let error = map(api_error(401, "Unauthorized", "Unauthorized", None));
+        let text = error.to_string();
+        assert!(
+            text.starts_with("the Kubernetes API at https://10.0.0.1 (context \"gke\") refused the credentials: Unauthorized"),
+            "{text}"
+        );
+        assert!(text.contains("okonomi up"), "{text}");
+        assert!(!text.contains("Status {"), "{text}");
+        assert!(std::error::Error::source(&error).is_none());
+    }
+
+    #[test]
+    fn other_error_statuses_are_their_message() {
+        let error = map(api_error(
+            500,
+            "InternalError",
+            "the state database is full",
+            None,
+        ));
+        assert_eq!(
+            error.to_string(),
+            "applying service \"hello\" failed: the state database is full (InternalError, HTTP 500)"
+        );
+        assert!(std::error::Error::source(&error).is_none());
     }
 }

@@ -22,7 +22,7 @@ pub struct Args {
     #[arg(long)]
     pub no_wait: bool,
     /// How long to wait for it to disappear.
-    #[arg(long, default_value = "120s", value_parser = crate::cmd::deploy::parse_timeout)]
+    #[arg(long, default_value = "120s", value_parser = crate::duration::parse)]
     pub timeout: Duration,
 }
 

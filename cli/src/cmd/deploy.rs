@@ -70,18 +70,10 @@ pub struct Args {
     #[arg(long)]
     pub no_wait: bool,
     /// How long to wait for Ready, e.g. 300s, 5m.
-    #[arg(long, default_value = "300s", value_parser = parse_timeout)]
+    #[arg(long, default_value = "300s", value_parser = crate::duration::parse)]
     pub timeout: Duration,
     #[command(flatten)]
     pub target: TargetArgs,
-}
-
-/// Parses `300s`, `5m`, `1h` or plain seconds.
-pub fn parse_timeout(text: &str) -> Result<Duration, String> {
-    if let Ok(seconds) = text.parse::<u64>() {
-        return Ok(Duration::from_secs(seconds));
-    }
-    okonomi_knative::validation::parse_duration(text)
 }
 
 /// Runs `okonomi deploy`.
@@ -119,6 +111,9 @@ pub async fn run(args: Args, global: &Global) -> anyhow::Result<ExitCode> {
     let mut objects = vec![serde_json::to_value(&service)?];
     if args.istio {
         objects.extend(istio_policy(&manifest, &namespace));
+        if let Some(note) = okonomi_knative::istio::advisory_callers_note(&manifest) {
+            global.warn(note);
+        }
     }
 
     let Some(cluster) = cluster else {
@@ -177,6 +172,12 @@ pub async fn run(args: Args, global: &Global) -> anyhow::Result<ExitCode> {
 
 async fn load_manifest(args: &Args) -> anyhow::Result<FunctionManifest> {
     let path = args.path.clone();
+    if !path.exists() {
+        bail!(
+            "{} does not exist: pass the directory of a function crate (e.g. functions/hello), or create one with `okonomi new NAME`",
+            path.display()
+        );
+    }
     let has_manifest = path
         .join(okonomi_knative::manifest::MANIFEST_FILE)
         .is_file()

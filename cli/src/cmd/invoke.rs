@@ -69,9 +69,9 @@ pub struct Args {
     /// Content type of the data (default application/json for events, none otherwise).
     #[arg(long)]
     pub content_type: Option<String>,
-    /// Give up after this many seconds.
-    #[arg(long, default_value_t = 60)]
-    pub timeout: u64,
+    /// Give up after this long, e.g. 500ms, 10s, 2m.
+    #[arg(long, default_value = "60s", value_parser = crate::duration::parse)]
+    pub timeout: std::time::Duration,
 }
 
 /// Runs `okonomi invoke`.
@@ -97,8 +97,9 @@ pub async fn run(args: Args, global: &Global) -> anyhow::Result<ExitCode> {
     };
     let method = reqwest::Method::from_bytes(method.as_bytes())
         .with_context(|| format!("invalid method {method:?}"))?;
-    let client = reqwest::Client::builder()
-        .timeout(std::time::Duration::from_secs(args.timeout))
+    // `*.localhost` (the engine's URLs) resolves to loopback, as in curl.
+    let client = crate::localhost::client_builder()
+        .timeout(args.timeout)
         .build()?;
     let mut request = client.request(method, &url);
     for header in &args.headers {

@@ -44,7 +44,7 @@ pub struct Args {
     #[arg(long = "untag", value_name = "TAG")]
     pub untag: Vec<String>,
     /// How long to wait for the new split to be Ready.
-    #[arg(long, default_value = "300s", value_parser = crate::cmd::deploy::parse_timeout)]
+    #[arg(long, default_value = "300s", value_parser = crate::duration::parse)]
     pub timeout: Duration,
 }
 

@@ -57,7 +57,11 @@ pub enum Error {
         causes: Vec<StatusCause>,
     },
     /// The object failed validation; `causes` name the fields.
-    #[error("{kind}.{group} \"{name}\" is invalid: {}", summary(causes))]
+    #[error(
+        "{} \"{name}\" is invalid: {}",
+        qualified_kind(kind, group),
+        summary(causes)
+    )]
     Invalid {
         /// Kind, e.g. `Service`.
         kind: String,
@@ -101,6 +105,9 @@ pub enum Error {
     /// namespace).
     #[error("{0}")]
     Forbidden(String),
+    /// The server does not offer this (e.g. pod logs with no log backend).
+    #[error("{0}")]
+    NotImplemented(String),
     /// No or a wrong bearer token.
     #[error("Unauthorized")]
     Unauthorized,
@@ -140,6 +147,15 @@ pub enum Error {
     Internal(String),
 }
 
+/// `Kind` for the core group, `Kind.group` otherwise (as Kubernetes words it).
+fn qualified_kind(kind: &str, group: &str) -> String {
+    if group.is_empty() {
+        kind.to_string()
+    } else {
+        format!("{kind}.{group}")
+    }
+}
+
 fn summary(causes: &[StatusCause]) -> String {
     let parts: Vec<String> = causes
         .iter()
@@ -172,6 +188,7 @@ impl Error {
             Error::MethodNotAllowed => 405,
             Error::Unauthorized => 401,
             Error::Forbidden(_) => 403,
+            Error::NotImplemented(_) => 501,
             Error::Storage { .. }
             | Error::Io { .. }
             | Error::Tls(_)
@@ -193,6 +210,7 @@ impl Error {
             Error::MethodNotAllowed => "MethodNotAllowed",
             Error::Unauthorized => "Unauthorized",
             Error::Forbidden(_) => "Forbidden",
+            Error::NotImplemented(_) => "NotImplemented",
             _ => "InternalError",
         }
     }

@@ -7,8 +7,11 @@
 //! `/api/v1/namespaces/{name}/status` vs `/api/v1/namespaces/{ns}/{resource}`), so
 //! it can be merged under another router's explicit routes.
 
+mod auth;
 mod discovery;
+mod logs;
 mod openapi;
+mod portforward;
 mod protobuf;
 mod resources;
 mod table;
@@ -26,6 +29,8 @@ use http::{HeaderMap, HeaderValue, Method, StatusCode, header};
 use serde_json::Value;
 
 use crate::error::Error;
+use crate::logs::{NoPodLogs, PodLogs};
+use crate::portforward::{NoPortForward, PodPortForward};
 use crate::resource::ResourceType;
 use crate::store::Store;
 
@@ -41,6 +46,8 @@ pub struct Api {
     token: Option<Arc<str>>,
     minor_version: Arc<str>,
     bookmark_interval: Duration,
+    pod_logs: Arc<dyn PodLogs>,
+    port_forward: Arc<dyn PodPortForward>,
 }
 
 impl std::fmt::Debug for Api {
@@ -63,7 +70,22 @@ impl Api {
             token: None,
             minor_version: "33".into(),
             bookmark_interval: Duration::from_secs(15),
+            pod_logs: Arc::new(NoPodLogs),
+            port_forward: Arc::new(NoPortForward),
         }
+    }
+
+    /// Serve `pods/log` from `logs` (without it, log requests get `501`).
+    pub fn with_pod_logs(mut self, logs: Arc<dyn PodLogs>) -> Self {
+        self.pod_logs = logs;
+        self
+    }
+
+    /// Serve `pods/portforward` through `forward` (without it, every forwarded
+    /// connection reports that port forwarding is not available).
+    pub fn with_port_forward(mut self, forward: Arc<dyn PodPortForward>) -> Self {
+        self.port_forward = forward;
+        self
     }
 
     /// Require `Authorization: Bearer TOKEN` on every request but `/version` and
@@ -128,6 +150,8 @@ pub(crate) struct Req {
     pub headers: HeaderMap,
     pub query: HashMap<String, String>,
     pub body: Body,
+    /// The connection's upgrade, for `pods/portforward`.
+    pub upgrade: Option<hyper::upgrade::OnUpgrade>,
 }
 
 impl Req {
@@ -172,7 +196,17 @@ pub(crate) fn decode(bytes: &[u8], content_type: &str) -> Result<Value, Error> {
         let text = std::str::from_utf8(bytes)
             .map_err(|_| Error::BadRequest("the YAML body is not UTF-8".into()))?;
         serde_saphyr::from_str_with_options(text, serde_saphyr::options! { strict_booleans: true })
-            .map_err(|e| Error::BadRequest(format!("the body is not valid YAML: {e}")))
+            .map_err(|e| {
+                // The parser's message quotes the input around the error, and the
+                // body may hold a Secret: say only where it is.
+                let at = e
+                    .location()
+                    .map(|l| format!(" at line {}, column {}", l.line(), l.column()))
+                    .unwrap_or_default();
+                Error::BadRequest(format!(
+                    "the body is not valid YAML{at} (check the quoting, brackets and indentation there)"
+                ))
+            })
     } else {
         serde_json::from_slice(bytes)
             .map_err(|e| Error::BadRequest(format!("the body is not valid JSON: {e}")))
@@ -213,7 +247,8 @@ fn not_found_path() -> Error {
 }
 
 async fn handle(State(api): State<Api>, request: Request) -> Response {
-    let (parts, body) = request.into_parts();
+    let (mut parts, body) = request.into_parts();
+    let upgrade = parts.extensions.remove::<hyper::upgrade::OnUpgrade>();
     let path = parts.uri.path().to_string();
     let query: HashMap<String, String> = parts
         .uri
@@ -229,6 +264,7 @@ async fn handle(State(api): State<Api>, request: Request) -> Response {
         headers: parts.headers,
         query,
         body,
+        upgrade,
     };
     let method = req.method.clone();
     let response = dispatch(&api, &path, req).await;
@@ -317,6 +353,15 @@ async fn route(api: &Api, segments: &[&str], req: Req) -> Result<Response, Error
             get_only(&req)?;
             openapi::v3_group(api, group, version)
         }
+        ["apis", "authorization.k8s.io", "v1", review] if auth::is_authorization_review(review) => {
+            auth::authorization_review(api, review, req).await
+        }
+        [
+            "apis",
+            "authentication.k8s.io",
+            version,
+            "selfsubjectreviews",
+        ] => auth::self_subject_review(version, req).await,
         ["api", "v1", rest @ ..] => resources::handle(api, "", "v1", rest, req).await,
         ["apis", group, version, rest @ ..] => {
             resources::handle(api, group, version, rest, req).await

@@ -1,14 +1,44 @@
-//! A Kubernetes-compatible API server for Knative Serving resources, with persistence and watches.
+//! A Kubernetes-compatible API server for Knative Serving resources and the
+//! Kubernetes kinds below them, with persistence and watches.
 //!
 //! The crate has two halves:
 //! - [`Store`]: the in-process object store the engine's controllers use directly
 //!   (get, list, create, update, patch, delete with cascade, watch), persisted in SQLite
-//!   with monotonic resource versions. Objects are plain `serde_json::Value`s, so the
-//!   store knows nothing about Knative; kind-specific defaulting and validation come in
-//!   through the [`Admission`] trait.
-//! - [`http`]: the Kubernetes REST API over that store (discovery, OpenAPI, tables,
-//!   watches, patches), served over HTTPS with a bearer token ([`tls`]), plus the
-//!   kubeconfig merge that makes `kubectl` talk to it ([`kubeconfig`]).
+//!   (readable by the engine's user only: it holds Secrets) with monotonic resource
+//!   versions. Objects are plain `serde_json::Value`s, so the store knows nothing
+//!   about Knative; Knative's defaulting and validation come in through the
+//!   [`Admission`] trait.
+//! - [`http`]: the Kubernetes REST API over that store (discovery, OpenAPI with
+//!   schemas, tables, watches, patches, `pods/log`, `pods/portforward`, the
+//!   `scale` subresource, `auth can-i`), served over HTTPS with a bearer token
+//!   ([`tls`]), plus the kubeconfig merge that makes `kubectl` talk to it
+//!   ([`kubeconfig`]).
+//!
+//! ## The built-in kinds
+//!
+//! Besides Knative's kinds the API serves, as Kubernetes does ([`builtin`]):
+//! - **ConfigMaps, Secrets, ServiceAccounts**, which users write. Secret
+//!   `stringData` is folded into `data` (base64) and never stored or returned;
+//!   `type` defaults to `Opaque`; `immutable` freezes the data. Every namespace
+//!   has a `default` ServiceAccount from its creation.
+//! - **Pods, Deployments, ReplicaSets, PodAutoscalers, Events**, which the
+//!   engine writes through [`Store`] directly. Over HTTP users may read and
+//!   watch them, delete a Pod (the engine replaces it), and change a
+//!   Deployment's `spec.replicas` (or its `scale`), which the revision's
+//!   autoscaler then puts back, as on Knative. Creating them, or changing
+//!   anything else, is refused with a `403 Forbidden` saying that the engine
+//!   makes them from Knative Services ([`builtin::access`]); `kubectl auth
+//!   can-i` answers from the same rules.
+//! - Events are stored once and served as core `v1` and `events.k8s.io/v1`.
+//!
+//! ## What the engine plugs in
+//!
+//! The streaming subresources need the engine's kubelet: it implements
+//! [`logs::PodLogs`] and [`portforward::PodPortForward`] and installs them with
+//! [`Api::with_pod_logs`](http::Api::with_pod_logs) and
+//! [`Api::with_port_forward`](http::Api::with_port_forward). Without them, log
+//! requests answer `501` and forwarded connections report that forwarding is not
+//! available.
 //!
 //! Wiring it up (what an engine does at start):
 //!
@@ -42,9 +72,12 @@
 //! ```
 
 pub mod admission;
+pub mod builtin;
 pub mod error;
 pub mod http;
 pub mod kubeconfig;
+pub mod logs;
+pub mod portforward;
 pub mod resource;
 pub mod selector;
 pub mod status;

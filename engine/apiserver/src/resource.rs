@@ -182,6 +182,111 @@ impl ResourceType {
         }
     }
 
+    /// A core (`/api/v1`) kind.
+    fn core(kind: &str, plural: &str, short_names: &[&str], namespaced: bool) -> Self {
+        Self {
+            group: String::new(),
+            version: "v1".into(),
+            kind: kind.into(),
+            plural: plural.into(),
+            singular: kind.to_ascii_lowercase(),
+            namespaced,
+            short_names: strings(short_names),
+            categories: Vec::new(),
+            printer_columns: Vec::new(),
+            status_subresource: false,
+        }
+    }
+
+    /// Core `configmaps` (cm): written by users, read by revisions.
+    pub fn config_map() -> Self {
+        Self::core("ConfigMap", "configmaps", &["cm"], true)
+    }
+
+    /// Core `secrets`: written by users, read by revisions; never logged.
+    pub fn secret() -> Self {
+        Self::core("Secret", "secrets", &[], true)
+    }
+
+    /// Core `serviceaccounts` (sa); a `default` one per namespace.
+    pub fn service_account() -> Self {
+        Self::core("ServiceAccount", "serviceaccounts", &["sa"], true)
+    }
+
+    /// Core `pods` (po): one per running instance, owned by the engine.
+    pub fn pod() -> Self {
+        let mut pod = Self::core("Pod", "pods", &["po"], true);
+        pod.categories = strings(&["all"]);
+        pod.status_subresource = true;
+        pod
+    }
+
+    /// Core `events` (ev), written by the engine's parts.
+    pub fn event() -> Self {
+        Self::core("Event", "events", &["ev"], true)
+    }
+
+    /// `events.events.k8s.io/v1`: the same events in the newer API.
+    pub fn events_k8s_io_event() -> Self {
+        let mut event = Self::core("Event", "events", &["ev"], true);
+        event.group = "events.k8s.io".into();
+        event
+    }
+
+    /// `deployments.apps/v1` (deploy): one per revision, owned by the engine.
+    pub fn deployment() -> Self {
+        let mut deployment = Self::core("Deployment", "deployments", &["deploy"], true);
+        deployment.group = "apps".into();
+        deployment.categories = strings(&["all"]);
+        deployment.status_subresource = true;
+        deployment
+    }
+
+    /// `replicasets.apps/v1` (rs): the Deployment's current ReplicaSet.
+    pub fn replica_set() -> Self {
+        let mut replica_set = Self::core("ReplicaSet", "replicasets", &["rs"], true);
+        replica_set.group = "apps".into();
+        replica_set.categories = strings(&["all"]);
+        replica_set.status_subresource = true;
+        replica_set
+    }
+
+    /// `podautoscalers.autoscaling.internal.knative.dev/v1alpha1` (kpa, pa):
+    /// one per revision, owned by the engine.
+    pub fn pod_autoscaler() -> Self {
+        let mut columns = vec![
+            PrinterColumn::new("DesiredScale", "integer", ".status.desiredScale"),
+            PrinterColumn::new("ActualScale", "integer", ".status.actualScale"),
+        ];
+        columns.extend(ready_columns());
+        Self {
+            group: "autoscaling.internal.knative.dev".into(),
+            version: "v1alpha1".into(),
+            kind: "PodAutoscaler".into(),
+            plural: "podautoscalers".into(),
+            singular: "podautoscaler".into(),
+            namespaced: true,
+            short_names: strings(&["kpa", "pa"]),
+            categories: strings(&["all", "knative-internal", "autoscaling"]),
+            printer_columns: columns,
+            status_subresource: true,
+        }
+    }
+
+    /// The core and apps kinds below the Knative objects.
+    pub fn kubernetes_core() -> Vec<Self> {
+        vec![
+            Self::config_map(),
+            Self::secret(),
+            Self::service_account(),
+            Self::pod(),
+            Self::event(),
+            Self::events_k8s_io_event(),
+            Self::deployment(),
+            Self::replica_set(),
+        ]
+    }
+
     /// The four Knative Serving v1 kinds.
     pub fn knative_serving() -> Vec<Self> {
         vec![
@@ -192,10 +297,13 @@ impl ResourceType {
         ]
     }
 
-    /// Everything the engine serves: namespaces and the Knative Serving kinds.
+    /// Everything the engine serves: namespaces, the core and apps kinds, the
+    /// Knative Serving kinds and Knative's PodAutoscaler.
     pub fn all_builtin() -> Vec<Self> {
         let mut all = vec![Self::namespace()];
+        all.extend(Self::kubernetes_core());
         all.extend(Self::knative_serving());
+        all.push(Self::pod_autoscaler());
         all
     }
 

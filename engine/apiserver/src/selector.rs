@@ -6,6 +6,7 @@ use std::collections::BTreeSet;
 use serde_json::Value;
 
 use crate::error::{Error, Result};
+use crate::resource::ResourceType;
 
 /// One requirement of a label selector.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -169,30 +170,53 @@ fn split_word<'a>(part: &'a str, word: &str) -> Option<(&'a str, &'a str)> {
     }
 }
 
-/// One requirement of a field selector.
+/// One requirement of a field selector: the JSON pointer of the field, the value.
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct FieldRequirement {
-    field: Field,
+    field: String,
+    pointer: String,
     value: String,
     negate: bool,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Field {
-    Name,
-    Namespace,
-}
-
-/// A parsed field selector over `metadata.name` and `metadata.namespace` (the fields
-/// a custom resource supports).
+/// A parsed field selector. [`parse`](FieldSelector::parse) knows the fields
+/// every kind has (`metadata.name`, `metadata.namespace`);
+/// [`parse_for`](FieldSelector::parse_for) also those a built-in kind supports
+/// (`status.phase` for pods, `involvedObject.name` for events, …).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct FieldSelector {
     requirements: Vec<FieldRequirement>,
 }
 
 impl FieldSelector {
-    /// Parse the `fieldSelector` query syntax.
+    /// Parse the `fieldSelector` query syntax over `metadata.name` and
+    /// `metadata.namespace`.
     pub fn parse(selector: &str) -> Result<Self> {
+        Self::parse_with(
+            selector,
+            |field| {
+                matches!(field, "metadata.name" | "metadata.namespace").then(|| field.to_string())
+            },
+            "metadata.name and metadata.namespace",
+        )
+    }
+
+    /// Parse a field selector for objects of `rt`, with the fields its kind supports.
+    pub fn parse_for(rt: &ResourceType, selector: &str) -> Result<Self> {
+        let mut supported = vec!["metadata.name", "metadata.namespace"];
+        supported.extend(crate::builtin::fields::supported(rt));
+        Self::parse_with(
+            selector,
+            |field| crate::builtin::fields::resolve(rt, field),
+            &supported.join(", "),
+        )
+    }
+
+    fn parse_with(
+        selector: &str,
+        resolve: impl Fn(&str) -> Option<String>,
+        supported: &str,
+    ) -> Result<Self> {
         let mut requirements = Vec::new();
         if selector.trim().is_empty() {
             return Ok(Self { requirements });
@@ -209,17 +233,15 @@ impl FieldSelector {
                     "invalid field selector {selector:?}: {part:?} is not of the form field=value"
                 )));
             };
-            let field = match field.trim() {
-                "metadata.name" => Field::Name,
-                "metadata.namespace" => Field::Namespace,
-                other => {
-                    return Err(Error::BadRequest(format!(
-                        "field label not supported: {other} (only metadata.name and metadata.namespace are)"
-                    )));
-                }
+            let field = field.trim();
+            let Some(stored) = resolve(field) else {
+                return Err(Error::BadRequest(format!(
+                    "field label not supported: {field} (supported: {supported})"
+                )));
             };
             requirements.push(FieldRequirement {
-                field,
+                pointer: crate::builtin::fields::pointer(&stored),
+                field: stored,
                 value: value.trim().into(),
                 negate,
             });
@@ -231,21 +253,20 @@ impl FieldSelector {
     pub fn exact_name(&self) -> Option<&str> {
         self.requirements
             .iter()
-            .find(|r| r.field == Field::Name && !r.negate)
+            .find(|r| r.field == "metadata.name" && !r.negate)
             .map(|r| r.value.as_str())
     }
 
-    /// Whether `object` matches.
+    /// Whether `object` matches. A missing field reads as empty (`false` for
+    /// `spec.hostNetwork`), numbers and booleans as their text.
     pub fn matches(&self, object: &Value) -> bool {
         self.requirements.iter().all(|r| {
-            let pointer = match r.field {
-                Field::Name => "/metadata/name",
-                Field::Namespace => "/metadata/namespace",
+            let actual = match object.pointer(&r.pointer) {
+                Some(Value::String(s)) => s.clone(),
+                Some(Value::Null) | None if r.field == "spec.hostNetwork" => "false".into(),
+                Some(Value::Null) | None => String::new(),
+                Some(other) => other.to_string(),
             };
-            let actual = object
-                .pointer(pointer)
-                .and_then(Value::as_str)
-                .unwrap_or("");
             (actual == r.value) != r.negate
         })
     }
@@ -313,6 +334,29 @@ mod tests {
                 .matches(&o)
         );
         assert!(FieldSelector::parse("spec.x=a").is_err());
+        let pod = json!({"metadata": {"name": "p"}, "status": {"phase": "Running"}});
+        let pods = crate::resource::ResourceType::pod();
+        assert!(
+            FieldSelector::parse_for(&pods, "status.phase=Running")
+                .unwrap()
+                .matches(&pod)
+        );
+        assert!(
+            !FieldSelector::parse_for(&pods, "status.phase!=Running")
+                .unwrap()
+                .matches(&pod)
+        );
+        assert!(FieldSelector::parse_for(&pods, "reason=x").is_err());
+        let event = json!({"involvedObject": {"name": "hello", "kind": "Service"}, "source": {"component": "c"}});
+        let events = crate::resource::ResourceType::events_k8s_io_event();
+        assert!(
+            FieldSelector::parse_for(
+                &events,
+                "regarding.name=hello,involvedObject.kind=Service,source=c"
+            )
+            .unwrap()
+            .matches(&event)
+        );
         assert_eq!(
             FieldSelector::parse("metadata.name=a")
                 .unwrap()

@@ -25,6 +25,7 @@ use crate::resource::ResourceType;
 use crate::selector::{FieldSelector, LabelSelector};
 use database::{Database, RowChange};
 use fields::FieldSet;
+pub(crate) use object::name as object_name;
 pub use watch::{WatchEvent, WatchStream};
 
 /// How many past events the store keeps so that watches can resume from an older
@@ -44,7 +45,8 @@ pub struct ListOptions {
     pub namespace: Option<String>,
     /// A label selector in query syntax (`app=x,tier in (a,b),!legacy`).
     pub label_selector: Option<String>,
-    /// A field selector over `metadata.name` and `metadata.namespace`.
+    /// A field selector over `metadata.name`, `metadata.namespace` and the fields
+    /// the kind supports (see [`FieldSelector::parse_for`]).
     pub field_selector: Option<String>,
     /// At most this many objects per list (`None` or 0: all).
     pub limit: Option<usize>,
@@ -83,11 +85,11 @@ pub(crate) struct Filter {
 }
 
 impl Filter {
-    fn parse(options: &ListOptions) -> Result<Self> {
+    fn parse(rt: &ResourceType, options: &ListOptions) -> Result<Self> {
         Ok(Self {
             namespace: options.namespace.clone().filter(|n| !n.is_empty()),
             labels: LabelSelector::parse(options.label_selector.as_deref().unwrap_or(""))?,
-            fields: FieldSelector::parse(options.field_selector.as_deref().unwrap_or(""))?,
+            fields: FieldSelector::parse_for(rt, options.field_selector.as_deref().unwrap_or(""))?,
         })
     }
 
@@ -304,6 +306,35 @@ enum Change {
     },
 }
 
+/// A type whose objects are stored as another type's: `events.k8s.io/v1` Events
+/// are core Events shown through the newer API (see [`crate::builtin::events`]).
+#[derive(Debug, Clone, Copy)]
+enum View {
+    EventsV1,
+}
+
+impl View {
+    /// The stored type and the view, when `rt` is a view.
+    fn of(rt: &ResourceType) -> Option<(ResourceType, View)> {
+        (crate::builtin::Builtin::of(rt) == Some(crate::builtin::Builtin::EventsV1))
+            .then(|| (ResourceType::event(), View::EventsV1))
+    }
+
+    /// A stored object as this view shows it.
+    fn show(self, stored: Value) -> Value {
+        match self {
+            View::EventsV1 => crate::builtin::events::to_events_v1(&stored),
+        }
+    }
+
+    /// An object of this view as it is stored.
+    fn store(self, shown: Value) -> Value {
+        match self {
+            View::EventsV1 => crate::builtin::events::to_core(&shown),
+        }
+    }
+}
+
 fn lock_poisoned() -> Error {
     Error::Internal("store lock poisoned by a panic".into())
 }
@@ -370,6 +401,21 @@ impl Store {
                 )
                 .await?;
         }
+        // Namespaces stored before service accounts were served get theirs now.
+        let sa = ResourceType::service_account();
+        for namespace in store.list(&ns, &ListOptions::default())?.items {
+            let name = object::name(&namespace).to_string();
+            if store.get(&sa, &name, DEFAULT_SERVICE_ACCOUNT).is_err()
+                && !removal::is_terminating(&namespace)
+            {
+                let account = serde_json::json!({"metadata": {"name": DEFAULT_SERVICE_ACCOUNT, "namespace": name}});
+                match store.create(&sa, account).await {
+                    Ok(_) => {}
+                    Err(e) if e.is_already_exists() => {}
+                    Err(e) => return Err(e),
+                }
+            }
+        }
         Ok(store)
     }
 
@@ -409,6 +455,9 @@ impl Store {
 
     /// The object `namespace/name` (namespace ignored for cluster-scoped types).
     pub fn get(&self, rt: &ResourceType, namespace: &str, name: &str) -> Result<Value> {
+        if let Some((stored, view)) = View::of(rt) {
+            return self.get(&stored, namespace, name).map(|o| view.show(o));
+        }
         let ns = if rt.namespaced { namespace } else { "" };
         let state = self.read()?;
         state
@@ -424,7 +473,12 @@ impl Store {
     /// pages show the objects as they were when the first page was read (`410
     /// Expired` once that version has left the retained history).
     pub fn list(&self, rt: &ResourceType, options: &ListOptions) -> Result<ObjectList> {
-        let filter = Filter::parse(options)?;
+        if let Some((stored, view)) = View::of(rt) {
+            let mut listed = self.list(&stored, options)?;
+            listed.items = listed.items.into_iter().map(|o| view.show(o)).collect();
+            return Ok(listed);
+        }
+        let filter = Filter::parse(rt, options)?;
         let state = self.read()?;
         let key = rt.storage_key();
         let (resource_version, after) = match &options.continue_token {
@@ -511,6 +565,7 @@ impl Store {
         old: Option<&Value>,
         object: &mut Value,
     ) -> Result<()> {
+        crate::builtin::admit(rt, operation, old, object)?;
         let request = AdmissionRequest {
             resource: rt,
             operation,
@@ -527,6 +582,11 @@ impl Store {
     /// [`update_status`](Store::update_status). Fails with `AlreadyExists`, or
     /// `NotFound` naming the namespace if it does not exist.
     pub async fn create(&self, rt: &ResourceType, object: Value) -> Result<Value> {
+        if let Some((stored, view)) = View::of(rt) {
+            return Box::pin(self.create(&stored, view.store(object)))
+                .await
+                .map(|o| view.show(o));
+        }
         let _guard = self.inner.write_lock.lock().await;
         self.create_locked(rt, object, managed::Operation::Update, None)
             .await
@@ -561,15 +621,24 @@ impl Store {
         }
         object::stamp_new(&mut object, 0, &time)?;
         object::set_managed_fields(&mut object, managed::encode(entries))?;
-        let mut committed = self
-            .commit(vec![Change::Put {
-                rt_key: rt.storage_key(),
-                object,
+        let mut changes = vec![Change::Put {
+            rt_key: rt.storage_key(),
+            object,
+            previous_labels: None,
+        }];
+        // Every namespace has a `default` ServiceAccount from its first moment, as
+        // Kubernetes' service account controller makes one.
+        if crate::builtin::Builtin::of(rt) == Some(crate::builtin::Builtin::Namespace) {
+            changes.push(Change::Put {
+                rt_key: ResourceType::service_account().storage_key(),
+                object: default_service_account(&name, &time)?,
                 previous_labels: None,
-            }])
-            .await?;
+            });
+        }
+        let committed = self.commit(changes).await?;
         committed
-            .pop()
+            .into_iter()
+            .next()
             .ok_or_else(|| Error::Internal("create committed nothing".into()))
     }
 
@@ -579,6 +648,11 @@ impl Store {
     /// status changed. A write that changes nothing returns the stored object
     /// unchanged (same resourceVersion).
     pub async fn update(&self, rt: &ResourceType, object: Value) -> Result<Value> {
+        if let Some((stored, view)) = View::of(rt) {
+            return Box::pin(self.update(&stored, view.store(object)))
+                .await
+                .map(|o| view.show(o));
+        }
         let _guard = self.inner.write_lock.lock().await;
         self.update_locked(rt, object, false, managed::Operation::Update, None)
             .await
@@ -587,6 +661,11 @@ impl Store {
     /// Replace an object's status (PUT `/status`); everything else is kept from the
     /// stored object. `metadata.resourceVersion`, when given, must match.
     pub async fn update_status(&self, rt: &ResourceType, object: Value) -> Result<Value> {
+        if let Some((stored, view)) = View::of(rt) {
+            return Box::pin(self.update_status(&stored, view.store(object)))
+                .await
+                .map(|o| view.show(o));
+        }
         let _guard = self.inner.write_lock.lock().await;
         self.update_locked(rt, object, true, managed::Operation::Update, None)
             .await
@@ -761,6 +840,11 @@ impl Store {
         patch: &Patch,
         status: bool,
     ) -> Result<Value> {
+        if let Some((stored, view)) = View::of(rt) {
+            return self
+                .patch_view(&stored, view, namespace, name, patch, status)
+                .await;
+        }
         let _guard = self.inner.write_lock.lock().await;
         let ns = if rt.namespaced { namespace } else { "" };
         let old = match self.get(rt, ns, name) {
@@ -841,12 +925,62 @@ impl Store {
             .await
     }
 
+    /// A patch through a view: applied to the object as the view shows it, then
+    /// stored converted back.
+    async fn patch_view(
+        &self,
+        stored: &ResourceType,
+        view: View,
+        namespace: &str,
+        name: &str,
+        patch: &Patch,
+        status: bool,
+    ) -> Result<Value> {
+        if let Patch::Apply(body) = patch {
+            let patch = Patch::Apply(view.store(body.clone()));
+            return Box::pin(self.patch_inner(stored, namespace, name, &patch, status))
+                .await
+                .map(|o| view.show(o));
+        }
+        let _guard = self.inner.write_lock.lock().await;
+        let old = self.get(stored, namespace, name)?;
+        let mut shown = view.show(old.clone());
+        match patch {
+            Patch::Merge(p) => json_patch::merge(&mut shown, p),
+            Patch::Json(p) => json_patch::patch(&mut shown, p)
+                .map_err(|e| Error::BadRequest(format!("the JSON patch cannot be applied: {e}")))?,
+            Patch::Apply(_) => {}
+        }
+        let mut back = view.store(shown);
+        {
+            let meta = object::metadata_mut(&mut back)?;
+            meta.insert("name".into(), Value::String(name.into()));
+            meta.insert("namespace".into(), Value::String(namespace.into()));
+            if meta.get("resourceVersion").is_none_or(Value::is_null) {
+                meta.insert(
+                    "resourceVersion".into(),
+                    old.pointer("/metadata/resourceVersion")
+                        .cloned()
+                        .unwrap_or(Value::Null),
+                );
+            }
+        }
+        self.update_locked(stored, back, status, managed::Operation::Update, None)
+            .await
+            .map(|o| view.show(o))
+    }
+
     /// Delete the object `namespace/name`. An object with `metadata.finalizers`
     /// only gets a `deletionTimestamp` and stays until an update empties its
     /// finalizers. An object that goes takes with it, transitively, every object
     /// that names it in ownerReferences (and, for a namespace, everything in it).
     /// Returns the object as deleted or as marked.
     pub async fn delete(&self, rt: &ResourceType, namespace: &str, name: &str) -> Result<Value> {
+        if let Some((stored, view)) = View::of(rt) {
+            return Box::pin(self.delete(&stored, namespace, name))
+                .await
+                .map(|o| view.show(o));
+        }
         let _guard = self.inner.write_lock.lock().await;
         let ns = if rt.namespaced { namespace } else { "" };
         let target = Arc::new(self.get(rt, ns, name)?);
@@ -877,6 +1011,13 @@ impl Store {
     /// stream ends after an `Error` event (a `410 Expired` when the watcher fell more
     /// than the buffer behind); it never ends on its own otherwise.
     pub fn watch(&self, rt: &ResourceType, options: &WatchOptions) -> Result<WatchStream> {
+        if let Some((stored, view)) = View::of(rt) {
+            use futures::StreamExt as _;
+            let stream = watch::start(self, &stored, options)?;
+            return Ok(Box::pin(
+                stream.map(move |event| event.map_object(|o| view.show(o))),
+            ));
+        }
         watch::start(self, rt, options)
     }
 
@@ -1070,6 +1211,19 @@ impl Store {
         }
         Ok(objects)
     }
+}
+
+/// The name of the ServiceAccount every namespace has.
+pub const DEFAULT_SERVICE_ACCOUNT: &str = "default";
+
+/// A namespace's `default` ServiceAccount, ready to commit.
+fn default_service_account(namespace: &str, time: &str) -> Result<Value> {
+    let rt = ResourceType::service_account();
+    let mut account =
+        json!({"metadata": {"name": DEFAULT_SERVICE_ACCOUNT, "namespace": namespace}});
+    object::normalize_for_create(&rt, &mut account, namespace)?;
+    object::stamp_new(&mut account, 0, time)?;
+    Ok(account)
 }
 
 /// Kubernetes refuses new finalizers on an object that is being deleted.

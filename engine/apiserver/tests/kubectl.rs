@@ -99,8 +99,10 @@ async fn scenario(binary: &Path) {
         ]);
         tokio::spawn(async move { cmd.output().await })
     };
-    // Give wait a moment to reach its watch; it re-checks on every event anyway.
-    tokio::time::sleep(Duration::from_millis(700)).await;
+    // Change the status only once wait is watching, so the change reaches it as an event.
+    server
+        .wait_for_request(&["/services", "watch=true", "fieldSelector=metadata.name"])
+        .await;
     let status_patch = r#"{"status":{"observedGeneration":2,"url":"http://hello.default.localhost","latestCreatedRevisionName":"hello-00002","latestReadyRevisionName":"hello-00002","conditions":[{"type":"Ready","status":"True"},{"type":"ConfigurationsReady","status":"True"},{"type":"RoutesReady","status":"True"}]}}"#;
     let supports_subresource = !binary.to_string_lossy().ends_with("1.27");
     if supports_subresource {

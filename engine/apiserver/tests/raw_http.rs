@@ -87,9 +87,13 @@ async fn discovery_negotiation() {
     );
     let doc = v2.json();
     assert_eq!(doc["apiVersion"], "apidiscovery.k8s.io/v2");
-    let resources = doc["items"][0]["versions"][0]["resources"]
+    let serving = doc["items"]
         .as_array()
+        .unwrap()
+        .iter()
+        .find(|g| g["metadata"]["name"] == "serving.knative.dev")
         .unwrap();
+    let resources = serving["versions"][0]["resources"].as_array().unwrap();
     let ksvc = resources
         .iter()
         .find(|r| r["resource"] == "services")

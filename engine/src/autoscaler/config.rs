@@ -537,9 +537,9 @@ mod tests {
     fn reference_configmap_parses_to_knative_defaults() {
         let text = std::fs::read_to_string(concat!(
             env!("CARGO_MANIFEST_DIR"),
-            "/../../shared/reference/knative_serving/config/core/configmaps/autoscaler.yaml"
+            "/../testdata/knative_serving/config/core/configmaps/autoscaler.yaml"
         ))
-        .expect("the reference config-autoscaler (../shared/reference) is readable");
+        .expect("the reference config-autoscaler (testdata/knative_serving) is readable");
         // The reference keeps every setting inside `_example`: uncomment it
         // the way an operator would, so each documented value is checked.
         let value: serde_json::Value = serde_saphyr::from_str(&text).unwrap();
@@ -647,9 +647,9 @@ mod tests {
     fn reference_config() -> AutoscalerConfig {
         let text = std::fs::read_to_string(concat!(
             env!("CARGO_MANIFEST_DIR"),
-            "/../../shared/reference/knative_serving/config/core/configmaps/autoscaler.yaml"
+            "/../testdata/knative_serving/config/core/configmaps/autoscaler.yaml"
         ))
-        .expect("the reference config-autoscaler (../shared/reference) is readable");
+        .expect("the reference config-autoscaler (testdata/knative_serving) is readable");
         let value: serde_json::Value = serde_saphyr::from_str(&text).unwrap();
         let example = value["data"]["_example"].as_str().unwrap();
         let uncommented: String = example

@@ -159,7 +159,9 @@ pub async fn reconcile(ctx: &Arc<Context>, namespace: &str, name: &str) -> Recon
                 missing.get_or_insert((
                     reason::REVISION_MISSING.to_string(),
                     format!("Revision \"{revision_name}\" referenced in traffic not found."),
-                    false,
+                    // Knative's MarkMissingTrafficTarget: False, so that a
+                    // wait (kn's, okonomi's) stops at once with the reason.
+                    true,
                 ));
             }
         }

@@ -1,5 +1,5 @@
 //! echo through the CloudEvents conformance cases in
-//! shared/reference/cloudevents_conformance (the YAML cases and the HTTP
+//! testdata/cloudevents_conformance (the YAML cases and the HTTP
 //! protocol binding feature), binary and structured, against the real binary.
 //! Expectations are read from those files, not written here.
 
@@ -19,12 +19,13 @@ const REPLY_SOURCE: &str = "/conformance/echo";
 fn conformance_dir() -> PathBuf {
     let dir = match std::env::var_os("CLOUDEVENTS_CONFORMANCE_DIR") {
         Some(dir) => PathBuf::from(dir),
-        None => PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-            .join("../../../shared/reference/cloudevents_conformance"),
+        None => {
+            PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../testdata/cloudevents_conformance")
+        }
     };
     assert!(
         dir.join("yaml").is_dir(),
-        "CloudEvents conformance cases not found at {}: put shared/ beside the repository or set CLOUDEVENTS_CONFORMANCE_DIR",
+        "CloudEvents conformance cases not found at {}: the repository's testdata/ carries them, or set CLOUDEVENTS_CONFORMANCE_DIR",
         dir.display()
     );
     dir

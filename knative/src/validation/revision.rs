@@ -372,15 +372,20 @@ fn validate_container(
     volumes: &BTreeSet<&str>,
     errors: &mut FieldErrors,
 ) {
-    if container
-        .image
-        .as_deref()
-        .is_none_or(|image| image.trim().is_empty())
-    {
-        errors.push(FieldError::required(
+    match container.image.as_deref() {
+        None => errors.push(FieldError::required(
             join(path, "image"),
             "missing field(s): image",
-        ));
+        )),
+        Some(image) if image.trim().is_empty() => errors.push(FieldError::required(
+            join(path, "image"),
+            "missing field(s): image",
+        )),
+        Some(image) => {
+            if let Err(problem) = check_image_reference(image) {
+                errors.push(FieldError::invalid(join(path, "image"), problem));
+            }
+        }
     }
     let forbidden: [(bool, &str); 7] = [
         (container.lifecycle.is_some(), "lifecycle"),
@@ -443,7 +448,11 @@ fn validate_container(
         } else if keys::RESERVED_PORTS.contains(&port.container_port) {
             errors.push(FieldError::invalid(
                 join(&port_path, "containerPort"),
-                format!("{} is a reserved port (queue-proxy uses 8012, 8013, 8022, 9090, 9091); pick another", port.container_port),
+                format!(
+                    "{} is a reserved port (Knative keeps {} for queue-proxy, metrics and profiling); pick another",
+                    port.container_port,
+                    keys::RESERVED_PORTS.map(|p| p.to_string()).join(", ")
+                ),
             ));
         }
         if port.container_port > 0 {
@@ -504,17 +513,16 @@ fn validate_container(
                 format!("volumeMount has no matching volume {:?}", mount.name),
             ));
         }
-        let clean = mount.mount_path.trim_end_matches('/');
-        let clean = if clean.is_empty() { "/" } else { clean };
+        let clean = clean_path(&mount.mount_path);
         if !mount.mount_path.starts_with('/') {
             errors.push(FieldError::invalid(
                 join(&mount_path, "mountPath"),
                 format!("{:?} must be an absolute path", mount.mount_path),
             ));
-        } else if keys::RESERVED_MOUNT_PATHS.contains(&clean) {
+        } else if keys::RESERVED_MOUNT_PATHS.contains(&clean.as_str()) {
             errors.push(FieldError::invalid(
                 join(&mount_path, "mountPath"),
-                format!("mountPath {:?} is a reserved path", mount.mount_path),
+                format!("mountPath {clean:?} is a reserved path"),
             ));
         }
     }
@@ -593,4 +601,86 @@ fn check_dns1123_subdomain(value: &str) -> Result<(), String> {
         })?;
     }
     Ok(())
+}
+
+/// The scheme of okonomi's own source references (`okonomi://PATH`), which
+/// the engine builds itself; a real cluster's webhook refuses them.
+const LOCAL_SCHEME: &str = "okonomi://";
+
+/// Checks an image reference as Knative's webhook does (go-containerregistry's
+/// `name.ParseReference` with weak validation: the distribution grammar, a
+/// tag or a digest optional), worded as Knative words it: `Failed to parse
+/// image reference: image: "X", error: could not parse reference: X`.
+/// `okonomi://PATH` is okonomi's own reference and only needs a path.
+pub fn check_image_reference(image: &str) -> Result<(), String> {
+    if let Some(path) = image.strip_prefix(LOCAL_SCHEME) {
+        return if path.trim().is_empty() {
+            Err(format!(
+                "Failed to parse image reference: image: {image:?}, error: okonomi:// needs the path of a function crate, e.g. okonomi://functions/hello"
+            ))
+        } else {
+            Ok(())
+        };
+    }
+    image
+        .parse::<oci_spec::distribution::Reference>()
+        .map(|_| ())
+        .map_err(|error| {
+            format!(
+                "Failed to parse image reference: image: {image:?}, error: could not parse reference: {image} ({error})"
+            )
+        })
+}
+
+#[cfg(test)]
+mod image_reference_tests {
+    use super::check_image_reference;
+
+    #[test]
+    fn registry_references_with_tags_and_digests_are_accepted() {
+        for image in [
+            "hello",
+            "ghcr.io/okonomi/hello:v1",
+            "127.0.0.1:5000/okonomi/hello",
+            "europe-docker.pkg.dev/p/r/hello@sha256:0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef",
+            "okonomi://functions/hello",
+        ] {
+            assert_eq!(check_image_reference(image), Ok(()), "{image}");
+        }
+    }
+
+    #[test]
+    fn malformed_references_are_refused_as_knative_words_it() {
+        for image in [
+            "not a valid image!!",
+            "Hello",
+            "hello world",
+            "hello:",
+            "hello@sha256:abc",
+            "okonomi://",
+        ] {
+            let problem = check_image_reference(image).expect_err(image);
+            assert!(
+                problem.starts_with("Failed to parse image reference: image: "),
+                "{problem}"
+            );
+            assert!(problem.contains(&format!("{image:?}")), "{problem}");
+        }
+    }
+}
+
+/// An absolute path cleaned as Go's `path.Clean` does (Knative compares mount
+/// paths after it): repeated slashes, `.` and `..` resolved, no trailing slash.
+fn clean_path(path: &str) -> String {
+    let mut parts: Vec<&str> = Vec::new();
+    for part in path.split('/') {
+        match part {
+            "" | "." => {}
+            ".." => {
+                parts.pop();
+            }
+            other => parts.push(other),
+        }
+    }
+    format!("/{}", parts.join("/"))
 }

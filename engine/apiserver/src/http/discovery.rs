@@ -170,14 +170,78 @@ fn aggregated_resource(rt: &ResourceType) -> Value {
         if !rt.categories.is_empty() {
             map.insert("categories".into(), json!(rt.categories));
         }
-        if rt.status_subresource {
-            map.insert(
-                "subresources".into(),
-                json!([{"subresource": "status", "responseKind": kind, "verbs": STATUS_VERBS}]),
-            );
+        let subresources: Vec<Value> = subresources(rt)
+            .into_iter()
+            .map(|s| {
+                json!({
+                    "subresource": s.name,
+                    "responseKind": {"group": s.group, "version": s.version, "kind": s.kind},
+                    "verbs": s.verbs,
+                })
+            })
+            .collect();
+        if !subresources.is_empty() {
+            map.insert("subresources".into(), json!(subresources));
         }
     }
     resource
+}
+
+/// A subresource as discovery lists it.
+struct Subresource {
+    name: &'static str,
+    group: String,
+    version: String,
+    kind: String,
+    verbs: Vec<&'static str>,
+}
+
+/// `status` for types with it, plus the built-in kinds' own: a Deployment's
+/// `scale` (an `autoscaling/v1` Scale), a Pod's `log` and `portforward`.
+fn subresources(rt: &ResourceType) -> Vec<Subresource> {
+    let mut out = Vec::new();
+    if rt.status_subresource {
+        out.push(Subresource {
+            name: "status",
+            group: rt.group.clone(),
+            version: rt.version.clone(),
+            kind: rt.kind.clone(),
+            verbs: STATUS_VERBS.to_vec(),
+        });
+    }
+    let own =
+        |name: &'static str, group: &str, version: &str, kind: &str, verbs: &[&'static str]| {
+            Subresource {
+                name,
+                group: group.into(),
+                version: version.into(),
+                kind: kind.into(),
+                verbs: verbs.to_vec(),
+            }
+        };
+    match crate::builtin::Builtin::of(rt) {
+        Some(crate::builtin::Builtin::Deployment) => {
+            out.push(own(
+                "scale",
+                "autoscaling",
+                "v1",
+                "Scale",
+                &["get", "patch", "update"],
+            ));
+        }
+        Some(crate::builtin::Builtin::Pod) => {
+            out.push(own("log", "", "v1", "Pod", &["get"]));
+            out.push(own(
+                "portforward",
+                "",
+                "v1",
+                "PodPortForwardOptions",
+                &["create", "get"],
+            ));
+        }
+        _ => {}
+    }
+    out
 }
 
 pub(super) fn core_versions(api: &Api, accept: &str) -> Result<Response, Error> {
@@ -255,14 +319,19 @@ pub(super) fn resource_list(api: &Api, group: &str, version: &str) -> Result<Res
             }
         }
         resources.push(entry);
-        if rt.status_subresource {
-            resources.push(json!({
-                "name": format!("{}/status", rt.plural),
+        for sub in subresources(rt) {
+            let mut entry = json!({
+                "name": format!("{}/{}", rt.plural, sub.name),
                 "singularName": "",
                 "namespaced": rt.namespaced,
-                "kind": rt.kind,
-                "verbs": STATUS_VERBS,
-            }));
+                "kind": sub.kind,
+                "verbs": sub.verbs,
+            });
+            if sub.group != rt.group || sub.version != rt.version {
+                entry["group"] = json!(sub.group);
+                entry["version"] = json!(sub.version);
+            }
+            resources.push(entry);
         }
     }
     let group_version = if group.is_empty() {

@@ -1,9 +1,13 @@
-//! Just enough OpenAPI for `kubectl apply` with its default `--validate=strict`:
-//! kubectl looks for a `fieldValidation` query parameter on the resource's PATCH
-//! operation and, when it finds one, leaves validation to the server. 1.29+ read
-//! OpenAPI v3 (JSON); 1.27/1.28 read only `/openapi/v2` in protobuf (gnostic's
-//! `openapi.v2.Document`), written here by hand. No schemas are published, so
-//! kubectl uses JSON merge patches (a schema would make it try strategic merge).
+//! OpenAPI for `kubectl apply` with its default `--validate=strict` and for
+//! `kubectl explain`. kubectl looks for a `fieldValidation` query parameter on
+//! the resource's PATCH operation and, when it finds one, leaves validation to
+//! the server. 1.29+ read OpenAPI v3 (JSON); 1.27/1.28 read only `/openapi/v2`
+//! in protobuf (gnostic's `openapi.v2.Document`, written here by hand, with no
+//! schemas). The v3 documents carry every kind's schema ([`schemas`]), which
+//! `kubectl explain` reads on all three versions. The PATCH operations list no
+//! strategic merge body, so kubectl keeps JSON merge patches for Knative's kinds.
+
+mod schemas;
 
 use axum::response::Response;
 use http::StatusCode;
@@ -75,7 +79,7 @@ pub(super) fn v3_group(api: &Api, group: &str, version: &str) -> Result<Response
         return Err(not_found_path());
     }
     let mut paths = Map::new();
-    for rt in types {
+    for rt in types.iter().copied() {
         let gvk = json!({"group": rt.group, "version": rt.version, "kind": rt.kind});
         let parameters: Vec<Value> = QUERY_PARAMETERS
             .iter()
@@ -128,7 +132,7 @@ pub(super) fn v3_group(api: &Api, group: &str, version: &str) -> Result<Response
             "openapi": "3.0.0",
             "info": {"title": "okonomi", "version": format!("v1.{}", api.minor_version)},
             "paths": paths,
-            "components": {"schemas": {}},
+            "components": {"schemas": schemas::components(&types)},
         }),
         "application/json",
     ))

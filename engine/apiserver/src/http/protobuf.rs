@@ -1,8 +1,9 @@
 //! Reading the Kubernetes protobuf encoding of core objects, which kubectl's typed
 //! clients send (e.g. `kubectl create namespace` posts
-//! `application/vnd.kubernetes.protobuf`). Only what namespaces need is read: the
+//! `application/vnd.kubernetes.protobuf`). Only what those commands send is read: the
 //! `runtime.Unknown` envelope, TypeMeta and the ObjectMeta name, generateName,
-//! labels and annotations.
+//! labels and annotations, ConfigMap and Secret data, and the spec of the reviews `kubectl auth can-i` sends
+//! (SelfSubjectAccessReview, SelfSubjectRulesReview).
 
 use serde_json::{Map, Value, json};
 
@@ -20,6 +21,7 @@ struct Reader<'a> {
 
 enum Field<'a> {
     Bytes(u32, &'a [u8]),
+    Varint(u32, u64),
     Other,
 }
 
@@ -47,10 +49,7 @@ impl<'a> Reader<'a> {
         let key = self.varint()?;
         let tag = u32::try_from(key >> 3).map_err(|_| bad("field number"))?;
         match key & 7 {
-            0 => {
-                self.varint()?;
-                Ok(Some(Field::Other))
-            }
+            0 => Ok(Some(Field::Varint(tag, self.varint()?))),
             1 => self.skip(8),
             5 => self.skip(4),
             2 => {
@@ -84,6 +83,66 @@ fn fields(bytes: &[u8]) -> Result<Vec<(u32, &[u8])>, Error> {
         }
     }
     Ok(out)
+}
+
+/// The varint fields of a message (booleans, numbers).
+fn varints(bytes: &[u8]) -> Result<Vec<(u32, u64)>, Error> {
+    let mut reader = Reader { bytes };
+    let mut out = Vec::new();
+    while let Some(field) = reader.next()? {
+        if let Field::Varint(tag, value) = field {
+            out.push((tag, value));
+        }
+    }
+    Ok(out)
+}
+
+/// A map entry whose value is bytes, as JSON carries them (base64).
+fn bytes_entry(bytes: &[u8]) -> Result<(String, String), Error> {
+    use base64::Engine as _;
+    let mut key = String::new();
+    let mut value = String::new();
+    for (tag, data) in fields(bytes)? {
+        match tag {
+            1 => key = text(data)?,
+            2 => value = base64::engine::general_purpose::STANDARD.encode(data),
+            _ => {}
+        }
+    }
+    Ok((key, value))
+}
+
+/// Map fields (`tag` → JSON name, values bytes or text) and a bool field of
+/// the ConfigMap and Secret messages.
+fn data_fields(
+    object: &mut Map<String, Value>,
+    raw: &[u8],
+    maps: &[(u32, &str, bool)],
+    immutable_tag: u32,
+    strings_at: &[(u32, &str)],
+) -> Result<(), Error> {
+    for (tag, data) in fields(raw)? {
+        if let Some((_, name, binary)) = maps.iter().find(|(t, _, _)| *t == tag) {
+            let (key, value) = if *binary {
+                bytes_entry(data)?
+            } else {
+                map_entry(data)?
+            };
+            object
+                .entry(name.to_string())
+                .or_insert_with(|| json!({}))
+                .as_object_mut()
+                .map(|m| m.insert(key, json!(value)));
+        } else if let Some((_, name)) = strings_at.iter().find(|(t, _)| *t == tag) {
+            object.insert((*name).into(), json!(text(data)?));
+        }
+    }
+    for (tag, value) in varints(raw)? {
+        if tag == immutable_tag {
+            object.insert("immutable".into(), json!(value != 0));
+        }
+    }
+    Ok(())
 }
 
 fn text(bytes: &[u8]) -> Result<String, Error> {
@@ -173,11 +232,78 @@ pub(super) fn decode(bytes: &[u8]) -> Result<Value, Error> {
         object.insert("kind".into(), json!(kind));
     }
     for (tag, data) in fields(raw)? {
-        if tag == 1 {
-            object.insert("metadata".into(), object_meta(data)?);
+        match tag {
+            1 => {
+                object.insert("metadata".into(), object_meta(data)?);
+            }
+            2 if kind == "SelfSubjectAccessReview" => {
+                object.insert("spec".into(), access_review_spec(data)?);
+            }
+            2 if kind == "SelfSubjectRulesReview" => {
+                object.insert("spec".into(), strings(data, &[(1, "namespace")])?);
+            }
+            _ => {}
         }
     }
+    match kind.as_str() {
+        "Secret" => data_fields(
+            &mut object,
+            raw,
+            &[(2, "data", true), (4, "stringData", false)],
+            5,
+            &[(3, "type")],
+        )?,
+        "ConfigMap" => data_fields(
+            &mut object,
+            raw,
+            &[(2, "data", false), (3, "binaryData", true)],
+            4,
+            &[],
+        )?,
+        _ => {}
+    }
     Ok(Value::Object(object))
+}
+
+/// The string fields `names` (tag, JSON name) of a message.
+fn strings(bytes: &[u8], names: &[(u32, &str)]) -> Result<Value, Error> {
+    let mut out = Map::new();
+    for (tag, data) in fields(bytes)? {
+        if let Some((_, name)) = names.iter().find(|(t, _)| *t == tag) {
+            out.insert((*name).into(), json!(text(data)?));
+        }
+    }
+    Ok(Value::Object(out))
+}
+
+/// `SelfSubjectAccessReviewSpec`: resourceAttributes (1) or nonResourceAttributes (2).
+fn access_review_spec(bytes: &[u8]) -> Result<Value, Error> {
+    let mut spec = Map::new();
+    for (tag, data) in fields(bytes)? {
+        match tag {
+            1 => {
+                let attributes = strings(
+                    data,
+                    &[
+                        (1, "namespace"),
+                        (2, "verb"),
+                        (3, "group"),
+                        (4, "version"),
+                        (5, "resource"),
+                        (6, "subresource"),
+                        (7, "name"),
+                    ],
+                )?;
+                spec.insert("resourceAttributes".into(), attributes);
+            }
+            2 => {
+                let attributes = strings(data, &[(1, "path"), (2, "verb")])?;
+                spec.insert("nonResourceAttributes".into(), attributes);
+            }
+            _ => {}
+        }
+    }
+    Ok(Value::Object(spec))
 }
 
 #[cfg(test)]

@@ -7,17 +7,52 @@ use serde_json::{Value, json};
 
 use super::validation::{FieldValidation, dropped_fields, judge};
 use super::{Api, Req, decode, json, not_found_path, table, watch};
+use crate::builtin::{Builtin, access};
 use crate::error::Error;
 use crate::resource::ResourceType;
 use crate::status::{Status, StatusDetails};
 use crate::store::{ListOptions, Patch, Store, WriteOptions};
+
+/// The subresource a path names, if any.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Sub {
+    None,
+    Status,
+    Scale,
+    Log,
+    PortForward,
+}
+
+impl Sub {
+    fn name(self) -> &'static str {
+        match self {
+            Sub::None => "",
+            Sub::Status => "status",
+            Sub::Scale => "scale",
+            Sub::Log => "log",
+            Sub::PortForward => "portforward",
+        }
+    }
+
+    /// The subresource `name` of `rt`, if `rt` has it.
+    fn of(rt: &ResourceType, name: &str) -> Option<Sub> {
+        let kind = Builtin::of(rt);
+        match name {
+            "status" if rt.status_subresource => Some(Sub::Status),
+            "scale" if kind == Some(Builtin::Deployment) => Some(Sub::Scale),
+            "log" if kind == Some(Builtin::Pod) => Some(Sub::Log),
+            "portforward" if kind == Some(Builtin::Pod) => Some(Sub::PortForward),
+            _ => None,
+        }
+    }
+}
 
 /// What a resource path names.
 struct Target<'a> {
     rt: &'a ResourceType,
     namespace: Option<String>,
     name: Option<String>,
-    status: bool,
+    sub: Sub,
 }
 
 fn resolve<'a>(
@@ -27,11 +62,11 @@ fn resolve<'a>(
     rest: &[&str],
 ) -> Result<Target<'a>, Error> {
     let find = |plural: &str| api.find(group, version, plural).ok_or_else(not_found_path);
-    let target = |rt, namespace: Option<&str>, name: Option<&str>, status| Target {
+    let target = |rt, namespace: Option<&str>, name: Option<&str>, sub| Target {
         rt,
         namespace: namespace.map(str::to_string),
         name: name.map(str::to_string),
-        status,
+        sub,
     };
     // `namespaces/{ns}/{plural}…` only when `plural` is a namespaced type here;
     // otherwise `namespaces/…` is the namespaces resource itself.
@@ -40,29 +75,86 @@ fn resolve<'a>(
         && rt.namespaced
     {
         return match tail {
-            [] => Ok(target(rt, Some(ns), None, false)),
-            [name] => Ok(target(rt, Some(ns), Some(name), false)),
-            [name, "status"] if rt.status_subresource => Ok(target(rt, Some(ns), Some(name), true)),
+            [] => Ok(target(rt, Some(ns), None, Sub::None)),
+            [name] => Ok(target(rt, Some(ns), Some(name), Sub::None)),
+            [name, sub] => match Sub::of(rt, sub) {
+                Some(sub) => Ok(target(rt, Some(ns), Some(name), sub)),
+                None => Err(not_found_path()),
+            },
             _ => Err(not_found_path()),
         };
     }
     match rest {
-        [plural] => Ok(target(find(plural)?, None, None, false)),
+        [plural] => Ok(target(find(plural)?, None, None, Sub::None)),
         [plural, name] => {
             let rt = find(plural)?;
             if rt.namespaced {
                 return Err(not_found_path());
             }
-            Ok(target(rt, None, Some(name), false))
+            Ok(target(rt, None, Some(name), Sub::None))
         }
         [plural, name, "status"] => {
             let rt = find(plural)?;
             if rt.namespaced || !rt.status_subresource {
                 return Err(not_found_path());
             }
-            Ok(target(rt, None, Some(name), true))
+            Ok(target(rt, None, Some(name), Sub::Status))
         }
         _ => Err(not_found_path()),
+    }
+}
+
+/// The Kubernetes verb of a request on `target`.
+fn verb(target: &Target<'_>, req: &Req) -> &'static str {
+    let watching = matches!(req.param("watch"), Some("true" | "1"));
+    match (&target.name, &req.method) {
+        (_, &Method::GET) if target.sub == Sub::PortForward => "get",
+        (_, &Method::POST) if target.sub == Sub::PortForward => "create",
+        (None, &Method::GET) if watching => "watch",
+        (None, &Method::GET) => "list",
+        (None, &Method::POST) => "create",
+        (None, &Method::DELETE) => "deletecollection",
+        (Some(_), &Method::GET | &Method::HEAD) => "get",
+        (Some(_), &Method::PUT) => "update",
+        (Some(_), &Method::PATCH) => "patch",
+        (Some(_), &Method::DELETE) => "delete",
+        _ => "unknown",
+    }
+}
+
+/// Refuse what users may not do to the engine's kinds (see [`crate::builtin::access`]).
+fn check_access(target: &Target<'_>, req: &Req) -> Result<(), Error> {
+    let verb = verb(target, req);
+    forbid_unless(target, verb)
+}
+
+fn forbid_unless(target: &Target<'_>, verb: &str) -> Result<(), Error> {
+    let rt = target.rt;
+    access::allowed(&rt.group, &rt.plural, target.sub.name(), verb).map_err(|why| {
+        Error::Forbidden(access::forbidden_message(
+            &rt.group,
+            &rt.plural,
+            target.sub.name(),
+            target.name.as_deref(),
+            target.namespace.as_deref(),
+            verb,
+            why,
+        ))
+    })
+}
+
+/// A user's write to a Deployment may change `spec.replicas` and nothing else.
+fn guard_deployment(rt: &ResourceType, old: &Value, trial: &Value) -> Result<(), Error> {
+    if Builtin::of(rt) != Some(Builtin::Deployment) {
+        return Ok(());
+    }
+    match access::deployment_change_beyond_replicas(old, trial) {
+        None => Ok(()),
+        Some(field) => Err(Error::Forbidden(format!(
+            "deployments.apps {:?} is forbidden: User {:?} may change only spec.replicas of a Deployment, not {field}: the engine makes Deployments from Knative Revisions; change the Knative Service instead",
+            crate::store::object_name(old),
+            access::USER,
+        ))),
     }
 }
 
@@ -133,7 +225,17 @@ pub(super) async fn handle(
 ) -> Result<Response, Error> {
     let target = resolve(api, group, version, rest)?;
     let namespace = target.namespace.as_deref();
-    match (&target.name, target.status) {
+    check_access(&target, &req)?;
+    match target.sub {
+        Sub::Scale => return scale(api, &target, req).await,
+        Sub::Log => return super::logs::serve(api, &target.namespace, &target.name, req).await,
+        Sub::PortForward => {
+            return super::portforward::serve(api, &target.namespace, &target.name, req).await;
+        }
+        Sub::None | Sub::Status => {}
+    }
+    let status = target.sub == Sub::Status;
+    match (&target.name, status) {
         (None, _) => match req.method {
             Method::GET => {
                 let watching = matches!(req.param("watch"), Some("true" | "1"));
@@ -333,6 +435,11 @@ async fn update(
             judge(mode, rt, dropped_fields(&object, &trial))?
         }
     };
+    if !status && Builtin::of(rt) == Some(Builtin::Deployment) {
+        let old = api.store.get(rt, namespace, name)?;
+        let trial = dry_run(&store).update(rt, object.clone()).await?;
+        guard_deployment(rt, &old, &trial)?;
+    }
     let updated = if status {
         store.update_status(rt, object).await?
     } else {
@@ -364,6 +471,9 @@ async fn patch(
     let bytes = req.bytes().await?;
     let patch = match content_type.as_str() {
         "application/merge-patch+json" => Patch::Merge(decode(&bytes, "json")?),
+        "application/strategic-merge-patch+json" if crate::builtin::takes_strategic_merge(rt) => {
+            Patch::Merge(crate::builtin::strategic_to_merge(decode(&bytes, "json")?))
+        }
         "application/json-patch+json" => {
             let value = decode(&bytes, "json")?;
             Patch::Json(serde_json::from_value(value).map_err(|e| {
@@ -394,7 +504,24 @@ async fn patch(
             });
         }
     };
-    let existed = api.store.get(rt, namespace, name).is_ok();
+    let current = api.store.get(rt, namespace, name).ok();
+    let existed = current.is_some();
+    if !existed && !status {
+        // An apply that creates: the create verb decides.
+        let rest = Target {
+            rt,
+            namespace: Some(namespace.to_string()),
+            name: Some(name.to_string()),
+            sub: Sub::None,
+        };
+        forbid_unless(&rest, "create")?;
+    }
+    if let (Some(old), false) = (&current, status)
+        && Builtin::of(rt) == Some(Builtin::Deployment)
+    {
+        let trial = dry_run(&store).patch(rt, namespace, name, &patch).await?;
+        guard_deployment(rt, old, &trial)?;
+    }
     let submitted = match &patch {
         Patch::Merge(body) | Patch::Apply(body) => Some(body),
         Patch::Json(_) => None,
@@ -546,4 +673,108 @@ async fn delete_collection(
             "items": deleted,
         }),
     ))
+}
+
+/// A Deployment's `scale` subresource: an `autoscaling/v1` Scale whose
+/// `spec.replicas` is the Deployment's.
+fn scale_of(deployment: &Value) -> Value {
+    let meta = deployment
+        .get("metadata")
+        .cloned()
+        .unwrap_or_else(|| json!({}));
+    let pick = |field: &str| meta.get(field).cloned().unwrap_or(Value::Null);
+    let selector = deployment
+        .pointer("/spec/selector/matchLabels")
+        .and_then(Value::as_object)
+        .map(|m| {
+            let mut parts: Vec<String> = m
+                .iter()
+                .map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or("")))
+                .collect();
+            parts.sort();
+            parts.join(",")
+        })
+        .unwrap_or_default();
+    json!({
+        "apiVersion": "autoscaling/v1",
+        "kind": "Scale",
+        "metadata": {
+            "name": pick("name"),
+            "namespace": pick("namespace"),
+            "uid": pick("uid"),
+            "resourceVersion": pick("resourceVersion"),
+            "creationTimestamp": pick("creationTimestamp"),
+        },
+        "spec": {"replicas": deployment.pointer("/spec/replicas").cloned().unwrap_or(json!(1))},
+        "status": {
+            "replicas": deployment.pointer("/status/replicas").cloned().unwrap_or(json!(0)),
+            "selector": selector,
+        },
+    })
+}
+
+async fn scale(api: &Api, target: &Target<'_>, req: Req) -> Result<Response, Error> {
+    let rt = target.rt;
+    let namespace = target.namespace.as_deref().unwrap_or("");
+    let name = target.name.as_deref().unwrap_or("");
+    let current = api.store.get(rt, namespace, name)?;
+    let method = req.method.clone();
+    if method == Method::GET {
+        return Ok(json(StatusCode::OK, &scale_of(&current)));
+    }
+    let store = writer(api, &req);
+    let content_type = req
+        .content_type()
+        .split(';')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_ascii_lowercase();
+    let bytes = req.bytes().await?;
+    let mut wanted = scale_of(&current);
+    match (method, content_type.as_str()) {
+        (Method::PUT, _) => wanted = decode(&bytes, &content_type)?,
+        (Method::PATCH, "application/merge-patch+json") => {
+            json_patch::merge(&mut wanted, &decode(&bytes, "json")?);
+        }
+        (Method::PATCH, "application/json-patch+json") => {
+            let patch: json_patch::Patch = serde_json::from_value(decode(&bytes, "json")?)
+                .map_err(|e| {
+                    Error::BadRequest(format!("the body is not a valid JSON patch: {e}"))
+                })?;
+            json_patch::patch(&mut wanted, &patch)
+                .map_err(|e| Error::BadRequest(format!("the JSON patch cannot be applied: {e}")))?;
+        }
+        (Method::PATCH, _) => {
+            return Err(Error::UnsupportedMediaType {
+                accepted: "application/json-patch+json, application/merge-patch+json".into(),
+            });
+        }
+        _ => return Err(Error::MethodNotAllowed),
+    }
+    let replicas = wanted
+        .pointer("/spec/replicas")
+        .and_then(Value::as_i64)
+        .filter(|r| *r >= 0)
+        .ok_or_else(|| {
+            rt.invalid(
+                name,
+                vec![crate::status::StatusCause::invalid(
+                    "spec.replicas",
+                    "Invalid value: must be a whole number of replicas, 0 or more",
+                )],
+            )
+        })?;
+    let mut change = json!({"spec": {"replicas": replicas}});
+    if let Some(rv) = wanted
+        .pointer("/metadata/resourceVersion")
+        .and_then(Value::as_str)
+        .filter(|rv| !rv.is_empty())
+    {
+        change["metadata"] = json!({"resourceVersion": rv});
+    }
+    let scaled = store
+        .patch(rt, namespace, name, &Patch::Merge(change))
+        .await?;
+    Ok(json(StatusCode::OK, &scale_of(&scaled)))
 }

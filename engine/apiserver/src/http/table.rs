@@ -1,5 +1,8 @@
-//! `meta.k8s.io` `Table` responses for `kubectl get`: NAME, then the type's printer
+//! `meta.k8s.io` `Table` responses for `kubectl get`: the built-in kinds through
+//! their own printers ([`printers`]), the others as NAME, then the type's printer
 //! columns evaluated with the small JSONPath subset CRDs use.
+
+mod printers;
 
 use serde_json::{Value, json};
 
@@ -36,6 +39,21 @@ fn columns(rt: &ResourceType) -> Vec<PrinterColumn> {
 }
 
 fn column_definitions(rt: &ResourceType) -> Vec<Value> {
+    if let Some(printer) = printers::find(rt) {
+        return printer
+            .columns
+            .iter()
+            .map(|c| {
+                json!({
+                    "name": c.name,
+                    "type": c.type_,
+                    "format": c.format,
+                    "description": c.description,
+                    "priority": c.priority,
+                })
+            })
+            .collect();
+    }
     let mut defs = vec![json!({
         "name": "Name",
         "type": "string",
@@ -56,23 +74,10 @@ fn column_definitions(rt: &ResourceType) -> Vec<Value> {
 }
 
 fn row(rt: &ResourceType, object: &Value, include_object: &str) -> Value {
-    let mut cells = vec![
-        object
-            .pointer("/metadata/name")
-            .cloned()
-            .unwrap_or(Value::Null),
-    ];
-    for column in columns(rt) {
-        let value = evaluate(&column.json_path, object);
-        cells.push(match (value, column.type_.as_str()) {
-            (Some(Value::String(ts)), "date") => Value::String(age(&ts)),
-            (Some(v @ Value::String(_)), _)
-            | (Some(v @ Value::Number(_)), _)
-            | (Some(v @ Value::Bool(_)), _) => v,
-            (Some(Value::Null), _) | (None, _) => Value::Null,
-            (Some(other), _) => Value::String(other.to_string()),
-        });
-    }
+    let cells = match printers::find(rt) {
+        Some(printer) => (printer.cells)(object),
+        None => cells(rt, object),
+    };
     let object = match include_object {
         "None" => Value::Null,
         "Object" => object.clone(),
@@ -83,6 +88,28 @@ fn row(rt: &ResourceType, object: &Value, include_object: &str) -> Value {
         }),
     };
     json!({"cells": cells, "object": object})
+}
+
+/// The cells of a kind without a printer: NAME, then its columns.
+fn cells(rt: &ResourceType, object: &Value) -> Vec<Value> {
+    let mut cells = vec![
+        object
+            .pointer("/metadata/name")
+            .cloned()
+            .unwrap_or(Value::Null),
+    ];
+    for column in columns(rt) {
+        let value = evaluate(&column.json_path, object);
+        cells.push(match (value, column.type_.as_str()) {
+            (Some(Value::String(ts)), "date") => Value::String(human_duration_since(&ts)),
+            (Some(v @ Value::String(_)), _)
+            | (Some(v @ Value::Number(_)), _)
+            | (Some(v @ Value::Bool(_)), _) => v,
+            (Some(Value::Null), _) | (None, _) => Value::Null,
+            (Some(other), _) => Value::String(other.to_string()),
+        });
+    }
+    cells
 }
 
 /// A Table of `objects`. `with_columns: false` leaves out the column definitions
@@ -108,19 +135,60 @@ pub(super) fn table(
     })
 }
 
-/// kubectl's short age: `45s`, `3m20s`, `17m`, `5h`, `3d`.
-fn age(timestamp: &str) -> String {
+/// The time since `timestamp` as kubectl shows ages (`45s`, `3m20s`, `17m`,
+/// `5h3m`, `3d4h`, `400d`, `2y30d`), following Kubernetes' `HumanDuration`;
+/// `<unknown>` for a missing or unreadable timestamp.
+pub(super) fn human_duration_since(timestamp: &str) -> String {
     let Ok(then) = timestamp.parse::<jiff::Timestamp>() else {
         return "<unknown>".into();
     };
-    let secs = (jiff::Timestamp::now().as_second() - then.as_second()).max(0);
-    match secs {
-        s if s < 120 => format!("{s}s"),
-        s if s < 600 => format!("{}m{}s", s / 60, s % 60),
-        s if s < 3 * 3600 => format!("{}m", s / 60),
-        s if s < 2 * 86400 => format!("{}h", s / 3600),
-        s => format!("{}d", s / 86400),
+    human_duration(jiff::Timestamp::now().as_second() - then.as_second())
+}
+
+fn human_duration(seconds: i64) -> String {
+    if seconds < -1 {
+        return "<invalid>".into();
     }
+    let s = seconds.max(0);
+    if s < 120 {
+        return format!("{s}s");
+    }
+    let minutes = s / 60;
+    if minutes < 10 {
+        return match s % 60 {
+            0 => format!("{minutes}m"),
+            rest => format!("{minutes}m{rest}s"),
+        };
+    }
+    if minutes < 180 {
+        return format!("{minutes}m");
+    }
+    let hours = s / 3600;
+    if hours < 8 {
+        return match minutes % 60 {
+            0 => format!("{hours}h"),
+            rest => format!("{hours}h{rest}m"),
+        };
+    }
+    if hours < 48 {
+        return format!("{hours}h");
+    }
+    if hours < 24 * 8 {
+        return match hours % 24 {
+            0 => format!("{}d", hours / 24),
+            rest => format!("{}d{rest}h", hours / 24),
+        };
+    }
+    if hours < 24 * 365 * 2 {
+        return format!("{}d", hours / 24);
+    }
+    if hours < 24 * 365 * 8 {
+        return match (hours / 24) % 365 {
+            0 => format!("{}y", hours / 24 / 365),
+            rest => format!("{}y{rest}d", hours / 24 / 365),
+        };
+    }
+    format!("{}y", hours / 24 / 365)
 }
 
 /// One step of a JSONPath.
@@ -272,6 +340,25 @@ mod tests {
             Some(json!("ConfigurationsReady"))
         );
         assert_eq!(evaluate(".status.missing", &o), None);
+    }
+
+    #[test]
+    fn ages_as_kubectl_shows_them() {
+        let cases = [
+            (5, "5s"),
+            (119, "119s"),
+            (120, "2m"),
+            (200, "3m20s"),
+            (900, "15m"),
+            (3 * 3600 + 60, "3h1m"),
+            (10 * 3600, "10h"),
+            (3 * 86400 + 4 * 3600, "3d4h"),
+            (30 * 86400, "30d"),
+            (3 * 365 * 86400 + 86400, "3y1d"),
+        ];
+        for (seconds, shown) in cases {
+            assert_eq!(human_duration(seconds), shown, "{seconds}");
+        }
     }
 
     #[test]

@@ -92,8 +92,9 @@ pub(super) fn dropped_fields(submitted: &Value, result: &Value) -> Vec<String> {
 pub(super) fn judge(
     mode: FieldValidation,
     rt: &ResourceType,
-    dropped: Vec<String>,
+    mut dropped: Vec<String>,
 ) -> Result<Vec<String>, Error> {
+    dropped.retain(|field| !crate::builtin::is_folded_field(rt, field));
     if dropped.is_empty() || mode == FieldValidation::Ignore {
         return Ok(Vec::new());
     }

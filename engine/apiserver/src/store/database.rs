@@ -32,6 +32,49 @@ pub(crate) enum RowChange<'a> {
     },
 }
 
+/// Make the database's directory 0700 and the database and its companions 0600,
+/// creating the database file with that mode so SQLite (which gives `-wal` and
+/// `-shm` the database's mode) never makes a readable one.
+fn restrict(path: &Path) -> Result<()> {
+    use std::os::unix::fs::{OpenOptionsExt as _, PermissionsExt as _};
+    let io = |action: &'static str, path: &Path| {
+        let path = path.display().to_string();
+        move |source| Error::Io {
+            action,
+            path,
+            source,
+        }
+    };
+    let tighten = |file: &Path, mode: u32| -> Result<()> {
+        match std::fs::metadata(file) {
+            Ok(meta) if meta.permissions().mode() & 0o777 & !mode != 0 => {
+                std::fs::set_permissions(file, std::fs::Permissions::from_mode(mode))
+                    .map_err(io("restricting the permissions of", file))
+            }
+            Ok(_) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(io("reading the permissions of", file)(e)),
+        }
+    };
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(io("creating", dir))?;
+        tighten(dir, 0o700)?;
+    }
+    std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .mode(0o600)
+        .open(path)
+        .map_err(io("creating", path))?;
+    tighten(path, 0o600)?;
+    for suffix in ["-wal", "-shm", "-journal"] {
+        let mut companion = path.as_os_str().to_owned();
+        companion.push(suffix);
+        tighten(Path::new(&companion), 0o600)?;
+    }
+    Ok(())
+}
+
 pub(crate) struct Database {
     conn: Connection,
     path: String,
@@ -45,8 +88,12 @@ impl Database {
         }
     }
 
+    /// Open the database at `path`, readable by this user only: the file and its
+    /// `-wal`/`-shm` companions 0600 and their directory 0700, fixed if found
+    /// looser (it holds Secrets).
     pub fn open(path: &Path) -> Result<Self> {
         let display = path.display().to_string();
+        restrict(path)?;
         let conn = Connection::open(path).map_err(|source| Error::Storage {
             path: display.clone(),
             source,
@@ -54,6 +101,7 @@ impl Database {
         Self::init(conn, display)
     }
 
+    /// A database that lives only in memory.
     pub fn open_in_memory() -> Result<Self> {
         let conn = Connection::open_in_memory().map_err(|source| Error::Storage {
             path: ":memory:".into(),

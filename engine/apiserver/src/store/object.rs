@@ -75,6 +75,11 @@ pub(crate) fn check_name(rt: &ResourceType, name: &str) -> Result<()> {
     } else {
         None
     };
+    let own_rule = problem
+        .is_none()
+        .then(|| crate::builtin::names::problem(rt, name))
+        .flatten();
+    let problem = problem.or(own_rule.as_deref());
     match problem {
         None => Ok(()),
         Some(message) => {

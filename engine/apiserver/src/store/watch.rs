@@ -48,6 +48,16 @@ impl WatchEvent {
         }
     }
 
+    /// This event with its object (if any) passed through `f`.
+    pub(crate) fn map_object(self, f: impl FnOnce(Value) -> Value) -> Self {
+        match self {
+            WatchEvent::Added(o) => WatchEvent::Added(f(o)),
+            WatchEvent::Modified(o) => WatchEvent::Modified(f(o)),
+            WatchEvent::Deleted(o) => WatchEvent::Deleted(f(o)),
+            other => other,
+        }
+    }
+
     /// The object of an Added, Modified or Deleted event.
     pub fn object(&self) -> Option<&Value> {
         match self {
@@ -154,7 +164,7 @@ pub(super) fn start(
     rt: &ResourceType,
     options: &WatchOptions,
 ) -> Result<WatchStream> {
-    let filter = Filter::parse(&options.filter)?;
+    let filter = Filter::parse(rt, &options.filter)?;
     let key = rt.storage_key();
     let state = store.inner.state.read().map_err(|_| lock_poisoned())?;
     // Subscribing under the state lock: writers publish under the write lock, so the

@@ -30,7 +30,7 @@ pub struct Recorded {
     pub body: String,
 }
 
-/// Every request but GETs, in arrival order.
+/// Every request, in arrival order (bodies of GETs are not read).
 pub type RequestLog = Arc<Mutex<Vec<Recorded>>>;
 
 pub struct Server {
@@ -38,6 +38,8 @@ pub struct Server {
     pub store: Store,
     /// What clients wrote (to check what kubectl sends).
     pub writes: RequestLog,
+    /// Every request's method and URI, reads included.
+    pub requests: RequestLog,
     pub credentials: Credentials,
     pub url: String,
     pub kubeconfig: PathBuf,
@@ -59,6 +61,15 @@ impl Server {
         dir: tempfile::TempDir,
         admission: Option<std::sync::Arc<dyn okonomi_apiserver::Admission>>,
     ) -> Server {
+        Self::start_custom(dir, admission, |api| api).await
+    }
+
+    /// A server whose `Api` is passed through `customize` (to install backends).
+    pub async fn start_custom(
+        dir: tempfile::TempDir,
+        admission: Option<std::sync::Arc<dyn okonomi_apiserver::Admission>>,
+        customize: impl FnOnce(Api) -> Api,
+    ) -> Server {
         let mut store = Store::open(&dir.path().join("state.db"))
             .await
             .expect("open store");
@@ -67,9 +78,11 @@ impl Server {
         }
         let credentials =
             Credentials::load_or_create(&dir.path().join("pki")).expect("credentials");
-        let api = Api::new(store.clone(), ResourceType::all_builtin())
-            .with_token(credentials.token.clone())
-            .with_bookmark_interval(Duration::from_millis(500));
+        let api = customize(
+            Api::new(store.clone(), ResourceType::all_builtin())
+                .with_token(credentials.token.clone())
+                .with_bookmark_interval(Duration::from_millis(500)),
+        );
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind loopback");
@@ -78,9 +91,14 @@ impl Server {
         let config = credentials.server_config().expect("tls config");
         let (stop, stopped) = oneshot::channel::<()>();
         let writes = RequestLog::default();
+        let requests = RequestLog::default();
         let router = api
             .router()
-            .layer(axum::middleware::from_fn_with_state(writes.clone(), record));
+            .layer(axum::middleware::from_fn_with_state(writes.clone(), record))
+            .layer(axum::middleware::from_fn_with_state(
+                requests.clone(),
+                record_all,
+            ));
         let task = tokio::spawn(async move {
             serve_tls(listener, router, config, async {
                 let _ = stopped.await;
@@ -105,6 +123,7 @@ impl Server {
             dir,
             store,
             writes,
+            requests,
             credentials,
             url,
             kubeconfig,
@@ -168,6 +187,61 @@ impl Server {
         run.stdout
     }
 
+    /// Write `object` as the engine does: create it, then set its status through
+    /// the status subresource (create drops status for such types).
+    pub async fn engine_put(
+        &self,
+        rt: &ResourceType,
+        object: serde_json::Value,
+    ) -> serde_json::Value {
+        let status = object.get("status").cloned();
+        let created = self.store.create(rt, object).await.expect("engine create");
+        match status {
+            Some(status) if rt.status_subresource => {
+                let ns = created["metadata"]["namespace"]
+                    .as_str()
+                    .unwrap_or("")
+                    .to_string();
+                let name = created["metadata"]["name"]
+                    .as_str()
+                    .unwrap_or("")
+                    .to_string();
+                self.store
+                    .patch_status(
+                        rt,
+                        &ns,
+                        &name,
+                        &okonomi_apiserver::Patch::Merge(serde_json::json!({"status": status})),
+                    )
+                    .await
+                    .expect("engine status")
+            }
+            _ => created,
+        }
+    }
+
+    /// Wait until a request whose URI contains every one of `parts` has arrived
+    /// (a client reached that step); fails after 60 s.
+    pub async fn wait_for_request(&self, parts: &[&str]) {
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+        loop {
+            let seen = self
+                .requests
+                .lock()
+                .unwrap()
+                .iter()
+                .any(|r| parts.iter().all(|p| r.uri.contains(p)));
+            if seen {
+                return;
+            }
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "no request with {parts:?} arrived"
+            );
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
     /// A kubectl command (the given binary) with this server's kubeconfig and a
     /// private HOME (so its discovery cache lives in the temp dir too).
     pub fn kubectl_command(&self, binary: &Path) -> tokio::process::Command {
@@ -189,6 +263,16 @@ impl Drop for Server {
             task.abort();
         }
     }
+}
+
+async fn record_all(State(log): State<RequestLog>, request: Request, next: Next) -> Response {
+    log.lock().unwrap().push(Recorded {
+        method: request.method().to_string(),
+        uri: request.uri().to_string(),
+        content_type: String::new(),
+        body: String::new(),
+    });
+    next.run(request).await
 }
 
 async fn record(State(log): State<RequestLog>, request: Request, next: Next) -> Response {

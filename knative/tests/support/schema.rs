@@ -1,4 +1,5 @@
-//! Validation against the real CRD schemas in ../shared/reference: each CRD's
+//! Validation against the real CRD schemas in testdata/ (copied from Knative
+//! Serving and Istio, see testdata/SOURCES.md): each CRD's
 //! `openAPIV3Schema` turned into a JSON Schema the `jsonschema` crate runs.
 //!
 //! The conversion mirrors what kube-apiserver enforces with
@@ -15,12 +16,12 @@ use std::path::{Path, PathBuf};
 
 use serde_json::{Map, Value};
 
-/// `../shared/reference` seen from the repository (CI keeps `shared/` beside it).
+/// The repository's `testdata/`, which carries the upstream files the tests read.
 pub fn reference_dir() -> PathBuf {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/reference");
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../testdata");
     assert!(
         dir.is_dir(),
-        "{} is missing: the reference schemas (Knative and Istio CRDs) must sit beside the repository as shared/reference",
+        "{} is missing: the reference schemas (Knative and Istio CRDs) live in the repository's testdata/",
         dir.display()
     );
     dir
