@@ -45,7 +45,7 @@ pub struct Args {
     /// Deploy this image instead of building one (as `kn service create --image`).
     #[arg(long, value_name = "REF")]
     pub image: Option<String>,
-    /// Service name (default: [function] name in okonomi.toml, else the crate name).
+    /// Service name (default: `[function]` name in okonomi.toml, else the crate name).
     #[arg(long)]
     pub name: Option<String>,
     /// KEY=VALUE environment variable of the function's container; repeat.
@@ -57,7 +57,7 @@ pub struct Args {
     /// Autoscaler stable window, e.g. 6s (autoscaling.knative.dev/window).
     #[arg(long, value_name = "DURATION")]
     pub scale_window: Option<String>,
-    /// public or cluster-local, overriding [service] visibility in okonomi.toml.
+    /// public or cluster-local, overriding `[service]` visibility in okonomi.toml.
     #[arg(long, value_parser = ["public", "cluster-local"])]
     pub visibility: Option<String>,
     /// Print the manifests instead of applying them (use -o yaml or -o json).

@@ -41,7 +41,7 @@ pub struct Args {
     /// Port of the functions' HTTP router on 127.0.0.1 (0 = any free port).
     #[arg(long, default_value_t = 8080)]
     pub http_port: u16,
-    /// Domain of function URLs: http://NAME.NAMESPACE.DOMAIN.
+    /// Domain of function URLs: `http://NAME.NAMESPACE.DOMAIN`.
     #[arg(long, default_value = "localhost")]
     pub domain: String,
     /// Deploy these function crates once the engine is up (repeatable).

@@ -94,7 +94,7 @@ impl BinaryStore {
     }
 
     /// What `revision` runs: its kept binary if it has one, else what
-    /// `build` makes (kept by it, see [`build_and_keep`]), recorded for the
+    /// `build` makes (kept by it, see [`build_and_keep`](super::build::build_and_keep)), recorded for the
     /// revision so that the next start runs the same binary.
     pub async fn resolve<E, F>(
         &self,

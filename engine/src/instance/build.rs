@@ -3,7 +3,7 @@
 //!
 //! A revision is immutable, but the checkout it was built from is not: the
 //! binary cargo builds for a revision is kept in the state dir
-//! ([`BinaryStore`](super::binaries::BinaryStore)), so that after a restart
+//! ([`BinaryStore`]), so that after a restart
 //! the revision runs the very binary it ran before.
 
 use std::path::{Path, PathBuf};
