@@ -477,6 +477,32 @@ fn kubernetes_finding(
     }
 }
 
+/// The ingress finding once net-istio and Istio are there: with HTTPS on the
+/// gateway, Knative still reports `http://` URLs until `config-network`'s
+/// `default-external-scheme` is `https`.
+fn scheme_finding(class: &str, gateway_https: bool, scheme: Option<&str>) -> Finding {
+    const CHECK: &str = "ingress";
+    let scheme = scheme
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .unwrap_or("http");
+    if gateway_https && !scheme.eq_ignore_ascii_case("https") {
+        return Finding::warn(
+            CHECK,
+            format!(
+                "ingress class {class}: knative-ingress-gateway serves HTTPS, but config-network's default-external-scheme is {scheme}, so Knative reports http:// URLs"
+            ),
+            "kubectl patch configmap/config-network -n knative-serving --type merge -p '{\"data\":{\"default-external-scheme\":\"https\"}}'",
+        );
+    }
+    Finding::pass(
+        CHECK,
+        format!(
+            "ingress class {class}: net-istio's controller and Istio's networking.istio.io/v1 are there; URLs are {scheme}://"
+        ),
+    )
+}
+
 /// The commands that install the pinned Knative Serving and net-istio.
 fn install_commands() -> String {
     [
@@ -679,12 +705,14 @@ impl Doctor<'_> {
         let net_istio = matches!(controller, Ok(Ok(Some(_))));
         let istio = matches!(istio_api, Ok(Ok(_)));
         match (istio, net_istio) {
-            (true, true) => Finding::pass(
-                CHECK,
-                format!(
-                    "ingress class {class}: net-istio's controller and Istio's networking.istio.io/v1 are there"
-                ),
-            ),
+            (true, true) => {
+                let https = self.gateway_serves_https().await;
+                scheme_finding(
+                    &class,
+                    https,
+                    data.get("default-external-scheme").map(String::as_str),
+                )
+            }
             (false, _) => Finding::fail(
                 CHECK,
                 format!(
@@ -706,6 +734,33 @@ impl Doctor<'_> {
                     versions::net_istio_url("net-istio.yaml")
                 ),
             ),
+        }
+    }
+
+    /// True when net-istio's `knative-ingress-gateway` has an HTTPS server
+    /// (istio/knative-serving/ingress-gateway-tls.yaml); false when it has
+    /// none or cannot be read.
+    async fn gateway_serves_https(&self) -> bool {
+        let resource = ApiResource {
+            group: "networking.istio.io".into(),
+            version: "v1".into(),
+            api_version: "networking.istio.io/v1".into(),
+            kind: "Gateway".into(),
+            plural: "gateways".into(),
+        };
+        let api: Api<DynamicObject> =
+            Api::namespaced_with(self.cluster.client.clone(), KNATIVE_NAMESPACE, &resource);
+        match timed(api.get_opt("knative-ingress-gateway")).await {
+            Ok(Ok(Some(gateway))) => {
+                gateway.data["spec"]["servers"]
+                    .as_array()
+                    .is_some_and(|servers| {
+                        servers
+                            .iter()
+                            .any(|s| s["port"]["protocol"].as_str() == Some("HTTPS"))
+                    })
+            }
+            _ => false,
         }
     }
 
@@ -1114,6 +1169,25 @@ mod tests {
         assert_eq!(engine.status, Status::Pass, "{engine:?}");
         assert_eq!(cloud_of_version("v1.31.4-gke.1256000"), Some(Cloud::Gke));
         assert_eq!(cloud_of_version("v1.31.2-eks-7f9249a"), Some(Cloud::Eks));
+    }
+
+    #[test]
+    fn https_at_the_gateway_needs_the_https_scheme() {
+        let class = okonomi_knative::cluster_config::ISTIO_INGRESS_CLASS;
+        let plain = scheme_finding(class, true, None);
+        assert_eq!(plain.status, Status::Warn, "{plain:?}");
+        assert!(
+            plain
+                .fix
+                .as_deref()
+                .is_some_and(|f| f.contains("default-external-scheme")),
+            "{plain:?}"
+        );
+        assert_eq!(
+            scheme_finding(class, true, Some("https")).status,
+            Status::Pass
+        );
+        assert_eq!(scheme_finding(class, false, None).status, Status::Pass);
     }
 
     #[test]
