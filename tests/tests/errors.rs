@@ -209,8 +209,7 @@ fn engine_errors_namespace_missing_and_unpullable_image() {
     assert_eq!(assigned["status"], "False", "{route}");
     assert_eq!(assigned["reason"], "RevisionMissing", "{route}");
     assert_eq!(
-        assigned["message"],
-        "Revision \"nope-00009\" referenced in traffic not found.",
+        assigned["message"], "Revision \"nope-00009\" referenced in traffic not found.",
         "{route}"
     );
 }
