@@ -5,6 +5,7 @@ pub mod completions;
 pub mod delete;
 pub mod deploy;
 pub mod describe;
+pub mod dev;
 pub mod doctor;
 pub mod invoke;
 pub mod list;
@@ -40,6 +41,8 @@ pub enum Command {
     Up(up::Args),
     /// Build, push, apply to the kube context and wait for Ready; print the URL.
     Deploy(deploy::Args),
+    /// Deploy, then deploy again on every source change: an edit live in seconds.
+    Dev(dev::Args),
     /// List Knative Services.
     List(list::Args),
     /// Show a Service's URL, traffic, conditions and revisions.
@@ -66,6 +69,7 @@ impl Command {
             Command::Completions(args) => completions::run(args, global).await,
             Command::Up(args) => up::run(args, global).await,
             Command::Deploy(args) => deploy::run(args, global).await,
+            Command::Dev(args) => dev::run(args, global).await,
             Command::List(args) => list::run(args, global).await,
             Command::Describe(args) => describe::run(args, global).await,
             Command::Traffic(args) => traffic::run(args, global).await,

@@ -5,8 +5,9 @@
 //! - images: `build` (compile, assemble, push or write an OCI layout),
 //!   `resolve` (replace `okonomi://PATH` references in YAML with digests);
 //! - a cluster or the engine: `up` (Knative Serving on this machine),
-//!   `deploy` (build, apply, wait, print the URL), `list`, `describe`,
-//!   `traffic` (split and tag), `delete`, `logs`;
+//!   `deploy` (build, apply, wait, print the URL), `dev` (deploy again on
+//!   every source change), `list`, `describe`, `traffic` (split and tag),
+//!   `delete`, `logs`, `doctor` (a cluster's preflight);
 //! - the shell: `completions`.
 //!
 //! Each verb is one module in `cmd/` with its clap `Args` and an
@@ -26,6 +27,7 @@ mod localhost;
 mod manifest;
 mod output;
 mod progress;
+mod watch;
 
 use std::process::ExitCode;
 

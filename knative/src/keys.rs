@@ -156,3 +156,12 @@ pub const DEFAULT_TIMEOUT_SECONDS: i64 = 300;
 pub const MAX_TIMEOUT_SECONDS: i64 = 600;
 /// Largest `containerConcurrency` Knative's default config-defaults accepts.
 pub const MAX_CONTAINER_CONCURRENCY: i64 = 1000;
+
+/// Template annotation `okonomi deploy` sets for the engine: the sha256 digest
+/// of the binary it built from an `okonomi://` crate. A change to the source
+/// changes the digest, so the template, so Knative's rule makes a new Revision;
+/// an unchanged source leaves the template as it was and makes none.
+pub const BUILD_DIGEST_ANNOTATION: &str = "okonomi.dev/build-digest";
+/// Template annotation naming the cargo profile the engine builds an
+/// `okonomi://` crate with: `dev` (the default) or `release`.
+pub const BUILD_PROFILE_ANNOTATION: &str = "okonomi.dev/build-profile";

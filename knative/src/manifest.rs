@@ -124,6 +124,60 @@ pub struct BuildSection {
     /// Target platforms, `linux/amd64` and/or `linux/arm64`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub platforms: Vec<String>,
+    /// `engine-profile`: the cargo profile of builds for okonomi's engine
+    /// (`okonomi deploy` without a registry): `dev` (the default: incremental,
+    /// a change is live in seconds) or `release` (what images get). Images for
+    /// a registry are always built with `release`.
+    #[serde(
+        default,
+        rename = "engine-profile",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub engine_profile: Option<BuildProfile>,
+}
+
+/// A cargo profile okonomi builds with.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BuildProfile {
+    /// Cargo's `dev` profile: incremental, unoptimised; quick to rebuild.
+    #[default]
+    Dev,
+    /// The `release` profile: what function images are built with.
+    Release,
+}
+
+impl BuildProfile {
+    /// The name cargo knows it by (`--profile NAME`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Dev => "dev",
+            Self::Release => "release",
+        }
+    }
+}
+
+/// A profile name that is neither `dev` nor `release`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0:?} is not a build profile okonomi uses: use dev or release")]
+pub struct UnknownBuildProfile(pub String);
+
+impl std::str::FromStr for BuildProfile {
+    type Err = UnknownBuildProfile;
+
+    fn from_str(value: &str) -> std::result::Result<Self, Self::Err> {
+        match value {
+            "dev" => Ok(Self::Dev),
+            "release" => Ok(Self::Release),
+            other => Err(UnknownBuildProfile(other.to_string())),
+        }
+    }
+}
+
+impl std::fmt::Display for BuildProfile {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 /// Platforms okonomi can build for.

@@ -11,7 +11,7 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use k8s_openapi::api::core::v1::EnvVar;
 use kube::api::{Patch, PatchParams};
-use okonomi_knative::manifest::{FunctionManifest, FunctionSection};
+use okonomi_knative::manifest::{BuildProfile, FunctionManifest, FunctionSection};
 use okonomi_knative::render::RenderOptions;
 use okonomi_knative::validation::check_dns1035_label;
 use okonomi_knative::{Service, TrafficTarget, keys};
@@ -34,7 +34,7 @@ Without one, against okonomi's engine (or with --dry-run), the image is okonomi:
 which the engine builds itself. Exit codes: 0 Ready, 1 failed (Ready=False, timeout, …).";
 
 /// Arguments of `okonomi deploy`.
-#[derive(Debug, clap::Args)]
+#[derive(Debug, Clone, clap::Args)]
 #[command(after_help = EXAMPLES)]
 pub struct Args {
     /// The function crate (directory with Cargo.toml and okonomi.toml).
@@ -72,6 +72,10 @@ pub struct Args {
     /// How long to wait for Ready, e.g. 300s, 5m.
     #[arg(long, default_value = "300s", value_parser = crate::duration::parse)]
     pub timeout: Duration,
+    /// On okonomi's engine, build with the release profile (what images get)
+    /// instead of `dev`; `[build] engine-profile` in okonomi.toml sets the default.
+    #[arg(long)]
+    pub release: bool,
     #[command(flatten)]
     pub target: TargetArgs,
 }
@@ -105,9 +109,12 @@ pub async fn run(args: Args, global: &Global) -> anyhow::Result<ExitCode> {
     }
 
     let image = image_for(&args, &manifest, cluster.as_ref(), global).await?;
-    let mut service = render_service(&manifest, &image, &namespace, global)?;
+    let mut service = render_service(&manifest, &image.reference, &namespace, global)?;
     service.metadata.namespace = Some(namespace.clone());
     overrides.apply(&mut service);
+    if let Some(build) = &image.engine_build {
+        build.annotate(&mut service);
+    }
     let mut objects = vec![serde_json::to_value(&service)?];
     if args.istio {
         objects.extend(istio_policy(&manifest, &namespace));
@@ -220,6 +227,49 @@ fn check_name(name: &str) -> Result<(), ClusterError> {
     })
 }
 
+/// What the Service's container runs.
+struct DeployImage {
+    /// The container's `image`.
+    reference: String,
+    /// For an `okonomi://` image on the engine: the build that stands for it.
+    engine_build: Option<EngineBuild>,
+}
+
+impl DeployImage {
+    fn reference(reference: String) -> Self {
+        Self {
+            reference,
+            engine_build: None,
+        }
+    }
+}
+
+/// The build `okonomi deploy` made of an `okonomi://` crate before handing it
+/// to the engine. Its digest on the revision template is what makes a changed
+/// source a new Revision (and an unchanged one none), as a new image digest
+/// does on Knative; the engine builds the same crate with the same profile,
+/// which cargo finds already fresh.
+struct EngineBuild {
+    digest: String,
+    profile: BuildProfile,
+}
+
+impl EngineBuild {
+    fn annotate(&self, service: &mut Service) {
+        let annotations = service
+            .spec
+            .template
+            .metadata
+            .annotations
+            .get_or_insert_with(Default::default);
+        annotations.insert(keys::BUILD_DIGEST_ANNOTATION.into(), self.digest.clone());
+        annotations.insert(
+            keys::BUILD_PROFILE_ANNOTATION.into(),
+            self.profile.as_str().into(),
+        );
+    }
+}
+
 /// The image to deploy: `--image`, else a build pushed to the registry,
 /// else (engine or dry run) `okonomi://ABSOLUTE_PATH` for the engine to build.
 async fn image_for(
@@ -227,16 +277,16 @@ async fn image_for(
     manifest: &FunctionManifest,
     cluster: Option<&Cluster>,
     global: &Global,
-) -> anyhow::Result<String> {
+) -> anyhow::Result<DeployImage> {
     if let Some(image) = &args.image {
-        return Ok(image.clone());
+        return Ok(DeployImage::reference(image.clone()));
     }
     let from_manifest = manifest.registry(manifest.profile.as_ref());
     if args.target.registry.is_some() || from_manifest.is_some() {
         let registry = crate::cmd::build::registry(&args.target, from_manifest.as_deref())?;
         let built = crate::cmd::build::build(&args.path, &args.target, global).await?;
         let published = crate::cmd::build::publish(&built, &registry, &args.target, global).await?;
-        return Ok(published.reference);
+        return Ok(DeployImage::reference(published.reference));
     }
     let engine = match cluster {
         Some(cluster) => !cluster.serves_pods().await?,
@@ -253,11 +303,73 @@ pass --registry, set OKONOMI_REGISTRY, or set [build] registry in okonomi.toml",
     let absolute = std::fs::canonicalize(&args.path)
         .with_context(|| format!("resolving {}", args.path.display()))?;
     let image = format!("okonomi://{}", absolute.display());
+    if cluster.is_none() {
+        // A dry run renders; it builds nothing.
+        global.status(
+            "Using",
+            format!("{image} (no registry; the engine builds it)"),
+        );
+        return Ok(DeployImage::reference(image));
+    }
+    let profile = if args.release {
+        BuildProfile::Release
+    } else {
+        manifest.build.engine_profile.unwrap_or_default()
+    };
+    let engine_build = build_for_engine(&absolute, profile, global).await?;
     global.status(
         "Using",
-        format!("{image} (no registry; the engine builds it)"),
+        format!(
+            "{image} (no registry; the engine runs the {profile} build {})",
+            short_digest(&engine_build.digest)
+        ),
     );
-    Ok(image)
+    Ok(DeployImage {
+        reference: image,
+        engine_build: Some(engine_build),
+    })
+}
+
+/// Builds the crate for the host with `profile`, as the engine will, and
+/// takes the binary's digest. A compile error shows here, in the terminal,
+/// and nothing is applied: the revision serving now keeps serving.
+async fn build_for_engine(
+    dir: &std::path::Path,
+    profile: BuildProfile,
+    global: &Global,
+) -> anyhow::Result<EngineBuild> {
+    let function = okonomi_image::cargo::inspect(dir).await?;
+    global.status(
+        "Compiling",
+        format!("{} ({profile} profile)", function.package),
+    );
+    let started = std::time::Instant::now();
+    let executable = okonomi_image::cargo::compile_native(
+        &function,
+        profile == BuildProfile::Release,
+        okonomi_image::CargoOutput::Inherit,
+    )
+    .await
+    .with_context(|| format!("building {} for the engine", dir.display()))?;
+    let digest = tokio::task::spawn_blocking({
+        let executable = executable.clone();
+        move || okonomi_image::digest::sha256_file(&executable)
+    })
+    .await??;
+    global.status(
+        "Built",
+        format!(
+            "{} in {:.1}s",
+            executable.display(),
+            started.elapsed().as_secs_f64()
+        ),
+    );
+    Ok(EngineBuild { digest, profile })
+}
+
+/// `sha256:0123456789ab`: enough of a digest to tell builds apart in a line.
+fn short_digest(digest: &str) -> &str {
+    digest.get(..19).unwrap_or(digest)
 }
 
 /// okonomi.toml + image → Knative Service (okonomi-knative's renderer,

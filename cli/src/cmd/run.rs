@@ -7,12 +7,11 @@ use std::process::{ExitCode, Stdio};
 use std::time::Duration;
 
 use anyhow::Context;
-use notify::{EventKind, RecursiveMode, Watcher};
 use okonomi_image::{CargoOutput, FunctionCrate};
 use tokio::process::{Child, Command};
-use tokio::sync::mpsc;
 
 use crate::global::Global;
+use crate::watch::SourceWatcher;
 
 const EXAMPLES: &str = "\
 Examples:
@@ -51,11 +50,10 @@ pub async fn run(args: Args, global: &Global) -> anyhow::Result<ExitCode> {
     let staging = function.target_dir.join("okonomi-run");
     std::fs::create_dir_all(&staging).with_context(|| format!("creating {}", staging.display()))?;
 
-    let (tx, mut changes) = mpsc::channel::<()>(1);
-    let _watcher = if args.no_watch {
+    let mut watcher = if args.no_watch {
         None
     } else {
-        Some(watch(&function.dir, tx)?)
+        Some(SourceWatcher::new(&function.dir)?)
     };
 
     let mut generation = 0u32;
@@ -70,10 +68,7 @@ pub async fn run(args: Args, global: &Global) -> anyhow::Result<ExitCode> {
     }
     loop {
         tokio::select! {
-            Some(()) = changes.recv() => {
-                // Debounce: wait for a quiet period, folding in further changes.
-                let quiet = Duration::from_millis(args.debounce_ms);
-                while let Ok(Some(())) = tokio::time::timeout(quiet, changes.recv()).await {}
+            Some(()) = next_change(&mut watcher, Duration::from_millis(args.debounce_ms)) => {
                 generation += 1;
                 global.status("Changed", "rebuilding");
                 match build(&function, &args, &staging, generation, global).await {
@@ -99,6 +94,13 @@ pub async fn run(args: Args, global: &Global) -> anyhow::Result<ExitCode> {
                 }
             }
         }
+    }
+}
+
+async fn next_change(watcher: &mut Option<SourceWatcher>, quiet: Duration) -> Option<()> {
+    match watcher {
+        Some(w) => w.next_change(quiet).await,
+        None => std::future::pending().await,
     }
 }
 
@@ -172,55 +174,4 @@ async fn stop(mut child: Child) {
         }
     }
     let _ = child.kill().await;
-}
-
-fn watch(dir: &Path, tx: mpsc::Sender<()>) -> anyhow::Result<notify::RecommendedWatcher> {
-    let root = dir.to_path_buf();
-    let mut watcher = notify::recommended_watcher(move |result: notify::Result<notify::Event>| {
-        // Reads are not changes: rustc opening the sources must not trigger a rebuild.
-        if let Ok(event) = result
-            && !matches!(event.kind, EventKind::Access(_))
-            && event.paths.iter().any(|p| is_source(&root, p))
-        {
-            // A full channel already holds a pending rebuild: this change joins it.
-            let _ = tx.try_send(());
-        }
-    })
-    .context("starting the file watcher")?;
-    watcher
-        .watch(dir, RecursiveMode::Recursive)
-        .with_context(|| format!("watching {}", dir.display()))?;
-    Ok(watcher)
-}
-
-/// Changes under target/ or hidden directories are build output, not sources;
-/// so is Cargo.lock, which cargo itself rewrites during the build.
-fn is_source(root: &Path, path: &Path) -> bool {
-    let Ok(rel) = path.strip_prefix(root) else {
-        return true;
-    };
-    // The directory itself changes when target/ appears; Cargo.lock is rewritten by cargo.
-    if rel.as_os_str().is_empty() || rel == Path::new("Cargo.lock") {
-        return false;
-    }
-    !rel.components().any(|c| {
-        let s = c.as_os_str().to_string_lossy();
-        s == "target" || s.starts_with('.')
-    })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn build_output_is_not_a_source() {
-        let root = Path::new("/f");
-        assert!(is_source(root, Path::new("/f/src/main.rs")));
-        assert!(is_source(root, Path::new("/f/okonomi.toml")));
-        assert!(!is_source(root, Path::new("/f/target/debug/f")));
-        assert!(!is_source(root, Path::new("/f/.git/index")));
-        assert!(!is_source(root, Path::new("/f/Cargo.lock")));
-        assert!(!is_source(root, Path::new("/f")));
-    }
 }
