@@ -14,6 +14,7 @@ use tokio_util::sync::CancellationToken;
 use tower::ServiceBuilder;
 
 use crate::autoscaler::AutoscalerConfig;
+use crate::controller::revision::{RevisionSettings, Revisions};
 use crate::controller::{self, Context};
 use crate::dataplane::activator::ActivatorLayer;
 use crate::dataplane::forwarded::ForwardedLayer;
@@ -22,9 +23,8 @@ use crate::dataplane::proxy::Proxy;
 use crate::dataplane::router::{Router, SharedRoutes};
 use crate::dataplane::{RouteTable, server};
 use crate::error::{Error, Result};
-use crate::instance::supervisor::SupervisorTiming;
-use crate::instance::{RuntimeKind, leftovers};
-use crate::workloads::{WorkloadSettings, Workloads};
+use crate::kubelet::pod_worker::SupervisorTiming;
+use crate::kubelet::{KubeletSettings, RuntimeKind, leftovers};
 
 /// How the engine is set up. [`EngineConfig::default`] gives the defaults of
 /// `okonomi up`.
@@ -97,7 +97,7 @@ pub struct Engine {
     store: Store,
     http_addr: SocketAddr,
     api: crate::api::ApiHandle,
-    workloads: Arc<Workloads>,
+    revisions: Arc<Revisions>,
     metrics: Arc<Metrics>,
     shutdown: CancellationToken,
     tasks: Vec<JoinHandle<()>>,
@@ -156,29 +156,31 @@ impl Engine {
 
         let shutdown = CancellationToken::new();
         let metrics = Arc::new(Metrics::default());
-        let pool_changes = Arc::new(Notify::new());
-        let workloads = Arc::new(Workloads::new(
-            WorkloadSettings {
-                state_dir: config.state_dir.clone(),
-                autoscaler,
-                runtime: config.runtime,
-                source_root: config.source_root.clone(),
-                build_profile: config.build_profile.clone(),
-                timing: SupervisorTiming {
-                    ready_timeout: config.ready_timeout,
-                    ..SupervisorTiming::default()
+        let deployment_changes = Arc::new(Notify::new());
+        let revisions = Arc::new(Revisions::new(
+            RevisionSettings {
+                kubelet: KubeletSettings {
+                    state_dir: config.state_dir.clone(),
+                    runtime: config.runtime,
+                    source_root: config.source_root.clone(),
+                    build_profile: config.build_profile.clone(),
+                    timing: SupervisorTiming {
+                        ready_timeout: config.ready_timeout,
+                        ..SupervisorTiming::default()
+                    },
                 },
+                autoscaler,
                 queue_depth: config.queue_depth,
             },
             metrics.clone(),
-            pool_changes.clone(),
+            deployment_changes.clone(),
             shutdown.child_token(),
         ));
         let routes: SharedRoutes = Arc::new(RwLock::new(Arc::new(RouteTable::default())));
         let (queue, queue_rx) = controller::queue();
         let ctx = Arc::new(Context {
             store: controller_store,
-            workloads: workloads.clone(),
+            revisions: revisions.clone(),
             routes: routes.clone(),
             route_hosts: Default::default(),
             domain: config.domain.clone(),
@@ -226,7 +228,7 @@ impl Engine {
             tokio::spawn(controller::run(
                 ctx,
                 queue_rx,
-                pool_changes,
+                deployment_changes,
                 shutdown.child_token(),
             )),
         ];
@@ -235,7 +237,7 @@ impl Engine {
             store,
             http_addr,
             api,
-            workloads,
+            revisions,
             metrics,
             shutdown,
             tasks,
@@ -266,14 +268,18 @@ impl Engine {
 
     /// The ready instances of a revision (none when it is at zero or does
     /// not exist).
-    pub fn instances(&self, namespace: &str, revision: &str) -> Vec<Arc<crate::pool::Endpoint>> {
-        let key = crate::pool::RevisionKey {
+    pub fn instances(
+        &self,
+        namespace: &str,
+        revision: &str,
+    ) -> Vec<Arc<crate::dataplane::Endpoint>> {
+        let key = crate::dataplane::RevisionKey {
             namespace: namespace.to_string(),
             name: revision.to_string(),
         };
-        self.workloads
+        self.revisions
             .get(&key)
-            .map(|pool| pool.endpoints().iter().cloned().collect())
+            .map(|deployment| deployment.throttler().endpoints().iter().cloned().collect())
             .unwrap_or_default()
     }
 
@@ -292,7 +298,7 @@ impl Engine {
     /// (SIGTERM, drain, SIGKILL after the grace period), and waits.
     pub async fn shutdown(self) {
         self.shutdown.cancel();
-        self.workloads.shutdown().await;
+        self.revisions.shutdown().await;
         for task in self.tasks {
             let _ = tokio::time::timeout(Duration::from_secs(15), task).await;
         }

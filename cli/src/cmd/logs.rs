@@ -150,7 +150,7 @@ async fn engine_logs(
         args.tail,
     );
     let lines = tokio::task::spawn_blocking(move || {
-        okonomi_engine::instance::logs::read_service_logs(&dir, &ns, &name, tail)
+        okonomi_engine::kubelet::logs::read_service_logs(&dir, &ns, &name, tail)
     })
     .await?
     .map_err(|e| {
