@@ -11,10 +11,13 @@
 
 pub mod configuration;
 pub mod deployment;
+pub mod events;
+pub mod resources;
 pub mod revision;
 pub mod route;
 pub mod service;
 pub mod tracker;
+pub mod writer;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
@@ -129,6 +132,8 @@ pub struct Context {
     pub http_port: u16,
     /// The work queue.
     pub queue: WorkQueue,
+    /// Records Events.
+    pub recorder: events::Recorder,
 }
 
 impl Context {
@@ -419,10 +424,37 @@ async fn watch_kind(ctx: Arc<Context>, rt: ResourceType, shutdown: CancellationT
             if deleted {
                 on_deleted(&ctx, &rt.kind, &object);
             }
+            on_owned_changed(&ctx, &rt.kind, &object, deleted);
             for key in keys_for(ctx.queue.tracker(), &rt.kind, &object, deleted) {
                 ctx.queue.add(key).await;
             }
         }
+    }
+}
+
+/// A Pod or Deployment the engine owns changed: a Pod someone deleted is
+/// stopped and replaced (as its ReplicaSet would), a Deployment scaled by
+/// hand is put back (as Knative's revision reconciler does).
+fn on_owned_changed(ctx: &Context, kind: &str, object: &Value, deleted: bool) {
+    if kind != "Pod" && kind != "Deployment" {
+        return;
+    }
+    let Some(revision) = label(object, okonomi_knative::keys::REVISION_LABEL) else {
+        return;
+    };
+    let (namespace, name) = meta(object);
+    let Some(deployment) = ctx.revisions.get(&RevisionKey {
+        namespace,
+        name: revision,
+    }) else {
+        return;
+    };
+    match kind {
+        "Pod" if deleted || object["metadata"]["deletionTimestamp"].is_string() => {
+            deployment.evicted(&name)
+        }
+        "Deployment" if !deleted && !deployment.owns_replicas(object) => deployment.republish(),
+        _ => {}
     }
 }
 
@@ -481,6 +513,8 @@ pub async fn run(
         ResourceType::knative_configuration(),
         ResourceType::knative_revision(),
         ResourceType::knative_route(),
+        ResourceType::pod(),
+        ResourceType::deployment(),
     ] {
         tasks.push(tokio::spawn(watch_kind(ctx.clone(), rt, shutdown.clone())));
     }

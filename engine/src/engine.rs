@@ -14,7 +14,9 @@ use tokio_util::sync::CancellationToken;
 use tower::ServiceBuilder;
 
 use crate::autoscaler::AutoscalerConfig;
+use crate::controller::events::Recorder;
 use crate::controller::revision::{RevisionSettings, Revisions};
+use crate::controller::writer::ObjectWriter;
 use crate::controller::{self, Context};
 use crate::dataplane::activator::ActivatorLayer;
 use crate::dataplane::forwarded::ForwardedLayer;
@@ -100,6 +102,7 @@ pub struct Engine {
     revisions: Arc<Revisions>,
     metrics: Arc<Metrics>,
     shutdown: CancellationToken,
+    writer_stop: CancellationToken,
     tasks: Vec<JoinHandle<()>>,
     config: EngineConfig,
 }
@@ -156,6 +159,12 @@ impl Engine {
 
         let shutdown = CancellationToken::new();
         let metrics = Arc::new(Metrics::default());
+        // Pods are the engine's own: those a previous run left are gone.
+        remove_stale_pods(&controller_store).await;
+        let writer = ObjectWriter::new(controller_store.clone());
+        let recorder = Recorder::new(writer.clone());
+        // The writer outlives the rest: stopping Pods still write.
+        let writer_stop = CancellationToken::new();
         let deployment_changes = Arc::new(Notify::new());
         let revisions = Arc::new(Revisions::new(
             RevisionSettings {
@@ -174,6 +183,8 @@ impl Engine {
             },
             metrics.clone(),
             deployment_changes.clone(),
+            writer.clone(),
+            recorder.clone(),
             shutdown.child_token(),
         ));
         let routes: SharedRoutes = Arc::new(RwLock::new(Arc::new(RouteTable::default())));
@@ -186,6 +197,7 @@ impl Engine {
             domain: config.domain.clone(),
             http_port: http_addr.port(),
             queue,
+            recorder: recorder.clone(),
         });
 
         // Restore the routing table before the data plane accepts anything,
@@ -202,7 +214,13 @@ impl Engine {
             }
         }
 
-        let api = crate::api::start(&config, store.clone(), shutdown.child_token()).await?;
+        let api = crate::api::start(
+            &config,
+            store.clone(),
+            revisions.clone(),
+            shutdown.child_token(),
+        )
+        .await?;
 
         let domain = config.domain.clone();
         let activator_timeout = config.activator_timeout;
@@ -220,6 +238,8 @@ impl Engine {
             )
         };
         let tasks = vec![
+            tokio::spawn(writer.clone().run(writer_stop.clone())),
+            tokio::spawn(recorder.expire(store.clone(), shutdown.child_token())),
             tokio::spawn(server::serve(
                 http_listener,
                 make_stack,
@@ -240,6 +260,7 @@ impl Engine {
             revisions,
             metrics,
             shutdown,
+            writer_stop,
             tasks,
             config,
         })
@@ -299,8 +320,29 @@ impl Engine {
     pub async fn shutdown(self) {
         self.shutdown.cancel();
         self.revisions.shutdown().await;
+        self.writer_stop.cancel();
         for task in self.tasks {
             let _ = tokio::time::timeout(Duration::from_secs(15), task).await;
+        }
+    }
+}
+
+/// Deletes every Pod in the store: a Pod is a process of this engine, and
+/// those of a previous run are gone (their leftovers reaped).
+async fn remove_stale_pods(store: &Store) {
+    let rt = ResourceType::pod();
+    let pods = match store.list(&rt, &ListOptions::default()) {
+        Ok(pods) => pods.items,
+        Err(error) => {
+            tracing::warn!(%error, "listing the previous run's pods");
+            return;
+        }
+    };
+    for pod in pods {
+        let namespace = pod["metadata"]["namespace"].as_str().unwrap_or("default");
+        let name = pod["metadata"]["name"].as_str().unwrap_or_default();
+        if let Err(error) = crate::controller::writer::remove(store, &rt, namespace, name).await {
+            tracing::warn!(%namespace, %name, %error, "removing a previous run's pod");
         }
     }
 }

@@ -4,7 +4,8 @@
 //! ([`artifacts`]: an unpacked image's entrypoint, an `okonomi://` crate
 //! built on deploy, or an image run under podman), then each Pod of it is a
 //! child process run by its [`pod_worker`] (start, readiness [`prober`],
-//! restarts with back-off, drain, stop) with its own log ([`logs`]) and a
+//! restarts with back-off, drain, stop) with its own log ([`logs`],
+//! [`pod_logs`]: a file per run, the previous run's kept) and a
 //! record under the state dir ([`leftovers`]) so that a restart after
 //! `kill -9` can stop what the killed engine left running. What happens to
 //! a Pod is told to its owner through [`pod_worker::InstanceObserver`].
@@ -16,6 +17,7 @@ pub mod container;
 pub mod image;
 pub mod leftovers;
 pub mod logs;
+pub mod pod_logs;
 pub mod pod_worker;
 pub mod prober;
 

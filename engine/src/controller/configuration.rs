@@ -94,6 +94,13 @@ pub async fn reconcile(ctx: &Arc<Context>, namespace: &str, name: &str) -> Recon
                 .map_err(|e| {
                     super::Error::api("creating", &revision_rt, namespace, &latest_name, e)
                 })?;
+            ctx.recorder.record(
+                &super::events::InvolvedObject::of(&rt, &stored),
+                super::events::EventType::Normal,
+                "Created",
+                &format!("Created Revision \"{latest_name}\""),
+                "configuration-controller",
+            );
             decode(created)?
         }
         Err(e) => {

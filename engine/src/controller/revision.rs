@@ -20,6 +20,9 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use super::deployment::{self, Deployment, DeploymentStatus};
+use super::events::{EventType, Recorder};
+use super::resources::RevisionMeta;
+use super::writer::ObjectWriter;
 use super::{Action, Context, ReconcileResult, decode, now, write_status};
 use crate::autoscaler::{AutoscalerConfig, KpaState, scaler};
 use crate::dataplane::metrics::{Metrics, RevisionLabels};
@@ -234,6 +237,7 @@ pub async fn reconcile(ctx: &Arc<Context>, namespace: &str, name: &str) -> Recon
         status.observed_generation = revision.metadata.generation;
         status.actual_replicas = Some(0);
         status.desired_replicas = Some(0);
+        record_readiness(ctx, &stored, old.as_ref(), &status);
         return write_status(ctx.store_ref(), &rt, &stored, old.as_ref(), &status).await;
     }
     let pool_status = ctx.revisions.ensure(&revision).status();
@@ -249,7 +253,59 @@ pub async fn reconcile(ctx: &Arc<Context>, namespace: &str, name: &str) -> Recon
     status.observed_generation = revision.metadata.generation;
     status.actual_replicas = Some(pool_status.ready as i32);
     status.desired_replicas = Some(pool_status.desired as i32);
+    record_readiness(ctx, &stored, old.as_ref(), &status);
     write_status(ctx.store_ref(), &rt, &stored, old.as_ref(), &status).await
+}
+
+/// Records an Event when the revision's Ready condition changes: ready, or
+/// failed with the reason and message.
+fn record_readiness(
+    ctx: &Context,
+    stored: &serde_json::Value,
+    old: Option<&RevisionStatus>,
+    new: &RevisionStatus,
+) {
+    let ready = |status: Option<&RevisionStatus>| {
+        status
+            .and_then(|s| {
+                okonomi_knative::Conditions::get_condition(&s.conditions, condition_type::READY)
+            })
+            .map(|c| {
+                let state = if c.is_true() {
+                    "True"
+                } else if c.is_false() {
+                    "False"
+                } else {
+                    "Unknown"
+                };
+                (state, c.reason.clone(), c.message.clone())
+            })
+    };
+    let (before, after) = (ready(old), ready(Some(new)));
+    if before == after {
+        return;
+    }
+    let Some((status, reason, message)) = after else {
+        return;
+    };
+    let object = super::events::InvolvedObject::of(&ResourceType::knative_revision(), stored);
+    match status {
+        "True" => ctx.recorder.record(
+            &object,
+            EventType::Normal,
+            "RevisionReady",
+            "Revision becomes ready upon all resources being ready",
+            "revision-controller",
+        ),
+        "False" => ctx.recorder.record(
+            &object,
+            EventType::Warning,
+            reason.as_deref().unwrap_or("RevisionFailed"),
+            message.as_deref().unwrap_or("the revision failed"),
+            "revision-controller",
+        ),
+        _ => {}
+    }
 }
 
 /// Settings every revision's Deployment and autoscaler share.
@@ -278,6 +334,8 @@ pub struct Revisions {
     status_changed: Arc<Notify>,
     entries: Mutex<HashMap<RevisionKey, Entry>>,
     artifacts: Arc<ArtifactCache>,
+    writer: ObjectWriter,
+    recorder: Recorder,
     shutdown: CancellationToken,
 }
 
@@ -291,11 +349,13 @@ impl std::fmt::Debug for Revisions {
 
 impl Revisions {
     /// No revision yet. `status_changed` is notified when any Deployment's
-    /// status changes.
+    /// status changes; their objects are written through `writer`.
     pub fn new(
         settings: RevisionSettings,
         metrics: Arc<Metrics>,
         status_changed: Arc<Notify>,
+        writer: ObjectWriter,
+        recorder: Recorder,
         shutdown: CancellationToken,
     ) -> Self {
         Self {
@@ -304,6 +364,8 @@ impl Revisions {
             status_changed,
             entries: Mutex::new(HashMap::new()),
             artifacts: Arc::new(ArtifactCache::new()),
+            writer,
+            recorder,
             shutdown,
         }
     }
@@ -352,6 +414,7 @@ impl Revisions {
                 .and_then(|port| port.name.as_deref()),
         );
         let state = KpaState::starting(&spec, restored);
+        let pod_spec = deployment::pod_spec(revision, &self.settings.kubelet.state_dir);
         let starts_at_zero = spec.initial_scale == 0;
         let throttler = Throttler::new(
             key.clone(),
@@ -361,14 +424,17 @@ impl Revisions {
             self.metrics.clone(),
         );
         let deployment = Deployment::new(
+            RevisionMeta::of(revision),
             throttler.clone(),
             restored.unwrap_or(0),
             starts_at_zero,
             self.metrics.clone(),
             self.status_changed.clone(),
+            self.writer.clone(),
+            self.recorder.clone(),
+            pod_spec.log_dir.clone(),
         );
         let stop = self.shutdown.child_token();
-        let pod_spec = deployment::pod_spec(revision, &self.settings.kubelet.state_dir);
         let runtime = annotations
             .get(RUNTIME_ANNOTATION)
             .and_then(|r| RuntimeKind::parse(r))
@@ -392,17 +458,44 @@ impl Revisions {
             // Never start a Pod without a variable its spec requires,
             // whoever asked for the Deployment.
             if let Some(message) = config_error {
+                task_deployment.revision_event(
+                    EventType::Warning,
+                    CONTAINER_CONFIG_ERROR,
+                    &message,
+                    "kubelet",
+                );
                 task_deployment.failed(CONTAINER_CONFIG_ERROR, message);
                 return;
             }
             let image_ref = container.image.clone().unwrap_or_default();
+            let began = std::time::Instant::now();
             let fetched = tokio::select! {
                 _ = task_stop.cancelled() => return,
                 fetched = artifacts.fetch(&image_ref, runtime, &revision_id, &settings) => fetched,
             };
-            let resolved = fetched.and_then(|artifact| artifacts::launch_for(artifact, &container));
+            match &fetched {
+                Ok(artifact) => {
+                    let (reason, what) = match artifact {
+                        artifacts::Artifact::Built(_) => ("Built", "Built"),
+                        _ => ("Pulled", "Pulled image"),
+                    };
+                    task_deployment.revision_event(
+                        EventType::Normal,
+                        reason,
+                        &format!("{what} {image_ref:?} in {:?}", began.elapsed()),
+                        "kubelet",
+                    );
+                }
+                Err((reason, message)) => {
+                    task_deployment.revision_event(EventType::Warning, reason, message, "kubelet")
+                }
+            }
+            let resolved = fetched.and_then(|artifact| {
+                let image_id = artifacts::image_id(&image_ref, &artifact);
+                artifacts::launch_for(artifact, &container).map(|launch| (image_id, launch))
+            });
             match resolved {
-                Ok(launch) => {
+                Ok((image_id, launch)) => {
                     // The scaler decides from when the code is there, so a
                     // long build does not eat the scale-to-zero grace.
                     let (scale, replicas) = watch::channel(restored.unwrap_or(0));
@@ -410,6 +503,7 @@ impl Revisions {
                         scaler::run(throttler, state, scale, task_stop.clone()),
                         deployment::run(
                             task_deployment,
+                            image_id,
                             Arc::new(launch),
                             Arc::new(pod_spec),
                             settings,

@@ -242,7 +242,7 @@ async fn run_once<O: InstanceObserver>(
         });
     }
 
-    let log_file = match logs::open(&spec.log_dir, id).await {
+    let log_file = match super::pod_logs::open_run(&spec.log_dir, id).await {
         Ok((_, file)) => Arc::new(tokio::sync::Mutex::new(file)),
         Err(e) => {
             return Outcome::Failed {
