@@ -1,7 +1,7 @@
 //! The built-in Kubernetes kinds' own rules, applied as the Kubernetes API server
-//! applies them: object names ([`names`]), ConfigMap and Secret data ([`data`]),
-//! the two views of Events ([`events`]), the field selectors each kind supports
-//! ([`fields`]) and which verbs a user may take on which kind ([`access`]).
+//! applies them: object names (`names`), ConfigMap and Secret data (`data`),
+//! the two views of Events (`events`), the field selectors each kind supports
+//! (`fields`) and which verbs a user may take on which kind ([`access`]).
 //!
 //! Knative's kinds get their rules from outside, through [`Admission`]; these
 //! are the rules of the kinds the engine itself serves below them.

@@ -4,7 +4,7 @@
 //! Pods, the last failure) from what the kubelet reports. Ready Pods become
 //! the balancer's endpoints. Every change shows as the revision's
 //! Deployment, ReplicaSet, PodAutoscaler and Pod objects
-//! ([`resources`](super::resources)), handed to the [`ObjectWriter`] so
+//! ([`resources`]), handed to the [`ObjectWriter`] so
 //! that no request waits on the store. A Pod a user deletes is stopped and
 //! replaced; a Deployment scaled by hand is put back
 //! ([`Deployment::republish`]).

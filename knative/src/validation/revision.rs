@@ -632,6 +632,22 @@ pub fn check_image_reference(image: &str) -> Result<(), String> {
         })
 }
 
+/// An absolute path cleaned as Go's `path.Clean` does (Knative compares mount
+/// paths after it): repeated slashes, `.` and `..` resolved, no trailing slash.
+fn clean_path(path: &str) -> String {
+    let mut parts: Vec<&str> = Vec::new();
+    for part in path.split('/') {
+        match part {
+            "" | "." => {}
+            ".." => {
+                parts.pop();
+            }
+            other => parts.push(other),
+        }
+    }
+    format!("/{}", parts.join("/"))
+}
+
 #[cfg(test)]
 mod image_reference_tests {
     use super::check_image_reference;
@@ -667,20 +683,4 @@ mod image_reference_tests {
             assert!(problem.contains(&format!("{image:?}")), "{problem}");
         }
     }
-}
-
-/// An absolute path cleaned as Go's `path.Clean` does (Knative compares mount
-/// paths after it): repeated slashes, `.` and `..` resolved, no trailing slash.
-fn clean_path(path: &str) -> String {
-    let mut parts: Vec<&str> = Vec::new();
-    for part in path.split('/') {
-        match part {
-            "" | "." => {}
-            ".." => {
-                parts.pop();
-            }
-            other => parts.push(other),
-        }
-    }
-    format!("/{}", parts.join("/"))
 }
