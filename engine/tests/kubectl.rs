@@ -166,7 +166,9 @@ async fn scenario(version: Option<&str>) {
             "-w",
             "--output-watch-events",
             "-o",
-            "custom-columns=NAME:.metadata.name,PHASE:.status.phase,READY:.status.containerStatuses[0].ready,DELETING:.metadata.deletionTimestamp",
+            // With --output-watch-events kubectl hands custom-columns each
+            // event as {type, object}: the columns name the event's fields.
+            "custom-columns=EVENT:.type,NAME:.object.metadata.name,PHASE:.object.status.phase,READY:.object.status.containerStatuses[0].ready,DELETING:.object.metadata.deletionTimestamp",
         ])
         .stdout(Stdio::piped())
         .spawn()
@@ -260,11 +262,15 @@ async fn scenario(version: Option<&str>) {
     // A request: a new Pod from zero.
     let (status, body) = get_body(&cluster.engine, "hello.default.localhost").await;
     assert_eq!(status, 200, "{body}");
-    let second = pod_names(&cluster.engine, "hello-00001")
-        .into_iter()
-        .find(|p| *p != first)
-        .unwrap();
-    until(&mut lines, &second, "a new Pod added", |f| f[0] == "ADDED").await;
+    // The engine writes Pods off the request path, so the new Pod may not be
+    // stored yet when the answer comes: it is named by its ADDED event.
+    let second = loop {
+        let line = next_line(&mut lines, "a new Pod added").await;
+        let fields: Vec<&str> = line.split_whitespace().collect();
+        if fields[0] == "ADDED" && fields[1] != first {
+            break fields[1].to_string();
+        }
+    };
     until(&mut lines, &second, "the new Pod running", |f| {
         f[2] == "Running" && f[3] == "true"
     })
