@@ -239,7 +239,7 @@ async fn image_for(
         return Ok(published.reference);
     }
     let engine = match cluster {
-        Some(cluster) => !cluster.serves_pods().await?,
+        Some(cluster) => cluster.is_engine().await?,
         None => true,
     };
     if !engine {
