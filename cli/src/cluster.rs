@@ -8,7 +8,7 @@ mod connect;
 mod error;
 mod wait;
 
-pub use connect::Cluster;
+pub use connect::{Cluster, is_engine_version};
 pub use error::ClusterError;
 pub use wait::wait_ready;
 

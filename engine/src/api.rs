@@ -1,6 +1,8 @@
 //! The engine's Kubernetes API: okonomi-apiserver's [`Api`] over the
 //! engine's store, over HTTPS with the CA, certificate and bearer token kept
-//! in `STATE/pki` (kubectl sends tokens only over TLS).
+//! in `STATE/pki` (kubectl sends tokens only over TLS), with the kubelet's
+//! side of `pods/log` ([`EngineLogs`]) and `pods/portforward`
+//! ([`EnginePortForward`]) installed.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -14,8 +16,16 @@ use serde_json::Value;
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
+use futures::future::BoxFuture;
+use okonomi_apiserver::logs::{LogError, LogLine, LogRequest, LogStream, PodLogs};
+use okonomi_apiserver::portforward::{PodPortForward, PortForwardError, PortRequest, PortStream};
+
+use crate::controller::deployment::Deployment;
+use crate::controller::revision::Revisions;
+use crate::dataplane::RevisionKey;
 use crate::engine::EngineConfig;
 use crate::error::{Error, Result};
+use crate::kubelet::pod_logs;
 
 /// Where the API server listens and how to authenticate.
 #[derive(Debug, Clone)]
@@ -86,11 +96,141 @@ pub fn admission(autoscaler: &crate::autoscaler::AutoscalerConfig) -> Arc<dyn Ad
     Arc::new(KnativeAdmission::new(autoscaler))
 }
 
+/// The Deployment whose Pod `object` (as stored) is.
+fn deployment_of(
+    revisions: &Revisions,
+    namespace: &str,
+    object: &Value,
+) -> Option<Arc<Deployment>> {
+    let revision = object["metadata"]["labels"][okonomi_knative::keys::REVISION_LABEL].as_str()?;
+    revisions.get(&RevisionKey {
+        namespace: namespace.to_string(),
+        name: revision.to_string(),
+    })
+}
+
+/// `pods/log` from the files the kubelet keeps per Pod and run.
+#[derive(Debug, Clone)]
+pub struct EngineLogs {
+    revisions: Arc<Revisions>,
+}
+
+impl EngineLogs {
+    /// Logs of the Pods of `revisions`.
+    pub fn new(revisions: Arc<Revisions>) -> Self {
+        Self { revisions }
+    }
+}
+
+impl PodLogs for EngineLogs {
+    fn logs(&self, request: LogRequest) -> BoxFuture<'static, Result<LogStream, LogError>> {
+        let deployment = deployment_of(&self.revisions, &request.namespace, &request.object);
+        Box::pin(async move {
+            use futures::StreamExt;
+            // A Pod of a revision that no longer runs has no log to give.
+            let Some(deployment) = deployment else {
+                return Ok(futures::stream::empty().boxed());
+            };
+            let dir = deployment.log_dir();
+            let options = &request.options;
+            let path = if options.previous {
+                pod_logs::previous(dir, &request.pod)
+            } else {
+                pod_logs::current(dir, &request.pod)
+            };
+            if !tokio::fs::try_exists(&path).await.unwrap_or(false) {
+                if options.previous {
+                    return Err(LogError::PreviousNotFound);
+                }
+                let waiting = request.object["status"]["containerStatuses"][0]["state"]["waiting"]
+                    ["reason"]
+                    .as_str()
+                    .unwrap_or("ContainerCreating")
+                    .to_string();
+                return Err(LogError::Waiting { reason: waiting });
+            }
+            let pod = request.pod.clone();
+            let alive: Arc<dyn Fn() -> bool + Send + Sync> = if options.previous {
+                // The previous run has ended: nothing more will be written.
+                Arc::new(|| false)
+            } else {
+                Arc::new(move || deployment.has_pod(&pod))
+            };
+            let read = pod_logs::Read {
+                tail: options.tail_lines,
+                since: options.since,
+                follow: options.follow,
+            };
+            let lines = pod_logs::read(path, read, alive)
+                .await
+                .map_err(|e| LogError::Failed(Box::new(e)))?;
+            Ok(lines
+                .map(|line| line.map(|(time, line)| LogLine { time, line }))
+                .boxed())
+        })
+    }
+}
+
+/// `pods/portforward`: a TCP connection to the address a Pod listens on.
+#[derive(Debug, Clone)]
+pub struct EnginePortForward {
+    revisions: Arc<Revisions>,
+}
+
+impl EnginePortForward {
+    /// Forwards to the Pods of `revisions`.
+    pub fn new(revisions: Arc<Revisions>) -> Self {
+        Self { revisions }
+    }
+}
+
+impl PodPortForward for EnginePortForward {
+    fn connect(
+        &self,
+        request: PortRequest,
+    ) -> BoxFuture<'static, Result<PortStream, PortForwardError>> {
+        let deployment = deployment_of(&self.revisions, &request.namespace, &request.object);
+        Box::pin(async move {
+            let phase = request.object["status"]["phase"]
+                .as_str()
+                .unwrap_or("Unknown")
+                .to_string();
+            let addr = deployment
+                .and_then(|d| d.pod_addr(&request.pod))
+                .ok_or(PortForwardError::NotRunning { phase })?;
+            // The engine gives each Pod its own port (PORT); the container's
+            // declared port, whatever its number, is that one.
+            let declared = request.object["spec"]["containers"][0]["ports"][0]["containerPort"]
+                .as_u64()
+                .unwrap_or(8080);
+            if u64::from(request.port) != declared {
+                return Err(PortForwardError::Connect {
+                    port: request.port,
+                    source: std::io::Error::new(
+                        std::io::ErrorKind::ConnectionRefused,
+                        format!(
+                            "the pod's container listens on port {declared} only (its containerPort)"
+                        ),
+                    ),
+                });
+            }
+            let stream = tokio::net::TcpStream::connect(addr)
+                .await
+                .map_err(|source| PortForwardError::Connect {
+                    port: request.port,
+                    source,
+                })?;
+            Ok(Box::new(stream) as PortStream)
+        })
+    }
+}
+
 /// Binds the API port and serves HTTPS (the CA, server certificate and
 /// token in `STATE/pki`, made on first start) until `shutdown`.
 pub async fn start(
     config: &EngineConfig,
     store: Store,
+    revisions: Arc<Revisions>,
     shutdown: CancellationToken,
 ) -> Result<ApiHandle> {
     let pki = config.state_dir.join("pki");
@@ -116,6 +256,8 @@ pub async fn start(
     })?;
     let router = Api::new(store, ResourceType::all_builtin())
         .with_token(credentials.token.clone())
+        .with_pod_logs(Arc::new(EngineLogs::new(revisions.clone())))
+        .with_port_forward(Arc::new(EnginePortForward::new(revisions)))
         .router();
     tokio::spawn(async move {
         if let Err(error) = serve_tls(listener, router, tls, shutdown.cancelled_owned()).await {

@@ -1,16 +1,23 @@
 //! Controllers, as Knative's: Service → Configuration + Route,
-//! Configuration → Revisions, Revision → a running pool, Route → the data
-//! plane's routing table. Each `reconcile` is a plain async function of one
-//! object and the shared [`Context`]; a single worker drains a deduplicating,
-//! bounded queue fed by Store watches, so reconciles never race each other.
+//! Configuration → Revisions, Revision → a Deployment and its autoscaler,
+//! Deployment → Pods, Route → the data plane's routing table. Each
+//! `reconcile` is a plain async function of one object and the shared
+//! [`Context`] returning an [`Action`] or an [`Error`]; a single worker
+//! drains a deduplicating, bounded queue fed by Store watches, so reconciles
+//! never race each other, and a failing object is retried with exponential
+//! back-off of its own ([`Backoff`], as client-go's rate limiter).
 //! A change to a Configuration or Revision also queues every Route whose
 //! traffic references it, whatever its name ([`tracker`]).
 
 pub mod configuration;
+pub mod deployment;
+pub mod events;
+pub mod resources;
 pub mod revision;
 pub mod route;
 pub mod service;
 pub mod tracker;
+pub mod writer;
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
@@ -25,10 +32,11 @@ use serde_json::Value;
 use tokio::sync::{Notify, mpsc};
 use tokio_util::sync::CancellationToken;
 
+use crate::dataplane::RevisionKey;
 use crate::dataplane::router::SharedRoutes;
 use crate::dataplane::{Destination, RouteTable};
-use crate::pool::{PoolStatus, RevisionKey};
-use crate::workloads::Workloads;
+use deployment::DeploymentStatus;
+use revision::Revisions;
 use tracker::{Reference, Tracker};
 
 /// Work items: which object to reconcile.
@@ -112,8 +120,8 @@ pub type RouteHosts = Vec<(String, Arc<Destination>)>;
 pub struct Context {
     /// The object store (writes as field manager `okonomi-engine`).
     pub store: Store,
-    /// The revisions' pools.
-    pub workloads: Arc<Workloads>,
+    /// What the revision controller runs per revision.
+    pub revisions: Arc<Revisions>,
     /// The data plane's routing table.
     pub routes: SharedRoutes,
     /// Per Route object, the hosts it serves.
@@ -124,6 +132,8 @@ pub struct Context {
     pub http_port: u16,
     /// The work queue.
     pub queue: WorkQueue,
+    /// Records Events.
+    pub recorder: events::Recorder,
 }
 
 impl Context {
@@ -156,8 +166,105 @@ impl Context {
     }
 }
 
-/// Errors of a reconcile: retried after a delay.
-pub type ReconcileResult = Result<(), String>;
+/// Why a reconcile failed; the object is retried with back-off.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The store refused or failed a read or a write.
+    #[error("{action} {kind} {namespace}/{name}")]
+    Api {
+        /// What the controller was doing (`reading`, `creating`, …).
+        action: &'static str,
+        /// The object's kind.
+        kind: String,
+        /// Its namespace.
+        namespace: String,
+        /// Its name.
+        name: String,
+        /// The API server's error (boxed: it is large, and errors are rare).
+        #[source]
+        source: Box<okonomi_apiserver::Error>,
+    },
+    /// Listing objects failed.
+    #[error("listing {kind} in {namespace}")]
+    List {
+        /// The kind listed.
+        kind: String,
+        /// The namespace.
+        namespace: String,
+        /// The API server's error.
+        #[source]
+        source: Box<okonomi_apiserver::Error>,
+    },
+    /// A stored object does not decode into its type.
+    #[error("stored object does not decode")]
+    Decode(#[source] serde_json::Error),
+    /// An object does not encode.
+    #[error("object does not encode")]
+    Encode(#[source] serde_json::Error),
+}
+
+impl Error {
+    /// An [`Error::Api`] on `rt` `namespace/name`.
+    pub fn api(
+        action: &'static str,
+        rt: &ResourceType,
+        namespace: &str,
+        name: &str,
+        source: okonomi_apiserver::Error,
+    ) -> Self {
+        Self::Api {
+            action,
+            kind: rt.kind.clone(),
+            namespace: namespace.to_string(),
+            name: name.to_string(),
+            source: Box::new(source),
+        }
+    }
+}
+
+/// What to do with an object after a successful reconcile (kube-runtime's
+/// `Action`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    /// Nothing until the object (or something it watches) changes.
+    AwaitChange,
+    /// Reconcile again after this long.
+    RequeueAfter(Duration),
+}
+
+/// The outcome of one reconcile.
+pub type ReconcileResult = Result<Action, Error>;
+
+/// Per-object exponential back-off after failures (client-go's
+/// `ItemExponentialFailureRateLimiter`): 5 ms, doubling, at most 5 min;
+/// forgotten after a success.
+#[derive(Debug, Default)]
+pub struct Backoff {
+    failures: HashMap<Key, u32>,
+}
+
+impl Backoff {
+    /// First delay.
+    pub const BASE: Duration = Duration::from_millis(5);
+    /// Longest delay.
+    pub const MAX: Duration = Duration::from_secs(300);
+
+    /// How long to wait before retrying `key`, which just failed.
+    pub fn failed(&mut self, key: &Key) -> Duration {
+        let failures = self.failures.entry(key.clone()).or_insert(0);
+        let delay = Self::BASE
+            .checked_mul(1u32 << (*failures).min(31))
+            .unwrap_or(Self::MAX)
+            .min(Self::MAX);
+        *failures = failures.saturating_add(1);
+        delay
+    }
+
+    /// `key` reconciled: its next failure starts from the first delay.
+    pub fn succeeded(&mut self, key: &Key) {
+        self.failures.remove(key);
+    }
+}
 
 /// Now, as a Kubernetes timestamp.
 pub fn now() -> Time {
@@ -165,13 +272,13 @@ pub fn now() -> Time {
 }
 
 /// Decodes a stored object into its Knative type.
-pub fn decode<T: DeserializeOwned>(value: Value) -> Result<T, String> {
-    serde_json::from_value(value).map_err(|e| format!("stored object does not decode: {e}"))
+pub fn decode<T: DeserializeOwned>(value: Value) -> Result<T, Error> {
+    serde_json::from_value(value).map_err(Error::Decode)
 }
 
 /// Encodes a Knative object for the store.
-pub fn encode<T: Serialize>(object: &T) -> Result<Value, String> {
-    serde_json::to_value(object).map_err(|e| format!("object does not encode: {e}"))
+pub fn encode<T: Serialize>(object: &T) -> Result<Value, Error> {
+    serde_json::to_value(object).map_err(Error::Encode)
 }
 
 /// An owner reference to `owner` (controller, blocking deletion).
@@ -195,7 +302,7 @@ pub async fn write_status<S: Serialize + PartialEq>(
     new: &S,
 ) -> ReconcileResult {
     if old == Some(new) {
-        return Ok(());
+        return Ok(Action::AwaitChange);
     }
     let mut object = stored.clone();
     object["status"] = encode(new)?;
@@ -204,9 +311,18 @@ pub async fn write_status<S: Serialize + PartialEq>(
         metadata.remove("resourceVersion");
     }
     match store.update_status(rt, object).await {
-        Ok(_) => Ok(()),
-        Err(e) if e.is_not_found() => Ok(()),
-        Err(e) => Err(format!("updating status: {e}")),
+        Ok(_) => Ok(Action::AwaitChange),
+        Err(e) if e.is_not_found() => Ok(Action::AwaitChange),
+        Err(source) => {
+            let (namespace, name) = meta(stored);
+            Err(Error::api(
+                "updating the status of",
+                rt,
+                &namespace,
+                &name,
+                source,
+            ))
+        }
     }
 }
 
@@ -308,6 +424,7 @@ async fn watch_kind(ctx: Arc<Context>, rt: ResourceType, shutdown: CancellationT
             if deleted {
                 on_deleted(&ctx, &rt.kind, &object);
             }
+            on_owned_changed(&ctx, &rt.kind, &object, deleted);
             for key in keys_for(ctx.queue.tracker(), &rt.kind, &object, deleted) {
                 ctx.queue.add(key).await;
             }
@@ -315,10 +432,36 @@ async fn watch_kind(ctx: Arc<Context>, rt: ResourceType, shutdown: CancellationT
     }
 }
 
+/// A Pod or Deployment the engine owns changed: a Pod someone deleted is
+/// stopped and replaced (as its ReplicaSet would), a Deployment scaled by
+/// hand is put back (as Knative's revision reconciler does).
+fn on_owned_changed(ctx: &Context, kind: &str, object: &Value, deleted: bool) {
+    if kind != "Pod" && kind != "Deployment" {
+        return;
+    }
+    let Some(revision) = label(object, okonomi_knative::keys::REVISION_LABEL) else {
+        return;
+    };
+    let (namespace, name) = meta(object);
+    let Some(deployment) = ctx.revisions.get(&RevisionKey {
+        namespace,
+        name: revision,
+    }) else {
+        return;
+    };
+    match kind {
+        "Pod" if deleted || object["metadata"]["deletionTimestamp"].is_string() => {
+            deployment.evicted(&name)
+        }
+        "Deployment" if !deleted && !deployment.owns_replicas(object) => deployment.republish(),
+        _ => {}
+    }
+}
+
 fn on_deleted(ctx: &Context, kind: &str, object: &Value) {
     let (ns, name) = meta(object);
     match kind {
-        "Revision" => ctx.workloads.remove(&RevisionKey {
+        "Revision" => ctx.revisions.remove(&RevisionKey {
             namespace: ns,
             name,
         }),
@@ -330,28 +473,26 @@ fn on_deleted(ctx: &Context, kind: &str, object: &Value) {
     }
 }
 
-/// Re-reconciles revisions whose pool status changed (an instance became
+/// Re-reconciles revisions whose Deployment's status changed (a Pod became
 /// ready, failed, or the scale moved).
-async fn watch_pools(ctx: Arc<Context>, changed: Arc<Notify>, shutdown: CancellationToken) {
-    let mut last: HashMap<RevisionKey, PoolStatus> = HashMap::new();
+async fn watch_deployments(ctx: Arc<Context>, changed: Arc<Notify>, shutdown: CancellationToken) {
+    let mut last: HashMap<RevisionKey, DeploymentStatus> = HashMap::new();
     loop {
         tokio::select! {
             _ = shutdown.cancelled() => return,
             _ = changed.notified() => {}
             _ = tokio::time::sleep(Duration::from_secs(5)) => {}
         }
-        let pools = ctx.workloads.pools();
+        let deployments = ctx.revisions.deployments();
         let mut seen = HashSet::new();
-        for pool in pools {
-            let status = pool.status();
-            seen.insert(pool.key.clone());
-            if last.get(&pool.key) != Some(&status) {
-                last.insert(pool.key.clone(), status);
+        for deployment in deployments {
+            let status = deployment.status();
+            let key = &deployment.key;
+            seen.insert(key.clone());
+            if last.get(key) != Some(&status) {
+                last.insert(key.clone(), status);
                 ctx.queue
-                    .add(Key::Revision(
-                        pool.key.namespace.clone(),
-                        pool.key.name.clone(),
-                    ))
+                    .add(Key::Revision(key.namespace.clone(), key.name.clone()))
                     .await;
             }
         }
@@ -363,7 +504,7 @@ async fn watch_pools(ctx: Arc<Context>, changed: Arc<Notify>, shutdown: Cancella
 pub async fn run(
     ctx: Arc<Context>,
     rx: mpsc::Receiver<Key>,
-    pool_changes: Arc<Notify>,
+    deployment_changes: Arc<Notify>,
     shutdown: CancellationToken,
 ) {
     let mut tasks = Vec::new();
@@ -372,14 +513,17 @@ pub async fn run(
         ResourceType::knative_configuration(),
         ResourceType::knative_revision(),
         ResourceType::knative_route(),
+        ResourceType::pod(),
+        ResourceType::deployment(),
     ] {
         tasks.push(tokio::spawn(watch_kind(ctx.clone(), rt, shutdown.clone())));
     }
-    tasks.push(tokio::spawn(watch_pools(
+    tasks.push(tokio::spawn(watch_deployments(
         ctx.clone(),
-        pool_changes,
+        deployment_changes,
         shutdown.clone(),
     )));
+    let mut backoff = Backoff::default();
     let mut rx = rx;
     loop {
         let key = tokio::select! {
@@ -388,9 +532,19 @@ pub async fn run(
         };
         let Some(key) = key else { break };
         ctx.queue.done(&key);
-        if let Err(error) = dispatch(&ctx, &key).await {
-            tracing::warn!(?key, %error, "reconcile failed; retrying");
-            ctx.queue.add_after(key, Duration::from_millis(500));
+        match dispatch(&ctx, &key).await {
+            Ok(action) => {
+                backoff.succeeded(&key);
+                if let Action::RequeueAfter(delay) = action {
+                    ctx.queue.add_after(key, delay);
+                }
+            }
+            Err(error) => {
+                let delay = backoff.failed(&key);
+                let error = error_chain(&error);
+                tracing::warn!(?key, %error, ?delay, "reconcile failed; retrying");
+                ctx.queue.add_after(key, delay);
+            }
         }
     }
     for task in tasks {
@@ -398,7 +552,45 @@ pub async fn run(
     }
 }
 
+/// `error` and its sources, one after the other.
+fn error_chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
 /// A new work queue and its receiving end for [`run`].
 pub fn queue() -> (WorkQueue, mpsc::Receiver<Key>) {
     WorkQueue::new()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn failures_back_off_exponentially_per_object_and_reset_on_success() {
+        let mut backoff = Backoff::default();
+        let a = Key::Revision("default".into(), "a".into());
+        let b = Key::Revision("default".into(), "b".into());
+        let first = backoff.failed(&a);
+        let second = backoff.failed(&a);
+        let third = backoff.failed(&a);
+        assert_eq!(first, Backoff::BASE);
+        assert_eq!(second, first * 2);
+        assert_eq!(third, second * 2);
+        // Another object starts from the first delay.
+        assert_eq!(backoff.failed(&b), Backoff::BASE);
+        for _ in 0..64 {
+            backoff.failed(&a);
+        }
+        assert_eq!(backoff.failed(&a), Backoff::MAX);
+        backoff.succeeded(&a);
+        assert_eq!(backoff.failed(&a), Backoff::BASE);
+    }
 }

@@ -16,12 +16,14 @@
 //! (with its [`Lease`]).
 
 pub mod activator;
+pub mod balancer;
 pub mod forwarded;
 pub mod metrics;
 pub mod proxy;
 pub mod router;
 pub mod routes;
 pub mod server;
+pub mod throttler;
 pub mod timeouts;
 pub mod upstream;
 
@@ -31,9 +33,25 @@ use bytes::Bytes;
 use http_body_util::BodyExt;
 use http_body_util::combinators::UnsyncBoxBody;
 
-use crate::pool::{Lease, Pool, Tracked};
+pub use balancer::{Endpoint, Lease};
+pub use throttler::{Throttler, Tracked, Unavailable};
 
 pub use routes::{Destination, RouteTable, Split};
+
+/// Identity of a revision.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct RevisionKey {
+    /// Namespace.
+    pub namespace: String,
+    /// Revision name.
+    pub name: String,
+}
+
+impl std::fmt::Display for RevisionKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.namespace, self.name)
+    }
+}
 
 /// The error a response body can end with: the instance's connection
 /// failing, or a [`timeouts::TimedOut`].
@@ -91,7 +109,7 @@ impl Client {
 #[derive(Debug)]
 pub struct Target {
     /// The request counted in its revision's concurrency (and so the
-    /// revision's pool) until the response body has been sent.
+    /// revision's throttler) until the response body has been sent.
     pub tracked: Tracked,
     /// The original Host header (before any rewriting).
     pub host: http::HeaderValue,
@@ -100,9 +118,9 @@ pub struct Target {
 }
 
 impl Target {
-    /// The revision's pool.
-    pub fn pool(&self) -> &Arc<Pool> {
-        self.tracked.pool()
+    /// The revision's throttler.
+    pub fn throttler(&self) -> &Arc<Throttler> {
+        self.tracked.throttler()
     }
 }
 

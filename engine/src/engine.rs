@@ -14,6 +14,9 @@ use tokio_util::sync::CancellationToken;
 use tower::ServiceBuilder;
 
 use crate::autoscaler::AutoscalerConfig;
+use crate::controller::events::Recorder;
+use crate::controller::revision::{RevisionSettings, Revisions};
+use crate::controller::writer::ObjectWriter;
 use crate::controller::{self, Context};
 use crate::dataplane::activator::ActivatorLayer;
 use crate::dataplane::forwarded::ForwardedLayer;
@@ -22,9 +25,8 @@ use crate::dataplane::proxy::Proxy;
 use crate::dataplane::router::{Router, SharedRoutes};
 use crate::dataplane::{RouteTable, server};
 use crate::error::{Error, Result};
-use crate::instance::supervisor::SupervisorTiming;
-use crate::instance::{RuntimeKind, leftovers};
-use crate::workloads::{WorkloadSettings, Workloads};
+use crate::kubelet::pod_worker::SupervisorTiming;
+use crate::kubelet::{KubeletSettings, RuntimeKind, leftovers};
 
 /// How the engine is set up. [`EngineConfig::default`] gives the defaults of
 /// `okonomi up`.
@@ -97,9 +99,10 @@ pub struct Engine {
     store: Store,
     http_addr: SocketAddr,
     api: crate::api::ApiHandle,
-    workloads: Arc<Workloads>,
+    revisions: Arc<Revisions>,
     metrics: Arc<Metrics>,
     shutdown: CancellationToken,
+    writer_stop: CancellationToken,
     tasks: Vec<JoinHandle<()>>,
     config: EngineConfig,
 }
@@ -156,34 +159,45 @@ impl Engine {
 
         let shutdown = CancellationToken::new();
         let metrics = Arc::new(Metrics::default());
-        let pool_changes = Arc::new(Notify::new());
-        let workloads = Arc::new(Workloads::new(
-            WorkloadSettings {
-                state_dir: config.state_dir.clone(),
-                autoscaler,
-                runtime: config.runtime,
-                source_root: config.source_root.clone(),
-                build_profile: config.build_profile.clone(),
-                timing: SupervisorTiming {
-                    ready_timeout: config.ready_timeout,
-                    ..SupervisorTiming::default()
+        // Pods are the engine's own: those a previous run left are gone.
+        remove_stale_pods(&controller_store).await;
+        let writer = ObjectWriter::new(controller_store.clone());
+        let recorder = Recorder::new(writer.clone());
+        // The writer outlives the rest: stopping Pods still write.
+        let writer_stop = CancellationToken::new();
+        let deployment_changes = Arc::new(Notify::new());
+        let revisions = Arc::new(Revisions::new(
+            RevisionSettings {
+                kubelet: KubeletSettings {
+                    state_dir: config.state_dir.clone(),
+                    runtime: config.runtime,
+                    source_root: config.source_root.clone(),
+                    build_profile: config.build_profile.clone(),
+                    timing: SupervisorTiming {
+                        ready_timeout: config.ready_timeout,
+                        ..SupervisorTiming::default()
+                    },
                 },
+                autoscaler,
                 queue_depth: config.queue_depth,
             },
             metrics.clone(),
-            pool_changes.clone(),
+            deployment_changes.clone(),
+            writer.clone(),
+            recorder.clone(),
             shutdown.child_token(),
         ));
         let routes: SharedRoutes = Arc::new(RwLock::new(Arc::new(RouteTable::default())));
         let (queue, queue_rx) = controller::queue();
         let ctx = Arc::new(Context {
             store: controller_store,
-            workloads: workloads.clone(),
+            revisions: revisions.clone(),
             routes: routes.clone(),
             route_hosts: Default::default(),
             domain: config.domain.clone(),
             http_port: http_addr.port(),
             queue,
+            recorder: recorder.clone(),
         });
 
         // Restore the routing table before the data plane accepts anything,
@@ -200,7 +214,13 @@ impl Engine {
             }
         }
 
-        let api = crate::api::start(&config, store.clone(), shutdown.child_token()).await?;
+        let api = crate::api::start(
+            &config,
+            store.clone(),
+            revisions.clone(),
+            shutdown.child_token(),
+        )
+        .await?;
 
         let domain = config.domain.clone();
         let activator_timeout = config.activator_timeout;
@@ -218,6 +238,8 @@ impl Engine {
             )
         };
         let tasks = vec![
+            tokio::spawn(writer.clone().run(writer_stop.clone())),
+            tokio::spawn(recorder.expire(store.clone(), shutdown.child_token())),
             tokio::spawn(server::serve(
                 http_listener,
                 make_stack,
@@ -226,7 +248,7 @@ impl Engine {
             tokio::spawn(controller::run(
                 ctx,
                 queue_rx,
-                pool_changes,
+                deployment_changes,
                 shutdown.child_token(),
             )),
         ];
@@ -235,9 +257,10 @@ impl Engine {
             store,
             http_addr,
             api,
-            workloads,
+            revisions,
             metrics,
             shutdown,
+            writer_stop,
             tasks,
             config,
         })
@@ -266,14 +289,18 @@ impl Engine {
 
     /// The ready instances of a revision (none when it is at zero or does
     /// not exist).
-    pub fn instances(&self, namespace: &str, revision: &str) -> Vec<Arc<crate::pool::Endpoint>> {
-        let key = crate::pool::RevisionKey {
+    pub fn instances(
+        &self,
+        namespace: &str,
+        revision: &str,
+    ) -> Vec<Arc<crate::dataplane::Endpoint>> {
+        let key = crate::dataplane::RevisionKey {
             namespace: namespace.to_string(),
             name: revision.to_string(),
         };
-        self.workloads
+        self.revisions
             .get(&key)
-            .map(|pool| pool.endpoints().iter().cloned().collect())
+            .map(|deployment| deployment.throttler().endpoints().iter().cloned().collect())
             .unwrap_or_default()
     }
 
@@ -292,9 +319,30 @@ impl Engine {
     /// (SIGTERM, drain, SIGKILL after the grace period), and waits.
     pub async fn shutdown(self) {
         self.shutdown.cancel();
-        self.workloads.shutdown().await;
+        self.revisions.shutdown().await;
+        self.writer_stop.cancel();
         for task in self.tasks {
             let _ = tokio::time::timeout(Duration::from_secs(15), task).await;
+        }
+    }
+}
+
+/// Deletes every Pod in the store: a Pod is a process of this engine, and
+/// those of a previous run are gone (their leftovers reaped).
+async fn remove_stale_pods(store: &Store) {
+    let rt = ResourceType::pod();
+    let pods = match store.list(&rt, &ListOptions::default()) {
+        Ok(pods) => pods.items,
+        Err(error) => {
+            tracing::warn!(%error, "listing the previous run's pods");
+            return;
+        }
+    };
+    for pod in pods {
+        let namespace = pod["metadata"]["namespace"].as_str().unwrap_or("default");
+        let name = pod["metadata"]["name"].as_str().unwrap_or_default();
+        if let Err(error) = crate::controller::writer::remove(store, &rt, namespace, name).await {
+            tracing::warn!(%namespace, %name, %error, "removing a previous run's pod");
         }
     }
 }

@@ -18,14 +18,16 @@
 //!   under `EngineConfig::state_dir`, with Knative's defaulting and validation
 //!   ([`api::KnativeAdmission`]), served as a Kubernetes API ([`api`]);
 //! - [`controller`]s: Service → Configuration + Route, Configuration →
-//!   Revisions, Revision → a [`pool`] of instances, Route → the routing table;
+//!   Revisions, Revision → a Deployment (its Pods) and the autoscaler's
+//!   scaler, Deployment → Pods, Route → the routing table;
 //! - the [`dataplane`]: one HTTP port routing by Host
 //!   (`NAME.NAMESPACE.DOMAIN`, `TAG-NAME.NAMESPACE.DOMAIN`) with percent
-//!   splits, the activator (requests wait while a revision scales from zero),
-//!   least-loaded balancing within `containerConcurrency`, and `/metrics`;
+//!   splits, the activator with its throttler (requests wait while a
+//!   revision scales from zero) and balancer (least loaded within
+//!   `containerConcurrency`), and `/metrics`;
 //! - the [`autoscaler`] (Knative's KPA) deciding each revision's scale every
 //!   2 s from the concurrency the data plane observes;
-//! - [`instance`] runtimes: an image's entrypoint run as a process (pulled by
+//! - the [`kubelet`], running Pods: an image's entrypoint run as a process (pulled by
 //!   digest, unpacked once), the image under podman, or an `okonomi://PATH`
 //!   crate built with cargo on deploy. Each instance's output is kept under
 //!   `STATE/logs/NAMESPACE/SERVICE/REVISION/` ([`read_service_logs`]).
@@ -39,11 +41,9 @@ pub mod controller;
 pub mod dataplane;
 pub mod engine;
 pub mod error;
-pub mod instance;
-pub mod pool;
-pub mod workloads;
+pub mod kubelet;
 
 pub use engine::{Engine, EngineConfig, run};
 pub use error::{Error, Result};
-pub use instance::RuntimeKind;
-pub use instance::logs::read_service_logs;
+pub use kubelet::RuntimeKind;
+pub use kubelet::logs::read_service_logs;

@@ -12,7 +12,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use okonomi_apiserver::ResourceType;
-use okonomi_engine::instance::{Launch, build};
+use okonomi_engine::kubelet::{Launch, build};
 use okonomi_engine::{Engine, EngineConfig};
 use okonomi_tests::services::Registry;
 use okonomi_tests::tools::require;
@@ -420,17 +420,17 @@ async fn a_container_left_by_a_killed_engine_is_removed_on_the_next_start() {
     let binary = static_hello(&root).await;
     let work = tempfile::tempdir().unwrap();
     let (_registry, image, _) = push(work.path(), &binary, "hello", hello_config());
-    okonomi_engine::instance::container::pull(&image)
+    okonomi_engine::kubelet::container::pull(&image)
         .await
         .unwrap();
     let name = format!("okonomi-leftover-{}", std::process::id());
     let port = okonomi_tests::tools::free_port().unwrap();
     let env = [("PORT".to_string(), port.to_string())];
-    let mut run = okonomi_engine::instance::container::command(&name, &image, &[], &[], &env);
+    let mut run = okonomi_engine::kubelet::container::command(&name, &image, &[], &[], &env);
     let mut client = run.kill_on_drop(true).spawn().unwrap();
     okonomi_tests::process::wait_for_port(port, Duration::from_secs(60), "the container").unwrap();
     let record =
-        okonomi_engine::instance::leftovers::Record::of(client.id().unwrap(), Some(name.clone()))
+        okonomi_engine::kubelet::leftovers::Record::of(client.id().unwrap(), Some(name.clone()))
             .unwrap();
     // The engine dies: its podman client is SIGKILLed, the container stays.
     client.start_kill().unwrap();
@@ -447,14 +447,14 @@ async fn a_container_left_by_a_killed_engine_is_removed_on_the_next_start() {
     assert!(running(), "the container should outlive its podman client");
 
     let state = work.path().join("state");
-    let records = okonomi_engine::instance::leftovers::records_dir(&state);
-    let path = okonomi_engine::instance::leftovers::record_path(
+    let records = okonomi_engine::kubelet::leftovers::records_dir(&state);
+    let path = okonomi_engine::kubelet::leftovers::record_path(
         &records,
         "default",
         "hello-00001",
         "1-abcdef",
     );
-    okonomi_engine::instance::leftovers::write(&path, &record).await;
+    okonomi_engine::kubelet::leftovers::write(&path, &record).await;
     let engine = Engine::start(engine_config(&state)).await.unwrap();
     assert!(
         !running(),

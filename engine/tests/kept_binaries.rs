@@ -10,9 +10,9 @@ use std::time::Duration;
 
 use okonomi_apiserver::ResourceType;
 use okonomi_engine::error::Error;
-use okonomi_engine::instance::Launch;
-use okonomi_engine::instance::binaries::{BinaryStore, Lookup, RevisionId};
-use okonomi_engine::instance::build::{self, Built};
+use okonomi_engine::kubelet::Launch;
+use okonomi_engine::kubelet::binaries::{BinaryStore, Lookup, RevisionId};
+use okonomi_engine::kubelet::build::{self, Built};
 use okonomi_engine::{Engine, EngineConfig};
 use serde_json::json;
 

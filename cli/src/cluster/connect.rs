@@ -148,15 +148,27 @@ impl Cluster {
         Api::namespaced(self.client.clone(), namespace)
     }
 
-    /// True when the core API serves pods: a real cluster. okonomi's engine
-    /// serves Knative without pods (it runs instances itself).
-    pub async fn serves_pods(&self) -> Result<bool, ClusterError> {
-        match self.client.list_core_api_resources("v1").await {
-            Ok(list) => Ok(list.resources.iter().any(|r| r.name == "pods")),
-            Err(kube::Error::Api(status)) if status.code == 404 => Ok(false),
-            Err(e) => Err(self.error(e, "discovering the core API", None)),
-        }
+    /// True when the API server is okonomi's engine, known by the suffix of
+    /// its `/version` gitVersion ([`is_engine_version`]), the one check
+    /// `deploy`, `logs` and `doctor` share. Which APIs it serves says
+    /// nothing: the engine serves Pods like any cluster.
+    pub async fn is_engine(&self) -> Result<bool, ClusterError> {
+        let info = self
+            .client
+            .apiserver_version()
+            .await
+            .map_err(|e| self.error(e, "reading the server's /version", None))?;
+        Ok(is_engine_version(&info.git_version))
     }
+}
+
+/// The suffix of the engine's `gitVersion` (`v1.33.0-okonomi`): it reports
+/// the Kubernetes API it speaks, and says it is okonomi's engine.
+pub const ENGINE_VERSION_SUFFIX: &str = "-okonomi";
+
+/// Whether an API server's `gitVersion` is the engine's.
+pub fn is_engine_version(git_version: &str) -> bool {
+    git_version.ends_with(ENGINE_VERSION_SUFFIX)
 }
 
 /// Reads and merges the kubeconfig files, mapping "there is none" to
@@ -176,5 +188,24 @@ fn read_kubeconfig() -> Result<Kubeconfig, ClusterError> {
             context: String::new(),
             source,
         }),
+    }
+}
+
+#[cfg(test)]
+mod engine_version_tests {
+    use super::is_engine_version;
+
+    #[test]
+    fn the_engine_is_known_by_its_version_suffix_only() {
+        assert!(is_engine_version("v1.33.0-okonomi"));
+        for other in [
+            "v1.30.2-gke.1576000",
+            "v1.33.1",
+            "v1.29.0+k3s1",
+            "",
+            "okonomi",
+        ] {
+            assert!(!is_engine_version(other), "{other}");
+        }
     }
 }

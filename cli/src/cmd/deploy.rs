@@ -289,7 +289,7 @@ async fn image_for(
         return Ok(DeployImage::reference(published.reference));
     }
     let engine = match cluster {
-        Some(cluster) => !cluster.serves_pods().await?,
+        Some(cluster) => cluster.is_engine().await?,
         None => true,
     };
     if !engine {

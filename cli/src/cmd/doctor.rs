@@ -62,9 +62,6 @@ Examples:
 
 Exit codes: 0 nothing failed (warnings allowed), 1 at least one check failed.";
 
-/// The suffix of the engine's `gitVersion`, by which doctor knows it.
-pub const ENGINE_VERSION_SUFFIX: &str = "-okonomi";
-
 /// How long one check may wait on the cluster or a tool.
 const CHECK_TIMEOUT: Duration = Duration::from_secs(30);
 
@@ -334,7 +331,7 @@ async fn examine(
     };
     let engine = git_version
         .as_deref()
-        .is_some_and(|v| v.ends_with(ENGINE_VERSION_SUFFIX));
+        .is_some_and(crate::cluster::is_engine_version);
     let cloud = git_version
         .as_deref()
         .and_then(cloud_of_version)

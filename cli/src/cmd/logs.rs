@@ -1,10 +1,9 @@
-//! `okonomi logs NAME`: a function's logs. On a real cluster: the serving
-//! container's logs (`user-container` unless named) of the service's pods
-//! (label `serving.knative.dev/service`) through the core API. On okonomi's engine,
-//! which has no pods: the per-instance log files it keeps under its state
-//! directory.
+//! `okonomi logs NAME`: a function's logs, the serving container's logs
+//! (`user-container` unless named) of the service's pods (label
+//! `serving.knative.dev/service`) through the core API's `pods/log`. One code
+//! path for every target: okonomi's engine serves Pods and their logs as a
+//! cluster does.
 
-use std::path::PathBuf;
 use std::process::ExitCode;
 
 use futures::{AsyncBufReadExt, StreamExt};
@@ -19,7 +18,7 @@ use crate::global::Global;
 const EXAMPLES: &str = "\
 Examples:
   okonomi logs hello                 the last 100 lines of every instance
-  okonomi logs hello --tail 20 -f    and follow (real clusters)
+  okonomi logs hello --tail 20 -f    and follow
   okonomi logs hello --context gke";
 
 /// Arguments of `okonomi logs`.
@@ -33,12 +32,9 @@ pub struct Args {
     /// Lines to show from the end of each instance's log.
     #[arg(long, default_value_t = 100)]
     pub tail: usize,
-    /// Keep streaming new lines (pods of a real cluster).
+    /// Keep streaming new lines.
     #[arg(short, long)]
     pub follow: bool,
-    /// The engine's state directory, for engine contexts ($OKONOMI_HOME, default ~/.okonomi).
-    #[arg(long, env = "OKONOMI_HOME", value_name = "DIR")]
-    pub state_dir: Option<PathBuf>,
 }
 
 /// Runs `okonomi logs`.
@@ -49,11 +45,7 @@ pub async fn run(args: Args, global: &Global) -> anyhow::Result<ExitCode> {
         .namespace
         .clone()
         .unwrap_or_else(|| cluster.default_namespace.clone());
-    if cluster.serves_pods().await? {
-        pod_logs(&cluster, &namespace, &args, global).await
-    } else {
-        engine_logs(&cluster, &namespace, &args, global).await
-    }
+    pod_logs(&cluster, &namespace, &args, global).await
 }
 
 async fn pod_logs(
@@ -122,55 +114,6 @@ async fn pod_logs(
             Ok(line) => println!("{pod} {line}"),
             Err(e) => global.warn(format!("log stream of {pod} ended: {e}")),
         }
-    }
-    Ok(ExitCode::SUCCESS)
-}
-
-async fn engine_logs(
-    cluster: &Cluster,
-    namespace: &str,
-    args: &Args,
-    global: &Global,
-) -> anyhow::Result<ExitCode> {
-    // Make sure the service exists so a typo is not mistaken for silence.
-    let object = Some(("service", args.name.as_str(), namespace));
-    cluster
-        .services(namespace)
-        .get(&args.name)
-        .await
-        .map_err(|e| cluster.error(e, &format!("reading service {:?}", args.name), object))?;
-    let state_dir = crate::cmd::up::state_dir(args.state_dir.clone())?;
-    if args.follow {
-        global.warn("--follow is not available for the engine; showing the logs so far");
-    }
-    let (dir, ns, name, tail) = (
-        state_dir.clone(),
-        namespace.to_owned(),
-        args.name.clone(),
-        args.tail,
-    );
-    let lines = tokio::task::spawn_blocking(move || {
-        okonomi_engine::instance::logs::read_service_logs(&dir, &ns, &name, tail)
-    })
-    .await?
-    .map_err(|e| {
-        anyhow::anyhow!(
-            "reading the engine's logs under {}: {e}",
-            state_dir.display()
-        )
-    })?;
-    if lines.is_empty() {
-        global.status(
-            "No logs",
-            format!(
-                "{namespace}/{} has logged nothing under {}",
-                args.name,
-                state_dir.display()
-            ),
-        );
-    }
-    for line in lines {
-        println!("{line}");
     }
     Ok(ExitCode::SUCCESS)
 }

@@ -1,7 +1,8 @@
 //! The built-in Kubernetes kinds' own rules, applied as the Kubernetes API server
 //! applies them: object names (`names`), ConfigMap and Secret data (`data`),
 //! the two views of Events (`events`), the field selectors each kind supports
-//! (`fields`) and which verbs a user may take on which kind ([`access`]).
+//! (`fields`), a new Pod's status (`pods`) and which verbs a user may take on
+//! which kind ([`access`]).
 //!
 //! Knative's kinds get their rules from outside, through [`Admission`]; these
 //! are the rules of the kinds the engine itself serves below them.
@@ -13,6 +14,7 @@ pub(crate) mod data;
 pub(crate) mod events;
 pub(crate) mod fields;
 pub(crate) mod names;
+pub(crate) mod pods;
 
 use serde_json::Value;
 

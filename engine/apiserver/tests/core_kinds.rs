@@ -434,6 +434,36 @@ async fn pods_select_by_phase_and_are_the_engines() {
 }
 
 #[tokio::test]
+async fn a_pod_is_created_pending_with_its_qos_class() {
+    // Kubernetes' Pod strategy resets status on create to phase Pending and
+    // the QoS class: `kubectl get pods -w` shows a new Pod as Pending from its
+    // ADDED event, before the kubelet writes anything.
+    let server = Server::start().await;
+    let pods_rt = ResourceType::pod();
+    let created = server
+        .store
+        .create(
+            &pods_rt,
+            objects::pod("hello-a", "hello", &["user-container"]),
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        created["status"],
+        json!({"phase": "Pending", "qosClass": "BestEffort"})
+    );
+    let mut limited = objects::pod("hello-b", "hello", &["user-container"]);
+    limited["spec"]["containers"][0]["resources"] =
+        json!({"limits": {"cpu": "1", "memory": "128Mi"}});
+    let created = server.store.create(&pods_rt, limited).await.unwrap();
+    assert_eq!(created["status"]["qosClass"], "Guaranteed");
+    let mut requested = objects::pod("hello-c", "hello", &["user-container"]);
+    requested["spec"]["containers"][0]["resources"] = json!({"requests": {"memory": "64Mi"}});
+    let created = server.store.create(&pods_rt, requested).await.unwrap();
+    assert_eq!(created["status"]["qosClass"], "Burstable");
+}
+
+#[tokio::test]
 async fn deployments_take_only_replicas_from_users() {
     let server = Server::start().await;
     let client = server.client().await;

@@ -79,9 +79,11 @@ impl PodLogs for Logs {
     }
 }
 
-/// Every pod's port 8080 is the echo server.
+/// Every pod's port 8080 is the echo server; port 9090 answers one line and
+/// closes, as an HTTP server does after `Connection: close`.
 struct Echo {
     address: std::net::SocketAddr,
+    answer_once: std::net::SocketAddr,
 }
 
 impl PodPortForward for Echo {
@@ -89,9 +91,12 @@ impl PodPortForward for Echo {
         &self,
         request: PortRequest,
     ) -> BoxFuture<'static, Result<PortStream, PortForwardError>> {
-        let address = self.address;
+        let address = match request.port {
+            9090 => self.answer_once,
+            _ => self.address,
+        };
         Box::pin(async move {
-            if request.port != 8080 {
+            if request.port != 8080 && request.port != 9090 {
                 return Err(PortForwardError::Connect {
                     port: request.port,
                     source: std::io::Error::new(
@@ -119,6 +124,28 @@ async fn echo_server() -> std::net::SocketAddr {
             tokio::spawn(async move {
                 let (mut read, mut write) = stream.split();
                 let _ = tokio::io::copy(&mut read, &mut write).await;
+            });
+        }
+    });
+    address
+}
+
+/// Reads one line, answers it and closes the connection without waiting for
+/// the client to close its side.
+async fn answer_once_server() -> std::net::SocketAddr {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            tokio::spawn(async move {
+                let mut stream = BufReader::new(stream);
+                let mut line = String::new();
+                if stream.read_line(&mut line).await.is_ok() {
+                    let _ = stream
+                        .get_mut()
+                        .write_all(format!("answered {line}").as_bytes())
+                        .await;
+                }
             });
         }
     });
@@ -157,6 +184,7 @@ async fn start() -> Server {
         );
     let echo = Echo {
         address: echo_server().await,
+        answer_once: answer_once_server().await,
     };
     let server = Server::start_custom(tempfile::tempdir().unwrap(), None, move |api| {
         api.with_pod_logs(Arc::new(logs))
@@ -480,16 +508,19 @@ async fn logs(server: &Server, binary: &Path) {
 }
 
 async fn port_forward(server: &Server, binary: &Path) {
-    let local = {
+    let free_port = || {
         let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         probe.local_addr().unwrap().port()
     };
+    let local = free_port();
+    let local_once = free_port();
     let mut child = server
         .kubectl_command(binary)
         .args([
             "port-forward",
             "pod/hello-a",
             &format!("{local}:8080"),
+            &format!("{local_once}:9090"),
             "--address",
             "127.0.0.1",
         ])
@@ -525,6 +556,31 @@ async fn port_forward(server: &Server, binary: &Path) {
         assert_eq!(echoed.len(), sent.len(), "round {round}");
         assert!(echoed == sent.as_bytes(), "round {round}");
     }
+    let second = tokio::time::timeout(Duration::from_secs(60), stdout.next_line())
+        .await
+        .expect("port-forward names its second port")
+        .unwrap();
+    assert!(
+        second
+            .as_deref()
+            .is_some_and(|l| l.contains(&format!("127.0.0.1:{local_once} -> 9090"))),
+        "{second:?}"
+    );
+    // The pod closes first, the client never half-closes: the pod's close
+    // must reach the client (kubectl waits for the error stream's end).
+    let mut connection = tokio::net::TcpStream::connect(("127.0.0.1", local_once))
+        .await
+        .unwrap();
+    connection.write_all(b"hello\n").await.unwrap();
+    let mut answer = String::new();
+    tokio::time::timeout(
+        Duration::from_secs(60),
+        connection.read_to_string(&mut answer),
+    )
+    .await
+    .expect("the pod's close reaches the client within 60 s")
+    .unwrap();
+    assert_eq!(answer, "answered hello\n");
     child.kill().await.unwrap();
 }
 

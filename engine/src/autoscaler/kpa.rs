@@ -19,6 +19,10 @@ pub struct Observation {
     pub panic_value: f64,
     /// Instances ready to take requests now.
     pub ready_instances: u32,
+    /// Requests held by the activator or in flight right now: while there
+    /// is one, the revision keeps at least one instance, whatever the
+    /// windows say.
+    pub requests_now: u32,
 }
 
 /// What the decider remembers between decisions (Knative keeps the same in
@@ -38,6 +42,9 @@ pub struct KpaState {
     /// Whether the last decision was zero (after the grace period): staying
     /// at zero needs no new grace period.
     at_zero: bool,
+    /// The scale the revision had before an engine restart: the first
+    /// decision after it does not go below.
+    restored_scale: Option<u32>,
 }
 
 impl KpaState {
@@ -49,7 +56,20 @@ impl KpaState {
         Self {
             initialized: true,
             at_zero: scale == 0,
+            restored_scale: Some(scale),
             ..Self::default()
+        }
+    }
+
+    /// The state a revision starts with: `restored_scale` is the scale it
+    /// had before an engine restart, if it had one. A revision restored, or
+    /// starting at zero (`initial-scale` 0), needs no initial scale and no
+    /// grace period before it may sit at zero.
+    pub fn starting(spec: &ScalingSpec, restored_scale: Option<u32>) -> Self {
+        match restored_scale {
+            Some(scale) => Self::restored(scale),
+            None if spec.initial_scale == 0 => Self::restored(0),
+            None => Self::default(),
         }
     }
 
@@ -172,6 +192,17 @@ pub fn decide(
     if spec.max_scale > 0 {
         desired = desired.min(spec.max_scale);
     }
+    // Whether the activator stays in the path follows the windows, not the
+    // two floors below.
+    let windows_want_zero = desired == 0;
+    // The first decision after a restart keeps the scale the revision had.
+    if let Some(restored) = state.restored_scale.take() {
+        desired = desired.max(restored);
+    }
+    // Requests held by the activator always get an instance.
+    if obs.requests_now > 0 {
+        desired = desired.max(1);
+    }
     // On the panic value: the activator should not flap in and out of the
     // path with every short change of the load.
     let excess_burst_capacity = excess_burst_capacity(spec, obs.ready_instances, obs.panic_value);
@@ -179,7 +210,7 @@ pub fn decide(
         desired,
         panicking: state.panic_since.is_some(),
         excess_burst_capacity,
-        activator_in_path: desired == 0 || excess_burst_capacity < 0,
+        activator_in_path: windows_want_zero || excess_burst_capacity < 0,
     }
 }
 
@@ -206,6 +237,7 @@ mod tests {
             stable_value: stable,
             panic_value: panic,
             ready_instances: ready,
+            requests_now: 0,
         }
     }
 
@@ -347,6 +379,49 @@ mod tests {
         // Traffic still wakes it.
         let d = decide(&spec, &mut state, obs(0.5, 0.5, 0), Instant::now() + TICK);
         assert_eq!(d.desired, 1);
+    }
+
+    #[test]
+    fn a_revision_with_initial_scale_zero_starts_at_zero() {
+        let mut config = AutoscalerConfig::from_yaml(
+            "allow-zero-initial-scale: \"true\"\ninitial-scale: \"0\"\n",
+        )
+        .unwrap();
+        config.scale_to_zero_grace_period = Duration::from_secs(30);
+        let spec = config.spec_for(&BTreeMap::new(), 0);
+        let mut state = KpaState::starting(&spec, None);
+        let decision = decide(&spec, &mut state, obs(0.0, 0.0, 0), Instant::now());
+        assert_eq!(decision.desired, 0);
+        // With the default initial scale the first decision is one.
+        let spec = AutoscalerConfig::default().spec_for(&BTreeMap::new(), 0);
+        let mut state = KpaState::starting(&spec, None);
+        let decision = decide(&spec, &mut state, obs(0.0, 0.0, 0), Instant::now());
+        assert_eq!(decision.desired, 1);
+    }
+
+    #[test]
+    fn a_restored_scale_holds_for_the_first_decision_only() {
+        let spec = spec(&[], 0);
+        let mut state = KpaState::starting(&spec, Some(3));
+        let now = Instant::now();
+        assert_eq!(decide(&spec, &mut state, obs(0.0, 0.0, 3), now).desired, 3);
+        let later = now + TICK;
+        assert!(decide(&spec, &mut state, obs(0.0, 0.0, 3), later).desired < 3);
+    }
+
+    #[test]
+    fn a_held_request_forces_one_instance_even_at_zero() {
+        let spec = spec(&[], 0);
+        let mut state = KpaState::restored(0);
+        let now = Instant::now();
+        assert_eq!(decide(&spec, &mut state, obs(0.0, 0.0, 0), now).desired, 0);
+        let held = Observation {
+            requests_now: 1,
+            ..obs(0.0, 0.0, 0)
+        };
+        let decision = decide(&spec, &mut state, held, now + TICK);
+        assert_eq!(decision.desired, 1);
+        assert!(decision.activator_in_path);
     }
 
     #[test]

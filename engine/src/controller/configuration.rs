@@ -7,7 +7,7 @@ use okonomi_apiserver::{ListOptions, ResourceType};
 use okonomi_knative::serving::{condition_type, reason, set_condition};
 use okonomi_knative::{Condition, Conditions, Configuration, ConfigurationStatus, Revision, keys};
 
-use super::{Context, ReconcileResult, decode, encode, now, owner_reference, write_status};
+use super::{Action, Context, ReconcileResult, decode, encode, now, owner_reference, write_status};
 
 /// The name of the Revision for the Configuration's current generation:
 /// the template's own name, or `NAME-00001`, `NAME-00002`, …
@@ -79,8 +79,8 @@ pub async fn reconcile(ctx: &Arc<Context>, namespace: &str, name: &str) -> Recon
     let revision_rt = ResourceType::knative_revision();
     let stored = match ctx.store.get(&rt, namespace, name) {
         Ok(stored) => stored,
-        Err(e) if e.is_not_found() => return Ok(()),
-        Err(e) => return Err(e.to_string()),
+        Err(e) if e.is_not_found() => return Ok(Action::AwaitChange),
+        Err(e) => return Err(super::Error::api("reading", &rt, namespace, name, e)),
     };
     let configuration: Configuration = decode(stored.clone())?;
     let latest_name = revision_name(&configuration);
@@ -91,10 +91,27 @@ pub async fn reconcile(ctx: &Arc<Context>, namespace: &str, name: &str) -> Recon
                 .store
                 .create(&revision_rt, encode(&make_revision(&configuration))?)
                 .await
-                .map_err(|e| format!("creating revision {namespace}/{latest_name}: {e}"))?;
+                .map_err(|e| {
+                    super::Error::api("creating", &revision_rt, namespace, &latest_name, e)
+                })?;
+            ctx.recorder.record(
+                &super::events::InvolvedObject::of(&rt, &stored),
+                super::events::EventType::Normal,
+                "Created",
+                &format!("Created Revision \"{latest_name}\""),
+                "configuration-controller",
+            );
             decode(created)?
         }
-        Err(e) => return Err(e.to_string()),
+        Err(e) => {
+            return Err(super::Error::api(
+                "reading",
+                &revision_rt,
+                namespace,
+                &latest_name,
+                e,
+            ));
+        }
     };
 
     let revisions: Vec<Revision> = ctx
@@ -104,7 +121,11 @@ pub async fn reconcile(ctx: &Arc<Context>, namespace: &str, name: &str) -> Recon
             &ListOptions::namespace(namespace)
                 .labels(format!("{}={name}", keys::CONFIGURATION_LABEL)),
         )
-        .map_err(|e| e.to_string())?
+        .map_err(|source| super::Error::List {
+            kind: revision_rt.kind.clone(),
+            namespace: namespace.to_string(),
+            source: Box::new(source),
+        })?
         .items
         .into_iter()
         .filter_map(|v| decode::<Revision>(v).ok())

@@ -12,7 +12,7 @@ use okonomi_knative::{
 };
 
 use super::tracker::Reference;
-use super::{Context, ReconcileResult, decode, now, write_status};
+use super::{Action, Context, ReconcileResult, decode, now, write_status};
 use crate::dataplane::{Destination, Split};
 
 /// Default request timeout (Knative's revision-timeout-seconds).
@@ -56,9 +56,9 @@ pub async fn reconcile(ctx: &Arc<Context>, namespace: &str, name: &str) -> Recon
                 .tracker()
                 .forget((namespace.to_string(), name.to_string()));
             ctx.set_route_hosts(namespace, name, Vec::new());
-            return Ok(());
+            return Ok(Action::AwaitChange);
         }
-        Err(e) => return Err(e.to_string()),
+        Err(e) => return Err(super::Error::api("reading", &rt, namespace, name, e)),
     };
     let route: Route = decode(stored.clone())?;
     // Every target, existing yet or not: a change to any of them reconciles
@@ -236,7 +236,7 @@ pub async fn reconcile(ctx: &Arc<Context>, namespace: &str, name: &str) -> Recon
             splits: revisions
                 .into_iter()
                 .map(|(revision, percent)| Split {
-                    pool: ctx.workloads.ensure(&revision),
+                    throttler: ctx.revisions.ensure(&revision).throttler().clone(),
                     percent,
                 })
                 .collect(),

@@ -11,7 +11,7 @@ use okonomi_knative::{
     ServiceStatus, TrafficTarget, keys,
 };
 
-use super::{Context, ReconcileResult, decode, encode, now, owner_reference, write_status};
+use super::{Action, Context, ReconcileResult, decode, encode, now, owner_reference, write_status};
 
 /// Annotations that describe the Service object itself and are not copied
 /// to its children.
@@ -82,7 +82,7 @@ async fn apply_child<T>(
     desired: &T,
     same: impl Fn(&T, &T) -> bool,
     merge: impl Fn(&mut T, &T),
-) -> Result<T, String>
+) -> Result<T, super::Error>
 where
     T: serde::Serialize + serde::de::DeserializeOwned + okonomi_knative::KnativeObject,
 {
@@ -98,7 +98,7 @@ where
                 .store
                 .update(rt, encode(&existing)?)
                 .await
-                .map_err(|e| format!("updating {} {namespace}/{name}: {e}", rt.kind))?;
+                .map_err(|e| super::Error::api("updating", rt, namespace, &name, e))?;
             decode(stored)
         }
         Err(e) if e.is_not_found() => {
@@ -106,10 +106,10 @@ where
                 .store
                 .create(rt, encode(desired)?)
                 .await
-                .map_err(|e| format!("creating {} {namespace}/{name}: {e}", rt.kind))?;
+                .map_err(|e| super::Error::api("creating", rt, namespace, &name, e))?;
             decode(stored)
         }
-        Err(e) => Err(format!("reading {} {namespace}/{name}: {e}", rt.kind)),
+        Err(e) => Err(super::Error::api("reading", rt, namespace, &name, e)),
     }
 }
 
@@ -118,8 +118,8 @@ pub async fn reconcile(ctx: &Arc<Context>, namespace: &str, name: &str) -> Recon
     let rt = ResourceType::knative_service();
     let stored = match ctx.store.get(&rt, namespace, name) {
         Ok(stored) => stored,
-        Err(e) if e.is_not_found() => return Ok(()),
-        Err(e) => return Err(e.to_string()),
+        Err(e) if e.is_not_found() => return Ok(Action::AwaitChange),
+        Err(e) => return Err(super::Error::api("reading", &rt, namespace, name, e)),
     };
     let service: Service = decode(stored.clone())?;
 

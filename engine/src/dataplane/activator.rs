@@ -9,8 +9,8 @@ use futures::future::Either;
 use http::{Response, StatusCode};
 use tower::{Layer, Service};
 
+use super::Unavailable;
 use super::{Body, Leased, Routed, text};
-use crate::pool::Unavailable;
 
 /// Adds the activator in front of a service.
 #[derive(Debug, Clone)]
@@ -61,25 +61,26 @@ where
     }
 
     fn call(&mut self, routed: Routed) -> Self::Future {
-        if let Some(lease) = routed.target.pool().try_acquire() {
+        if let Some(lease) = routed.target.throttler().try_acquire() {
             return Either::Left(self.inner.call(routed.leased(lease)));
         }
         let mut inner = self.inner.clone();
         let timeout = routed.target.wait.min(self.default_timeout);
         Either::Right(Box::pin(async move {
-            let pool = routed.target.pool().clone();
-            match pool.acquire(timeout).await {
+            let throttler = routed.target.throttler().clone();
+            match throttler.acquire(timeout).await {
                 Ok(lease) => inner.call(routed.leased(lease)).await,
                 Err(Unavailable::QueueFull) => Ok(text(
                     StatusCode::SERVICE_UNAVAILABLE,
                     format!(
                         "okonomi: revision {} is overloaded: too many requests are already waiting for an instance; retry later or raise autoscaling.knative.dev/max-scale",
-                        pool.key
+                        throttler.key
                     ),
                 )),
                 Err(Unavailable::Timeout) => {
-                    let status = pool.status();
-                    let why = match status.failure {
+                    let (wanted, failure) = throttler.health();
+                    let ready = throttler.endpoints().len();
+                    let why = match failure {
                         Some((reason, message)) => format!(" Last failure: {reason}: {message}"),
                         None => String::new(),
                     };
@@ -87,7 +88,7 @@ where
                         StatusCode::SERVICE_UNAVAILABLE,
                         format!(
                             "okonomi: no instance of revision {} became ready within {:?} ({} ready, {} wanted).{why}",
-                            pool.key, timeout, status.ready, status.desired
+                            throttler.key, timeout, ready, wanted
                         ),
                     ))
                 }

@@ -142,7 +142,7 @@ impl Service<Leased> for Proxy {
             if protocol == Protocol::H2c {
                 to_h2c(&mut request);
             }
-            let deadlines = Deadlines::starting_now(&target.pool().spec().request_timeouts);
+            let deadlines = Deadlines::starting_now(&target.throttler().spec().request_timeouts);
             let mut last_error = String::new();
             for _ in 0..ATTEMPTS {
                 let mut upstream = match upstreams.checkout(lease.addr(), protocol).await {
@@ -154,7 +154,7 @@ impl Service<Leased> for Proxy {
                         last_error = error.to_string();
                         drop(lease);
                         // Boxed, as a rare path, to keep the future small.
-                        match Box::pin(target.pool().acquire(Duration::from_secs(30))).await {
+                        match Box::pin(target.throttler().acquire(Duration::from_secs(30))).await {
                             Ok(next) => {
                                 lease = next;
                                 continue;
@@ -179,7 +179,7 @@ impl Service<Leased> for Proxy {
                         Err(_) => {
                             return Ok(text(
                                 StatusCode::GATEWAY_TIMEOUT,
-                                format!("okonomi: revision {}: {limit}", target.pool().key),
+                                format!("okonomi: revision {}: {limit}", target.throttler().key),
                             ));
                         }
                     },
@@ -264,8 +264,8 @@ mod tests {
     }
 
     /// `request` as the activator hands it on, holding `lease`.
-    fn leased(request: Request<Incoming>, lease: crate::pool::Lease) -> Leased {
-        let tracked = lease.pool().track();
+    fn leased(request: Request<Incoming>, lease: crate::dataplane::Lease) -> Leased {
+        let tracked = lease.throttler().track();
         Leased {
             request,
             client: Arc::new(Client::new(([127, 0, 0, 1], 40000).into())),
@@ -282,7 +282,7 @@ mod tests {
         request: Request<Incoming>,
         instance: std::net::SocketAddr,
     ) -> (Response<Body>, String) {
-        let lease = crate::pool::tests::lease_on(instance).await;
+        let lease = crate::dataplane::throttler::tests::lease_on(instance).await;
         let Ok(response) = Proxy::default().call(leased(request, lease)).await;
         let (parts, body) = response.into_parts();
         let text = body.collect().await.unwrap().to_bytes();
@@ -349,7 +349,8 @@ mod tests {
                 .header("connection", "keep-alive"),
         )
         .await;
-        let lease = crate::pool::tests::lease_on_with(instance, Protocol::H2c).await;
+        let lease =
+            crate::dataplane::throttler::tests::lease_on_with(instance, Protocol::H2c).await;
         let Ok(response) = Proxy::default().call(leased(request, lease)).await;
         assert_eq!(response.status(), StatusCode::OK);
         let seen = response.into_body().collect().await.unwrap().to_bytes();
@@ -407,7 +408,8 @@ mod tests {
         timeouts: RequestTimeouts,
     ) -> Response<Body> {
         let (request, _client) = incoming_request().await;
-        let lease = crate::pool::tests::lease_with_timeouts(instance, timeouts).await;
+        let lease =
+            crate::dataplane::throttler::tests::lease_with_timeouts(instance, timeouts).await;
         let Ok(response) = Proxy::default().call(leased(request, lease)).await;
         response
     }

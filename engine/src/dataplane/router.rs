@@ -69,18 +69,18 @@ where
         };
         let host_text = host.to_str().unwrap_or_default();
         let shared = &self.shared;
-        // Picked under the read lock: only the chosen pool is cloned.
+        // Picked under the read lock: only the chosen throttler is cloned.
         let picked = shared
             .routes
             .read()
             .unwrap_or_else(|e| e.into_inner())
             .lookup(host_text)
             .map(|destination| {
-                let pool = destination.pick(rand::random_range(0..100)).cloned();
-                (pool, destination.timeout)
+                let throttler = destination.pick(rand::random_range(0..100)).cloned();
+                (throttler, destination.timeout)
             });
-        let (pool, wait) = match picked {
-            Some((Some(pool), wait)) => (pool, wait),
+        let (throttler, wait) = match picked {
+            Some((Some(throttler), wait)) => (throttler, wait),
             Some((None, _)) => {
                 let response = text(
                     StatusCode::SERVICE_UNAVAILABLE,
@@ -111,7 +111,7 @@ where
         // The request counts in its revision's concurrency from here until
         // the whole response body has been sent (the proxy's body holds it).
         let target = Target {
-            tracked: pool.track(),
+            tracked: throttler.track(),
             host,
             wait,
         };
@@ -122,7 +122,8 @@ where
         });
         Box::pin(async move {
             let Ok(response) = future.await;
-            pool.request_metrics()
+            throttler
+                .request_metrics()
                 .request(response.status().as_u16(), started.elapsed().as_secs_f64());
             Ok(response)
         })

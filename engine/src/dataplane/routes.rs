@@ -3,13 +3,13 @@
 use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
 
-use crate::pool::Pool;
+use super::Throttler;
 
 /// One revision's share of a route's traffic.
 #[derive(Debug, Clone)]
 pub struct Split {
-    /// The revision's pool.
-    pub pool: Arc<Pool>,
+    /// The revision's throttler.
+    pub throttler: Arc<Throttler>,
     /// Percent of requests (the splits of a destination sum to 100).
     pub percent: u32,
 }
@@ -26,19 +26,19 @@ pub struct Destination {
 
 impl Destination {
     /// Picks a revision by percent; `roll` is uniform in 0..100.
-    pub fn pick(&self, roll: u32) -> Option<&Arc<Pool>> {
+    pub fn pick(&self, roll: u32) -> Option<&Arc<Throttler>> {
         let total: u32 = self.splits.iter().map(|s| s.percent).sum();
         if total == 0 {
-            return self.splits.first().map(|s| &s.pool);
+            return self.splits.first().map(|s| &s.throttler);
         }
         let mut point = roll % total;
         for split in &self.splits {
             if point < split.percent {
-                return Some(&split.pool);
+                return Some(&split.throttler);
             }
             point -= split.percent;
         }
-        self.splits.last().map(|s| &s.pool)
+        self.splits.last().map(|s| &s.throttler)
     }
 }
 

@@ -29,7 +29,7 @@ use hyper::client::conn::http1::{self, SendRequest};
 use hyper::client::conn::{TrySendError, http2};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 
-use crate::pool::{Lease, Tracked};
+use super::{Lease, Tracked};
 
 /// How long connecting to an instance may take.
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -439,12 +439,12 @@ pub(crate) mod tests {
     }
 
     /// Sends a GET over `upstreams` to `addr` and reads the body through
-    /// [`Returning`] (with a lease on a throwaway pool).
+    /// [`Returning`] (with a lease on a throwaway revision).
     async fn get(upstreams: &Arc<Upstreams>, addr: SocketAddr) -> String {
         let (request, _client) = incoming_request().await;
         let mut upstream = upstreams.checkout(addr, Protocol::Http1).await.unwrap();
         let response = upstream.sender.try_send_request(request).await.unwrap();
-        let lease = crate::pool::tests::lease_on(addr).await;
+        let lease = crate::dataplane::throttler::tests::lease_on(addr).await;
         let body = Returning::new(
             response.into_body(),
             upstreams.clone(),
@@ -559,7 +559,7 @@ pub(crate) mod tests {
         let (request, _client) = incoming_request().await;
         let mut upstream = upstreams.checkout(addr, Protocol::Http1).await.unwrap();
         let response = upstream.sender.try_send_request(request).await.unwrap();
-        let lease = crate::pool::tests::lease_on(addr).await;
+        let lease = crate::dataplane::throttler::tests::lease_on(addr).await;
         let mut body = Returning::new(
             response.into_body(),
             upstreams.clone(),

@@ -229,6 +229,12 @@ pub(crate) fn normalize_for_create(
             map.insert("status".into(), json!({"phase": "Active"}));
         }
     }
+    if crate::builtin::Builtin::of(rt) == Some(crate::builtin::Builtin::Pod) {
+        let status = crate::builtin::pods::status_on_create(object);
+        if let Some(map) = object.as_object_mut() {
+            map.insert("status".into(), status);
+        }
+    }
     Ok(())
 }
 

@@ -458,14 +458,17 @@ impl Session {
                 }
             };
             let (mut pod_read, mut pod_write) = tokio::io::split(connection);
-            let upstream = async {
+            // The client's side runs on its own: it ends only when the client
+            // closes its local connection, and kubectl does that only after the
+            // error stream ends, which must therefore not wait for it.
+            let upstream = tokio::spawn(async move {
                 while let Some(chunk) = from_client.recv().await {
                     if pod_write.write_all(&chunk).await.is_err() {
                         break;
                     }
                 }
                 let _ = pod_write.shutdown().await;
-            };
+            });
             let downstream = async {
                 let mut buffer = vec![0u8; CHUNK];
                 loop {
@@ -492,7 +495,11 @@ impl Session {
                     })
                     .await;
             };
-            tokio::join!(upstream, downstream);
+            // The pod closed its side: the forwarded connection is over, as
+            // the kubelet's port forwarding ends when either copy does. A
+            // client that half-closed first has had its data written already.
+            downstream.await;
+            upstream.abort();
             let _ = outbox
                 .send(Out::Data {
                     stream: error_stream,

@@ -1,22 +1,45 @@
-//! Instance runtimes: how one revision's code gets running.
+//! The kubelet: runs Pods with the process or the container runtime.
 //!
-//! A revision's image reference is first resolved into a [`Launch`] (an
-//! unpacked image's entrypoint, an `okonomi://` crate built on deploy, or an
-//! image run under podman), then each instance of it is a supervised child
-//! process ([`supervisor`]) with its own log ([`logs`]) and a record under
-//! the state dir ([`leftovers`]) so that a restart after `kill -9` can stop
-//! what the killed engine left running.
+//! A revision's image reference is first resolved into a [`Launch`]
+//! ([`artifacts`]: an unpacked image's entrypoint, an `okonomi://` crate
+//! built on deploy, or an image run under podman), then each Pod of it is a
+//! child process run by its [`pod_worker`] (start, readiness [`prober`],
+//! restarts with back-off, drain, stop) with its own log ([`logs`],
+//! [`pod_logs`]: a file per run, the previous run's kept) and a
+//! record under the state dir ([`leftovers`]) so that a restart after
+//! `kill -9` can stop what the killed engine left running. What happens to
+//! a Pod is told to its owner through [`pod_worker::InstanceObserver`].
 
+pub mod artifacts;
 pub mod binaries;
 pub mod build;
 pub mod container;
 pub mod image;
 pub mod leftovers;
 pub mod logs;
-pub mod probe;
-pub mod supervisor;
+pub mod pod_logs;
+pub mod pod_worker;
+pub mod prober;
 
 use std::path::PathBuf;
+
+pub use pod_worker::{Failure, InstanceObserver, SupervisorTiming};
+
+/// Settings every Pod the kubelet runs shares.
+#[derive(Debug, Clone)]
+pub struct KubeletSettings {
+    /// The engine's state dir (image cache, kept binaries and logs live
+    /// under it).
+    pub state_dir: PathBuf,
+    /// Runtime for images (per-revision `okonomi.dev/runtime` overrides).
+    pub runtime: RuntimeKind,
+    /// Where `okonomi://PATH` references are resolved.
+    pub source_root: PathBuf,
+    /// Cargo profile for `okonomi://` builds.
+    pub build_profile: String,
+    /// Supervision timing.
+    pub timing: SupervisorTiming,
+}
 
 /// Which runtime runs an image that is not an `okonomi://` reference.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]

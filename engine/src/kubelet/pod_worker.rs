@@ -1,4 +1,4 @@
-//! One instance's life: start, wait for readiness, serve, restart after a
+//! One Pod's life (the kubelet's pod worker): start, wait for readiness, serve, restart after a
 //! crash with backoff, and on scale-down drain, SIGTERM, then SIGKILL.
 
 use std::net::SocketAddr;
@@ -10,20 +10,35 @@ use tokio::process::{Child, Command};
 use tokio_util::sync::CancellationToken;
 
 use super::logs::{self, LogRing};
-use super::probe::probe;
+use super::prober::probe;
 use super::{InstanceSpec, Launch, container, leftovers};
 
-/// What the supervisor tells the owner of the instance (the revision's pool).
+/// What the pod worker tells the owner of the instance (its Deployment).
 pub trait InstanceObserver: Send + Sync + 'static {
     /// The instance `id` (process `pid`) answers at `addr`.
     fn ready(&self, id: &str, addr: SocketAddr, pid: Option<u32>);
     /// The instance stops taking new requests; returns once requests in
     /// flight on it have finished (or a drain timeout passed).
     fn unready(&self, id: &str) -> impl Future<Output = ()> + Send;
-    /// The instance failed to start or crashed.
-    fn failed(&self, id: &str, reason: &str, message: String);
+    /// The instance failed to start or crashed; it is restarted after
+    /// `failure.retry_in`.
+    fn failed(&self, id: &str, failure: Failure);
     /// The instance's process started (for cold-start accounting).
     fn started(&self, id: &str);
+}
+
+/// Why an instance's run ended before it was stopped.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Failure {
+    /// A condition reason (`Crashed`, `ExitedBeforeReady`, `ProbeTimeout`…).
+    pub reason: String,
+    /// What happened, with the last log lines.
+    pub message: String,
+    /// The process's exit code (128 + the signal when killed by one), if
+    /// it ran and exited.
+    pub exit_code: Option<i32>,
+    /// When the pod worker starts it again (its back-off).
+    pub retry_in: Duration,
 }
 
 /// Timing knobs of supervision.
@@ -88,13 +103,25 @@ pub async fn supervise<O: InstanceObserver>(
         let outcome = run_once(&id, &launch, &spec, &ring, &*observer, &timing, &stop).await;
         match outcome {
             Outcome::Stopped => return,
-            Outcome::Failed { reason, message } => {
+            Outcome::Failed {
+                reason,
+                message,
+                exit_code,
+            } => {
+                if started_at.elapsed() > Duration::from_secs(30) {
+                    backoff = timing.initial_backoff;
+                }
                 tracing::warn!(instance = %id, revision = %spec.revision, %reason, "{message}");
-                observer.failed(&id, &reason, message);
+                observer.failed(
+                    &id,
+                    Failure {
+                        reason,
+                        message,
+                        exit_code,
+                        retry_in: backoff,
+                    },
+                );
             }
-        }
-        if started_at.elapsed() > Duration::from_secs(30) {
-            backoff = timing.initial_backoff;
         }
         tokio::select! {
             _ = stop.cancelled() => return,
@@ -106,7 +133,19 @@ pub async fn supervise<O: InstanceObserver>(
 
 enum Outcome {
     Stopped,
-    Failed { reason: String, message: String },
+    Failed {
+        reason: String,
+        message: String,
+        exit_code: Option<i32>,
+    },
+}
+
+/// Kubernetes' exit code: the process's, or 128 + the signal that killed it.
+fn exit_code(status: &ExitStatus) -> Option<i32> {
+    use std::os::unix::process::ExitStatusExt;
+    status
+        .code()
+        .or_else(|| status.signal().map(|signal| 128 + signal))
 }
 
 fn describe_exit(status: std::io::Result<ExitStatus>) -> String {
@@ -140,6 +179,7 @@ async fn run_once<O: InstanceObserver>(
             return Outcome::Failed {
                 reason: "NoPort".into(),
                 message: format!("no free loopback port: {e}"),
+                exit_code: None,
             };
         }
     };
@@ -202,12 +242,13 @@ async fn run_once<O: InstanceObserver>(
         });
     }
 
-    let log_file = match logs::open(&spec.log_dir, id).await {
+    let log_file = match super::pod_logs::open_run(&spec.log_dir, id).await {
         Ok((_, file)) => Arc::new(tokio::sync::Mutex::new(file)),
         Err(e) => {
             return Outcome::Failed {
                 reason: "LogFile".into(),
                 message: format!("opening the log file in {}: {e}", spec.log_dir.display()),
+                exit_code: None,
             };
         }
     };
@@ -217,6 +258,7 @@ async fn run_once<O: InstanceObserver>(
             return Outcome::Failed {
                 reason: "StartFailed".into(),
                 message: format!("could not start {launch:?}: {e}"),
+                exit_code: None,
             };
         }
     };
@@ -291,6 +333,7 @@ async fn watch<O: InstanceObserver>(
             // Give the log pumps a moment to catch the last lines.
             tokio::time::sleep(Duration::from_millis(50)).await;
             return Outcome::Failed {
+                exit_code: exit_code(&status),
                 reason: "ExitedBeforeReady".into(),
                 message: with_tail(
                     format!("the instance exited before it was ready ({status})"),
@@ -301,6 +344,8 @@ async fn watch<O: InstanceObserver>(
         if Instant::now() >= deadline {
             terminate(&mut child, timing.termination_grace, launch, container_name).await;
             return Outcome::Failed {
+                // Killed by the kubelet, as Kubernetes reports it.
+                exit_code: Some(137),
                 reason: "ProbeTimeout".into(),
                 message: with_tail(
                     format!(
@@ -327,6 +372,7 @@ async fn watch<O: InstanceObserver>(
             observer.unready(id).await;
             tokio::time::sleep(Duration::from_millis(50)).await;
             Outcome::Failed {
+                exit_code: status.as_ref().ok().and_then(exit_code),
                 reason: "Crashed".into(),
                 message: with_tail(format!("the instance exited ({})", describe_exit(status)), ring),
             }
