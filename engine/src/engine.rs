@@ -52,7 +52,9 @@ pub struct EngineConfig {
     /// Directory `okonomi://PATH` references are relative to. Default: the
     /// current directory.
     pub source_root: PathBuf,
-    /// Cargo profile for `okonomi://` builds. Default `release`.
+    /// Cargo profile for `okonomi://` builds whose template names none
+    /// (`okonomi.dev/build-profile`). Default `dev`: quick to rebuild, as a
+    /// local loop wants; the annotation asks for `release`.
     pub build_profile: String,
     /// How long an instance may take to become ready before its revision is
     /// reported failed. Default 60 s.
@@ -85,7 +87,7 @@ impl Default for EngineConfig {
             autoscaler_config: None,
             runtime: RuntimeKind::Process,
             source_root: std::env::current_dir().unwrap_or_else(|_| PathBuf::from(".")),
-            build_profile: "release".into(),
+            build_profile: "dev".into(),
             ready_timeout: Duration::from_secs(60),
             activator_timeout: Duration::from_secs(60),
             queue_depth: 10_000,

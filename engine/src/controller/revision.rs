@@ -439,6 +439,26 @@ impl Revisions {
             .get(RUNTIME_ANNOTATION)
             .and_then(|r| RuntimeKind::parse(r))
             .unwrap_or(self.settings.kubelet.runtime);
+        // Only okonomi's two profiles: the value reaches cargo's command line.
+        let profile = match annotations.get(okonomi_knative::keys::BUILD_PROFILE_ANNOTATION) {
+            None => Ok(self.settings.kubelet.build_profile.clone()),
+            Some(value) => value
+                .parse::<okonomi_knative::manifest::BuildProfile>()
+                .map(|p| p.as_str().to_string())
+                .map_err(|e| {
+                    format!(
+                        "annotation {}: {e}",
+                        okonomi_knative::keys::BUILD_PROFILE_ANNOTATION
+                    )
+                }),
+        };
+        let profile_error = profile.as_ref().err().cloned();
+        let local_build = artifacts::LocalBuild {
+            profile: profile.unwrap_or_default(),
+            digest: annotations
+                .get(okonomi_knative::keys::BUILD_DIGEST_ANNOTATION)
+                .cloned(),
+        };
         let container = revision.spec.serving_container().cloned();
         let settings = self.settings.kubelet.clone();
         let task_deployment = deployment.clone();
@@ -467,11 +487,15 @@ impl Revisions {
                 task_deployment.failed(CONTAINER_CONFIG_ERROR, message);
                 return;
             }
+            if let Some(message) = profile_error {
+                task_deployment.failed("InvalidBuildProfile", message);
+                return;
+            }
             let image_ref = container.image.clone().unwrap_or_default();
             let began = std::time::Instant::now();
             let fetched = tokio::select! {
                 _ = task_stop.cancelled() => return,
-                fetched = artifacts.fetch(&image_ref, runtime, &revision_id, &settings) => fetched,
+                fetched = artifacts.fetch(&image_ref, runtime, &local_build, &revision_id, &settings) => fetched,
             };
             match &fetched {
                 Ok(artifact) => {

@@ -42,14 +42,31 @@ type CacheEntry = (Instant, Arc<OnceCell<Fetched>>);
 /// services of one image build or pull it once.
 #[derive(Debug)]
 pub struct ArtifactCache {
-    entries: Mutex<HashMap<(String, RuntimeKind), CacheEntry>>,
+    entries: Mutex<HashMap<CacheKey, CacheEntry>>,
     /// Bounds concurrent builds and pulls.
     permits: Semaphore,
 }
 
-/// How long a local build is reused: `okonomi://` sources change between
-/// deploys, image digests never do.
+/// How long a local build with no digest is reused: `okonomi://` sources
+/// change between deploys, image digests never do.
 const BUILD_REUSE: Duration = Duration::from_secs(30);
+
+/// An image reference, the runtime it is fetched for, and for an
+/// `okonomi://` crate the build asked for.
+type CacheKey = (String, RuntimeKind, Option<LocalBuild>);
+
+/// How a revision asks for its `okonomi://` crate to be built: from its
+/// template's `okonomi.dev/build-profile` and `okonomi.dev/build-digest`
+/// annotations (set by `okonomi deploy`), else the engine's default profile.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct LocalBuild {
+    /// The cargo profile (`dev`, `release`).
+    pub profile: String,
+    /// The digest of the binary `okonomi deploy` built. Revisions with the
+    /// same digest share one build whenever they start; a new digest is a
+    /// new build, however soon after the last one.
+    pub digest: Option<String>,
+}
 
 impl Default for ArtifactCache {
     fn default() -> Self {
@@ -73,15 +90,19 @@ impl ArtifactCache {
         &self,
         image_ref: &str,
         runtime: RuntimeKind,
+        local_build: &LocalBuild,
         revision: &binaries::RevisionId,
         settings: &KubeletSettings,
     ) -> Fetched {
         let Some(path) = image_ref.strip_prefix(build::SCHEME) else {
-            return self.shared(image_ref, runtime, settings).await;
+            return self.shared(image_ref, runtime, None, settings).await;
         };
         let store = binaries::BinaryStore::new(&settings.state_dir);
         let shared = async {
-            match self.shared(image_ref, runtime, settings).await {
+            match self
+                .shared(image_ref, runtime, Some(local_build), settings)
+                .await
+            {
                 Ok(Artifact::Built(built)) => Ok(built),
                 Ok(_) => Err(Failure(
                     "BuildFailed",
@@ -102,12 +123,20 @@ impl ArtifactCache {
         &self,
         image_ref: &str,
         runtime: RuntimeKind,
+        local_build: Option<&LocalBuild>,
         settings: &KubeletSettings,
     ) -> Fetched {
-        let local = image_ref.starts_with(build::SCHEME);
+        // A build with a digest is that build whenever it is asked for again;
+        // only one without one goes stale.
+        let local = local_build.is_some_and(|b| b.digest.is_none());
         let key = (
             image_ref.to_string(),
-            if local { RuntimeKind::Process } else { runtime },
+            if local_build.is_some() {
+                RuntimeKind::Process
+            } else {
+                runtime
+            },
+            local_build.cloned(),
         );
         let cell = {
             let mut entries = self.entries.lock().unwrap_or_else(|e| e.into_inner());
@@ -124,9 +153,10 @@ impl ArtifactCache {
                 }
             }
         };
+        let profile = local_build.map_or(settings.build_profile.as_str(), |b| b.profile.as_str());
         cell.get_or_init(|| async {
             let _permit = self.permits.acquire().await;
-            fetch(image_ref, runtime, settings).await
+            fetch(image_ref, runtime, profile, settings).await
         })
         .await
         .clone()
@@ -135,10 +165,15 @@ impl ArtifactCache {
 
 /// Builds, unpacks or pulls an image reference; errors carry a condition
 /// reason.
-async fn fetch(image_ref: &str, runtime: RuntimeKind, settings: &KubeletSettings) -> Fetched {
+async fn fetch(
+    image_ref: &str,
+    runtime: RuntimeKind,
+    profile: &str,
+    settings: &KubeletSettings,
+) -> Fetched {
     if let Some(path) = image_ref.strip_prefix(build::SCHEME) {
         let store = binaries::BinaryStore::new(&settings.state_dir);
-        return build::build_and_keep(path, &settings.source_root, &settings.build_profile, &store)
+        return build::build_and_keep(path, &settings.source_root, profile, &store)
             .await
             .map(Artifact::Built)
             .map_err(|e| ("BuildFailed", e.to_string()));
