@@ -125,7 +125,9 @@ impl RevisionMeta {
 
     fn pod_spec(&self) -> Value {
         let mut container = self.container.clone();
-        container["name"] = json!(USER_CONTAINER);
+        // Knative keeps the name the Service gave its container (kn, kubectl
+        // logs -c and okonomi logs ask for it); unnamed, it is user-container.
+        container["name"] = json!(self.container_name());
         json!({
             "containers": [container],
             "restartPolicy": "Always",
@@ -133,6 +135,15 @@ impl RevisionMeta {
             "serviceAccountName": "default",
             "enableServiceLinks": false,
         })
+    }
+
+    /// The serving container's name in the Pod.
+    fn container_name(&self) -> String {
+        self.container["name"]
+            .as_str()
+            .filter(|n| !n.is_empty())
+            .unwrap_or(USER_CONTAINER)
+            .to_string()
     }
 
     fn image(&self) -> String {
@@ -457,6 +468,14 @@ impl PodState {
 
 /// A Pod of the revision.
 pub fn make_pod(meta: &RevisionMeta, pod: &PodState) -> Value {
+    let unready = if pod.ready {
+        String::new()
+    } else {
+        format!(
+            "containers with unready status: [{}]",
+            meta.container_name()
+        )
+    };
     let running = !matches!(
         &pod.state,
         ContainerState::Waiting { reason, .. } if reason == "ContainerCreating"
@@ -471,8 +490,8 @@ pub fn make_pod(meta: &RevisionMeta, pod: &PodState) -> Value {
         "conditions": [
             condition("PodScheduled", true, "", "", &pod.created),
             condition("Initialized", true, "", "", &pod.created),
-            condition("ContainersReady", pod.ready, if pod.ready { "" } else { "ContainersNotReady" }, if pod.ready { "" } else { "containers with unready status: [user-container]" }, &pod.ready_changed),
-            condition("Ready", pod.ready, if pod.ready { "" } else { "ContainersNotReady" }, if pod.ready { "" } else { "containers with unready status: [user-container]" }, &pod.ready_changed),
+            condition("ContainersReady", pod.ready, if pod.ready { "" } else { "ContainersNotReady" }, &unready, &pod.ready_changed),
+            condition("Ready", pod.ready, if pod.ready { "" } else { "ContainersNotReady" }, &unready, &pod.ready_changed),
         ],
         "hostIP": "127.0.0.1",
         "hostIPs": [{"ip": "127.0.0.1"}],
@@ -480,7 +499,7 @@ pub fn make_pod(meta: &RevisionMeta, pod: &PodState) -> Value {
         "podIPs": [{"ip": "127.0.0.1"}],
         "qosClass": "BestEffort",
         "containerStatuses": [{
-            "name": USER_CONTAINER,
+            "name": meta.container_name(),
             "ready": pod.ready,
             "started": matches!(pod.state, ContainerState::Running { .. }),
             "restartCount": pod.restart_count,
