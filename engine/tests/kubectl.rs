@@ -13,12 +13,12 @@ use std::time::{Duration, Instant};
 
 use okonomi_apiserver::kubeconfig::{self, KubeconfigEntry};
 use okonomi_apiserver::{ListOptions, ResourceType};
-use okonomi_engine::{Engine, EngineConfig};
+use okonomi_engine::Engine;
 use serde_json::json;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 
 mod support;
-use support::{get_body, wait_ready};
+use support::{get_body, quick_idle_engine, wait_ready};
 
 /// Where the Google Cloud SDK keeps the versioned kubectl binaries.
 const KUBECTL_DIR: &str = "/usr/lib/google-cloud-sdk/bin";
@@ -37,13 +37,6 @@ fn kubectl_binary(version: Option<&str>) -> PathBuf {
     path
 }
 
-fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .to_path_buf()
-}
-
 struct Cluster {
     engine: Engine,
     dir: tempfile::TempDir,
@@ -56,21 +49,7 @@ impl Cluster {
         let dir = tempfile::tempdir().unwrap();
         let state = dir.path().join("state");
         std::fs::create_dir_all(&state).unwrap();
-        let autoscaler = dir.path().join("config-autoscaler.yaml");
-        std::fs::write(&autoscaler, "scale-to-zero-grace-period: 1s\n").unwrap();
-        let engine = Engine::start(EngineConfig {
-            state_dir: state,
-            api_addr: "127.0.0.1:0".parse().unwrap(),
-            http_addr: "127.0.0.1:0".parse().unwrap(),
-            source_root: workspace_root(),
-            build_profile: "dev".into(),
-            ready_timeout: Duration::from_secs(20),
-            activator_timeout: Duration::from_secs(120),
-            autoscaler_config: Some(autoscaler),
-            ..EngineConfig::default()
-        })
-        .await
-        .unwrap();
+        let engine = quick_idle_engine(&state).await;
         let kubeconfig = dir.path().join("kubeconfig");
         let api = engine.api();
         kubeconfig::merge(

@@ -8,42 +8,14 @@
 
 #![allow(clippy::unwrap_used)]
 
-use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use okonomi_apiserver::{ListOptions, ResourceType};
-use okonomi_engine::{Engine, EngineConfig};
+use okonomi_engine::Engine;
 use serde_json::{Value, json};
 
 mod support;
-use support::{get_body, wait_ready};
-
-fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .to_path_buf()
-}
-
-/// An engine whose idle revisions go to zero a few seconds after their
-/// last request.
-async fn engine(state: &Path) -> Engine {
-    let autoscaler = state.join("config-autoscaler.yaml");
-    std::fs::write(&autoscaler, "scale-to-zero-grace-period: 1s\n").unwrap();
-    Engine::start(EngineConfig {
-        state_dir: state.to_path_buf(),
-        api_addr: "127.0.0.1:0".parse().unwrap(),
-        http_addr: "127.0.0.1:0".parse().unwrap(),
-        source_root: workspace_root(),
-        build_profile: "dev".into(),
-        ready_timeout: Duration::from_secs(20),
-        activator_timeout: Duration::from_secs(120),
-        autoscaler_config: Some(autoscaler),
-        ..EngineConfig::default()
-    })
-    .await
-    .unwrap()
-}
+use support::{get_body, quick_idle_engine as engine, wait_ready};
 
 async fn deploy(engine: &Engine, name: &str, window: &str) {
     let service = json!({

@@ -5,7 +5,7 @@
 #![allow(clippy::unwrap_used)]
 
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -15,16 +15,10 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 use okonomi_apiserver::ResourceType;
 use okonomi_engine::{Engine, EngineConfig};
+use okonomi_tests::tools::workspace_root;
 use serde_json::{Value, json};
 
 const SEED: &str = "Hello Container World! (";
-
-fn workspace_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .parent()
-        .unwrap()
-        .to_path_buf()
-}
 
 fn config(state_dir: &Path) -> EngineConfig {
     EngineConfig {

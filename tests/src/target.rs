@@ -97,6 +97,13 @@ impl Target {
 
     /// Starts the engine with `okonomi up` and waits until kubectl reaches it.
     pub fn engine() -> anyhow::Result<Self> {
+        Self::engine_with(BTreeMap::new())
+    }
+
+    /// The engine with `extra` in the environment of `okonomi up` and of every
+    /// command run through the target. An empty value removes the variable:
+    /// `OKONOMI_REGISTRY=""` deploys `okonomi://` builds instead of images.
+    pub fn engine_with(extra: BTreeMap<String, String>) -> anyhow::Result<Self> {
         let registry = Registry::start()?;
         let dir = tempfile::tempdir()?;
         let home = dir.path().join("okonomi-home");
@@ -111,6 +118,13 @@ impl Target {
             "OKONOMI_REGISTRY".into(),
             format!("{}/okonomi", registry.address),
         );
+        for (key, value) in extra {
+            if value.is_empty() {
+                env.remove(&key);
+            } else {
+                env.insert(key, value);
+            }
+        }
         let okonomi = Okonomi::new(env)?;
         let log = dir.path().join("okonomi-up.log");
         let log_file = std::fs::File::create(&log)?;

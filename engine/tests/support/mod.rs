@@ -4,6 +4,7 @@
 // Each test binary uses its own subset.
 #![allow(dead_code)]
 
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -11,7 +12,7 @@ use http_body_util::{BodyExt, Empty};
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use okonomi_apiserver::ResourceType;
-use okonomi_engine::Engine;
+use okonomi_engine::{Engine, EngineConfig};
 use serde_json::Value;
 
 /// Waits until Service `default/NAME` is Ready for its latest generation
@@ -55,4 +56,24 @@ pub async fn get_body(engine: &Engine, host: &str) -> (u16, String) {
     let status = response.status().as_u16();
     let body = response.into_body().collect().await.unwrap().to_bytes();
     (status, String::from_utf8_lossy(&body).into_owned())
+}
+
+/// An engine whose idle revisions go to zero a few seconds after their
+/// last request.
+pub async fn quick_idle_engine(state: &Path) -> Engine {
+    let autoscaler = state.join("config-autoscaler.yaml");
+    std::fs::write(&autoscaler, "scale-to-zero-grace-period: 1s\n").unwrap();
+    Engine::start(EngineConfig {
+        state_dir: state.to_path_buf(),
+        api_addr: "127.0.0.1:0".parse().unwrap(),
+        http_addr: "127.0.0.1:0".parse().unwrap(),
+        source_root: okonomi_tests::tools::workspace_root(),
+        build_profile: "dev".into(),
+        ready_timeout: Duration::from_secs(20),
+        activator_timeout: Duration::from_secs(120),
+        autoscaler_config: Some(autoscaler),
+        ..EngineConfig::default()
+    })
+    .await
+    .unwrap()
 }
