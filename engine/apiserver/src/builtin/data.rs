@@ -163,24 +163,20 @@ pub(crate) fn admit_config_map(
     string_values("ConfigMap", object, "data", &mut causes)?;
     string_values("ConfigMap", object, "binaryData", &mut causes)?;
     let mut size = base64_values("ConfigMap", object, "binaryData")?;
-    if let (Some(data), Some(binary)) =
-        (map_field(object, "data")?, map_field(object, "binaryData")?)
-    {
-        for key in data.keys() {
-            size += data.get(key).and_then(Value::as_str).map_or(0, str::len);
-            if binary.contains_key(key) {
+    if let Some(data) = map_field(object, "data")? {
+        size += data
+            .values()
+            .filter_map(Value::as_str)
+            .map(str::len)
+            .sum::<usize>();
+        if let Some(binary) = map_field(object, "binaryData")? {
+            for key in data.keys().filter(|key| binary.contains_key(*key)) {
                 causes.push(StatusCause::invalid(
                     format!("data[{key}]"),
                     format!("Invalid value: {key:?}: duplicate of key present in binaryData"),
                 ));
             }
         }
-    } else if let Some(data) = map_field(object, "data")? {
-        size += data
-            .values()
-            .filter_map(Value::as_str)
-            .map(str::len)
-            .sum::<usize>();
     }
     too_big(size, &mut causes);
     check_immutable_flag(object, &mut causes);

@@ -48,6 +48,19 @@ const AGE: Column = col(
     0,
     "CreationTimestamp is a timestamp representing the server time when this object was created.",
 );
+/// The wide columns of Deployments and ReplicaSets alike.
+const CONTAINERS: Column = col(
+    "Containers",
+    "string",
+    1,
+    "Names of each container in the template.",
+);
+const IMAGES: Column = col(
+    "Images",
+    "string",
+    1,
+    "Images referenced by each container in the template.",
+);
 
 const POD: &[Column] = &[
     NAME,
@@ -106,18 +119,8 @@ const DEPLOYMENT: &[Column] = &[
         "Total number of available pods (ready for at least minReadySeconds) targeted by this deployment.",
     ),
     AGE,
-    col(
-        "Containers",
-        "string",
-        1,
-        "Names of each container in the template.",
-    ),
-    col(
-        "Images",
-        "string",
-        1,
-        "Images referenced by each container in the template.",
-    ),
+    CONTAINERS,
+    IMAGES,
     col(
         "Selector",
         "string",
@@ -146,18 +149,8 @@ const REPLICA_SET: &[Column] = &[
         "The number of ready replicas for this replica set.",
     ),
     AGE,
-    col(
-        "Containers",
-        "string",
-        1,
-        "Names of each container in the template.",
-    ),
-    col(
-        "Images",
-        "string",
-        1,
-        "Images referenced by each container in the template.",
-    ),
+    CONTAINERS,
+    IMAGES,
     col(
         "Selector",
         "string",
