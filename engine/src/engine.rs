@@ -26,7 +26,7 @@ use crate::dataplane::router::{Router, SharedRoutes};
 use crate::dataplane::{RouteTable, server};
 use crate::error::{Error, Result};
 use crate::kubelet::pod_worker::SupervisorTiming;
-use crate::kubelet::{KubeletSettings, RuntimeKind, leftovers};
+use crate::kubelet::{ConfigSource, KubeletSettings, RuntimeKind, leftovers, volumes};
 
 /// How the engine is set up. [`EngineConfig::default`] gives the defaults of
 /// `okonomi up`.
@@ -163,6 +163,12 @@ impl Engine {
         let metrics = Arc::new(Metrics::default());
         // Pods are the engine's own: those a previous run left are gone.
         remove_stale_pods(&controller_store).await;
+        let pods_dir = volumes::pods_dir(&config.state_dir);
+        if let Err(e) = tokio::fs::remove_dir_all(&pods_dir).await
+            && e.kind() != std::io::ErrorKind::NotFound
+        {
+            tracing::warn!(dir = %pods_dir.display(), error = %e, "removing the volumes of an earlier run's Pods");
+        }
         let writer = ObjectWriter::new(controller_store.clone());
         let recorder = Recorder::new(writer.clone());
         // The writer outlives the rest: stopping Pods still write.
@@ -179,6 +185,7 @@ impl Engine {
                         ready_timeout: config.ready_timeout,
                         ..SupervisorTiming::default()
                     },
+                    config: ConfigSource::follow(store.clone(), shutdown.child_token()),
                 },
                 autoscaler,
                 queue_depth: config.queue_depth,

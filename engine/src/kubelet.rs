@@ -14,15 +14,23 @@ pub mod artifacts;
 pub mod binaries;
 pub mod build;
 pub mod container;
+pub mod env;
 pub mod image;
 pub mod leftovers;
 pub mod logs;
+pub mod mounts;
+pub mod objects;
 pub mod pod_logs;
 pub mod pod_worker;
 pub mod prober;
+pub mod volumes;
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 
+use k8s_openapi::api::core::v1::{Container, Volume};
+
+pub use objects::ConfigSource;
 pub use pod_worker::{Failure, InstanceObserver, SupervisorTiming};
 
 /// Settings every Pod the kubelet runs shares.
@@ -39,6 +47,8 @@ pub struct KubeletSettings {
     pub build_profile: String,
     /// Supervision timing.
     pub timing: SupervisorTiming,
+    /// Where Pods' ConfigMaps and Secrets are read.
+    pub config: ConfigSource,
 }
 
 /// Which runtime runs an image that is not an `okonomi://` reference.
@@ -61,6 +71,9 @@ impl RuntimeKind {
         }
     }
 }
+
+/// The node every Pod runs on (the machine the engine runs on).
+pub const NODE_NAME: &str = "okonomi";
 
 /// Annotation on a revision template choosing its runtime.
 pub const RUNTIME_ANNOTATION: &str = "okonomi.dev/runtime";
@@ -114,8 +127,22 @@ pub struct InstanceSpec {
     pub configuration: String,
     /// `K_REVISION`.
     pub revision: String,
-    /// The container's env (name, value).
-    pub env: Vec<(String, String)>,
+    /// The serving container as the revision gives it: its `env`,
+    /// `envFrom`, `volumeMounts` and resources are set up per Pod
+    /// ([`env`], [`volumes`]).
+    pub container: Container,
+    /// The revision's volumes.
+    pub volumes: Vec<Volume>,
+    /// The Pods' labels and annotations (the downward API's).
+    pub labels: BTreeMap<String, String>,
+    /// See `labels`.
+    pub annotations: BTreeMap<String, String>,
+    /// `spec.serviceAccountName`.
+    pub service_account: String,
+    /// Where each Pod's own directory (its volumes) lives.
+    pub pods_dir: PathBuf,
+    /// Where ConfigMaps and Secrets are read.
+    pub config: ConfigSource,
     /// The readiness check.
     pub readiness: Readiness,
     /// The port the container declares (informational: the engine chooses

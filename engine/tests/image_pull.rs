@@ -425,8 +425,8 @@ async fn a_container_left_by_a_killed_engine_is_removed_on_the_next_start() {
         .unwrap();
     let name = format!("okonomi-leftover-{}", std::process::id());
     let port = okonomi_tests::tools::free_port().unwrap();
-    let env = [("PORT".to_string(), port.to_string())];
-    let mut run = okonomi_engine::kubelet::container::command(&name, &image, &[], &[], &env);
+    let env = okonomi_engine::kubelet::env::Environment(vec![("PORT".into(), port.to_string())]);
+    let mut run = okonomi_engine::kubelet::container::command(&name, &image, &[], &[], &env, &[]);
     let mut client = run.kill_on_drop(true).spawn().unwrap();
     okonomi_tests::process::wait_for_port(port, Duration::from_secs(60), "the container").unwrap();
     let record =

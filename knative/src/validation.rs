@@ -256,6 +256,38 @@ pub fn check_quantity(value: &str) -> Result<(), String> {
     }
 }
 
+/// The value of a Kubernetes resource quantity (`100m` → 0.1, `64Mi` →
+/// 67108864), or `None` when [`check_quantity`] refuses it.
+pub fn quantity_value(value: &str) -> Option<f64> {
+    check_quantity(value).ok()?;
+    let split = value
+        .char_indices()
+        .find(|(i, c)| !(c.is_ascii_digit() || *c == '.' || (*i == 0 && (*c == '+' || *c == '-'))))
+        .map_or(value.len(), |(i, _)| i);
+    let (number, suffix) = value.split_at(split);
+    let number: f64 = number.parse().ok()?;
+    let scale = match suffix {
+        "" => 1.0,
+        "n" => 1e-9,
+        "u" => 1e-6,
+        "m" => 1e-3,
+        "k" => 1e3,
+        "M" => 1e6,
+        "G" => 1e9,
+        "T" => 1e12,
+        "P" => 1e15,
+        "E" => 1e18,
+        "Ki" => 1024.0,
+        "Mi" => 1024f64.powi(2),
+        "Gi" => 1024f64.powi(3),
+        "Ti" => 1024f64.powi(4),
+        "Pi" => 1024f64.powi(5),
+        "Ei" => 1024f64.powi(6),
+        exponent => 10f64.powi(exponent[1..].parse().ok()?),
+    };
+    Some(number * scale)
+}
+
 /// Parses a Go-style duration (`"60s"`, `"1m30s"`, `"1h"`, `"500ms"`) as
 /// Knative's duration annotations take it.
 pub fn parse_duration(value: &str) -> Result<std::time::Duration, String> {
@@ -317,5 +349,22 @@ pub(crate) fn join(base: &str, field: &str) -> String {
         field.to_owned()
     } else {
         format!("{base}.{field}")
+    }
+}
+
+#[cfg(test)]
+mod quantity_tests {
+    use super::quantity_value;
+
+    #[test]
+    fn quantities_have_their_kubernetes_values() {
+        assert_eq!(quantity_value("100m"), Some(0.1));
+        assert_eq!(quantity_value("2"), Some(2.0));
+        assert_eq!(quantity_value("64Mi"), Some(67_108_864.0));
+        assert_eq!(quantity_value("1G"), Some(1e9));
+        assert_eq!(quantity_value("1.5"), Some(1.5));
+        assert_eq!(quantity_value("2e3"), Some(2000.0));
+        assert_eq!(quantity_value("lots"), None);
+        assert_eq!(quantity_value(""), None);
     }
 }

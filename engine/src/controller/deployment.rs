@@ -33,7 +33,7 @@ use crate::dataplane::{Endpoint, RevisionKey, Throttler};
 use crate::kubelet::logs::{self, LogRing};
 use crate::kubelet::{
     Failure, InstanceObserver, InstanceSpec, KubeletSettings, Launch, Readiness, leftovers,
-    pod_worker,
+    objects, pod_worker, volumes,
 };
 
 /// How long a stopping Pod may take to finish the requests already on it
@@ -433,9 +433,21 @@ impl InstanceObserver for Deployment {
                         pod.name
                     ),
                 };
-            } else {
+            } else if failure.reason == objects::FAILED_MOUNT {
+                // The kubelet keeps a Pod whose volumes cannot be set up
+                // in ContainerCreating, and says why in FailedMount events.
                 pod.state = ContainerState::Waiting {
-                    reason: "CreateContainerError".into(),
+                    reason: "ContainerCreating".into(),
+                    message: String::new(),
+                };
+            } else {
+                let reason = if failure.reason == objects::CREATE_CONTAINER_CONFIG_ERROR {
+                    objects::CREATE_CONTAINER_CONFIG_ERROR
+                } else {
+                    "CreateContainerError"
+                };
+                pod.state = ContainerState::Waiting {
+                    reason: reason.into(),
                     message: failure.message.clone(),
                 };
             }
@@ -462,6 +474,13 @@ impl InstanceObserver for Deployment {
                     "Back-off restarting failed container {} in pod {id}",
                     resources::USER_CONTAINER
                 ),
+            );
+        } else if failure.reason == objects::FAILED_MOUNT {
+            self.pod_event(
+                id,
+                EventType::Warning,
+                objects::FAILED_MOUNT,
+                &failure.message,
             );
         } else {
             let first = failure.message.lines().next().unwrap_or_default();
@@ -605,7 +624,9 @@ fn stop_pod(deployment: &Deployment, id: &str, pod: Running) {
 
 /// What each Pod of `revision` runs with besides its [`Launch`] (the
 /// Deployment's pod template).
-pub fn pod_spec(revision: &Revision, state_dir: &std::path::Path) -> InstanceSpec {
+pub fn pod_spec(revision: &Revision, settings: &KubeletSettings) -> InstanceSpec {
+    let state_dir = settings.state_dir.as_path();
+    let meta = RevisionMeta::of(revision);
     let labels = revision.metadata.labels.clone().unwrap_or_default();
     let configuration = labels
         .get(keys::CONFIGURATION_LABEL)
@@ -616,12 +637,6 @@ pub fn pod_spec(revision: &Revision, state_dir: &std::path::Path) -> InstanceSpe
         .cloned()
         .unwrap_or_else(|| configuration.clone());
     let container = revision.spec.serving_container();
-    let env = container
-        .and_then(|c| c.env.clone())
-        .unwrap_or_default()
-        .into_iter()
-        .filter_map(|e| e.value.map(|v| (e.name, v)))
-        .collect();
     let readiness = container
         .and_then(|c| c.readiness_probe.as_ref())
         .and_then(|p| p.http_get.as_ref())
@@ -646,7 +661,13 @@ pub fn pod_spec(revision: &Revision, state_dir: &std::path::Path) -> InstanceSpe
         service,
         configuration,
         revision: revision.name().to_string(),
-        env,
+        container: container.cloned().unwrap_or_default(),
+        volumes: revision.spec.pod_spec.volumes.clone().unwrap_or_default(),
+        labels: meta.pod_labels(),
+        annotations: revision.metadata.annotations.clone().unwrap_or_default(),
+        service_account: meta.service_account.clone(),
+        pods_dir: volumes::pods_dir(state_dir),
+        config: settings.config.clone(),
         readiness,
         container_port,
         records_dir: leftovers::records_dir(state_dir),

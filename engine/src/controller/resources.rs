@@ -24,8 +24,7 @@ pub const USER_CONTAINER: &str = "user-container";
 /// is gone.
 pub const POD_FINALIZER: &str = "okonomi.dev/kubelet";
 
-/// The node every Pod runs on (the machine the engine runs on).
-pub const NODE_NAME: &str = "okonomi";
+pub use crate::kubelet::NODE_NAME;
 
 /// Kubernetes' alphabet for generated name suffixes (no vowels, no
 /// look-alikes).
@@ -50,6 +49,10 @@ pub struct RevisionMeta {
     pub grace_seconds: i64,
     /// `pod-template-hash` of its ReplicaSet.
     pub template_hash: String,
+    /// The revision's volumes (`[]` when none).
+    pub volumes: Value,
+    /// Its Pods' service account.
+    pub service_account: String,
 }
 
 impl RevisionMeta {
@@ -72,7 +75,20 @@ impl RevisionMeta {
             .unwrap_or_else(|| json!({}));
         let h2c = container["ports"][0]["name"] == "h2c";
         let grace_seconds = revision.spec.timeout_seconds.unwrap_or(300);
+        let pod_spec = &revision.spec.pod_spec;
+        let volumes = pod_spec
+            .volumes
+            .as_ref()
+            .and_then(|v| serde_json::to_value(v).ok())
+            .unwrap_or_else(|| json!([]));
+        let service_account = pod_spec
+            .service_account_name
+            .clone()
+            .filter(|name| !name.is_empty())
+            .unwrap_or_else(|| "default".into());
         Self {
+            volumes,
+            service_account,
             namespace: revision.namespace().to_string(),
             template_hash: template_hash(&uid),
             name,
@@ -117,7 +133,8 @@ impl RevisionMeta {
         json!({"matchLabels": {keys::REVISION_UID_LABEL: self.uid}})
     }
 
-    fn pod_labels(&self) -> BTreeMap<String, String> {
+    /// The labels of its Pods (the revision's, with `pod-template-hash`).
+    pub fn pod_labels(&self) -> BTreeMap<String, String> {
         let mut labels = self.labels.clone();
         labels.insert("pod-template-hash".into(), self.template_hash.clone());
         labels
@@ -128,13 +145,17 @@ impl RevisionMeta {
         // Knative keeps the name the Service gave its container (kn, kubectl
         // logs -c and okonomi logs ask for it); unnamed, it is user-container.
         container["name"] = json!(self.container_name());
-        json!({
+        let mut spec = json!({
             "containers": [container],
             "restartPolicy": "Always",
             "terminationGracePeriodSeconds": self.grace_seconds,
-            "serviceAccountName": "default",
+            "serviceAccountName": self.service_account,
             "enableServiceLinks": false,
-        })
+        });
+        if self.volumes.as_array().is_some_and(|v| !v.is_empty()) {
+            spec["volumes"] = self.volumes.clone();
+        }
+        spec
     }
 
     /// The serving container's name in the Pod.

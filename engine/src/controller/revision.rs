@@ -2,16 +2,14 @@
 //! per revision a throttler in the data plane, a scaler deciding the scale
 //! and a Deployment running that many Pods), and the revision's status from
 //! them: Ready when a Pod answered its readiness probe, Ready=False with the reason and
-//! the tail of the logs when instances fail, Active=False at zero. A revision
-//! whose environment needs objects the engine does not have (ConfigMaps,
-//! Secrets, the downward API) never runs: it is Ready=False at once, naming
-//! the variable and what to write instead.
+//! the tail of the logs when instances fail, Active=False at zero, and
+//! Ready=False with Kubernetes' `CreateContainerConfigError` naming the
+//! ConfigMap or Secret its Pods wait for, until it exists.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use k8s_openapi::api::core::v1::Container;
 use okonomi_apiserver::ResourceType;
 use okonomi_knative::serving::{condition_type, reason, set_condition};
 use okonomi_knative::{Condition, Revision, RevisionStatus};
@@ -29,10 +27,16 @@ use crate::dataplane::metrics::{Metrics, RevisionLabels};
 use crate::dataplane::upstream::Protocol;
 use crate::dataplane::{RevisionKey, Throttler};
 use crate::kubelet::artifacts::{self, ArtifactCache};
-use crate::kubelet::{KubeletSettings, RUNTIME_ANNOTATION, RuntimeKind, binaries};
+use crate::kubelet::{KubeletSettings, RUNTIME_ANNOTATION, RuntimeKind, binaries, objects};
 
 /// The conditions a Deployment's status means for its revision.
 pub fn conditions(pool: &DeploymentStatus, previously_ready: bool) -> Vec<Condition> {
+    if pool.ready == 0
+        && let Some((why, message)) = &pool.failure
+        && (why == objects::CREATE_CONTAINER_CONFIG_ERROR || why == objects::FAILED_MOUNT)
+    {
+        return config_error_conditions(why, message);
+    }
     let ever_ready =
         pool.ever_ready || previously_ready || (pool.starts_at_zero && pool.failure.is_none());
     let failing = pool.ready == 0 && pool.failure.is_some();
@@ -95,123 +99,22 @@ pub fn conditions(pool: &DeploymentStatus, previously_ready: bool) -> Vec<Condit
     vec![ready, resources, container, active]
 }
 
-/// The reason of a revision whose container configuration cannot be made
-/// (Kubernetes' own reason when a ConfigMap or Secret an env var needs is
-/// missing).
-pub const CONTAINER_CONFIG_ERROR: &str = "CreateContainerConfigError";
-
-/// Why no instance of `revision` may run on the engine, if none may: the
-/// first of its containers whose environment cannot be set up (see
-/// [`unsupported_env`]). Known from the spec alone, before any status.
-pub fn config_error(revision: &Revision) -> Option<String> {
-    let namespace = revision.metadata.namespace.as_deref().unwrap_or("default");
-    revision
-        .spec
-        .pod_spec
-        .containers
-        .iter()
-        .find_map(|c| unsupported_env(namespace, c))
-}
-
-/// Why `container`'s environment cannot be set up on the engine, if it
-/// cannot: an `env[].valueFrom` or `envFrom` source that must exist (not
-/// `optional: true`). The engine has no ConfigMaps, Secrets or pods, so
-/// there is nothing to take values from; an optional reference is left
-/// unset, as Kubernetes does when the object is missing.
-pub fn unsupported_env(namespace: &str, container: &Container) -> Option<String> {
-    let instead = "The okonomi engine has no ConfigMaps, Secrets or pods to read it from: \
-                   give the variable a literal `value` instead (okonomi.toml's [env] \
-                   renders as such), or mark the reference `optional: true` to leave it unset";
-    for env in container.env.iter().flatten() {
-        let Some(source) = &env.value_from else {
-            continue;
-        };
-        let name = &env.name;
-        let from = if let Some(key) = &source.config_map_key_ref {
-            if key.optional == Some(true) {
-                continue;
-            }
-            format!(
-                "key {:?} of ConfigMap {:?} (valueFrom.configMapKeyRef)",
-                key.key, key.name
-            )
-        } else if let Some(key) = &source.secret_key_ref {
-            if key.optional == Some(true) {
-                continue;
-            }
-            format!(
-                "key {:?} of Secret {:?} (valueFrom.secretKeyRef)",
-                key.key, key.name
-            )
-        } else if let Some(field) = &source.field_ref {
-            let hint = match field.field_path.as_str() {
-                "metadata.namespace" => {
-                    format!("; here it would be {namespace:?}, so write `value: {namespace}`")
-                }
-                _ => String::new(),
-            };
-            return Some(format!(
-                "environment variable {name:?} takes its value from the pod field {:?} \
-                 (valueFrom.fieldRef), but the okonomi engine runs no pods{hint}. \
-                 K_SERVICE, K_CONFIGURATION and K_REVISION are set in every instance; \
-                 otherwise give {name:?} a literal `value`",
-                field.field_path
-            ));
-        } else if let Some(resource) = &source.resource_field_ref {
-            return Some(format!(
-                "environment variable {name:?} takes its value from the container resource \
-                 {:?} (valueFrom.resourceFieldRef), but the okonomi engine sets no resource \
-                 limits: give {name:?} a literal `value` instead",
-                resource.resource
-            ));
-        } else {
-            return Some(format!(
-                "environment variable {name:?} has an empty valueFrom: give it a literal \
-                 `value` instead"
-            ));
-        };
-        return Some(format!(
-            "environment variable {name:?} takes its value from {from}. {instead}"
-        ));
-    }
-    for source in container.env_from.iter().flatten() {
-        let from = if let Some(config_map) = &source.config_map_ref {
-            if config_map.optional == Some(true) {
-                continue;
-            }
-            format!("every key of ConfigMap {:?}", config_map.name)
-        } else if let Some(secret) = &source.secret_ref {
-            if secret.optional == Some(true) {
-                continue;
-            }
-            format!("every key of Secret {:?}", secret.name)
-        } else {
-            continue;
-        };
-        return Some(format!(
-            "envFrom takes the environment variables from {from}. {instead}"
-        ));
-    }
-    None
-}
-
-/// The conditions of a revision that cannot run because of `message`.
-pub fn config_error_conditions(message: &str) -> Vec<Condition> {
+/// The conditions of a revision whose container cannot be started because
+/// its configuration cannot be made (`reason`: Kubernetes'
+/// `CreateContainerConfigError`, or `FailedMount` for a volume): Ready=False
+/// naming what is missing, until it exists.
+pub fn config_error_conditions(reason: &str, message: &str) -> Vec<Condition> {
     vec![
-        Condition::false_(condition_type::READY, CONTAINER_CONFIG_ERROR, message),
-        Condition::false_(
-            condition_type::RESOURCES_AVAILABLE,
-            CONTAINER_CONFIG_ERROR,
-            message,
-        ),
+        Condition::false_(condition_type::READY, reason, message),
+        Condition::false_(condition_type::RESOURCES_AVAILABLE, reason, message),
         Condition::unknown(
             condition_type::CONTAINER_HEALTHY,
-            CONTAINER_CONFIG_ERROR,
+            reason,
             "the container was not started",
         ),
         Condition::false_(
             condition_type::ACTIVE,
-            CONTAINER_CONFIG_ERROR,
+            reason,
             "the container was not started",
         ),
     ]
@@ -226,20 +129,6 @@ pub async fn reconcile(ctx: &Arc<Context>, namespace: &str, name: &str) -> Recon
         Err(source) => return Err(super::Error::api("reading", &rt, namespace, name, source)),
     };
     let revision: Revision = decode(stored.clone())?;
-    if let Some(message) = config_error(&revision) {
-        // No Pod: it would run without the variable.
-        let old = revision.status.clone();
-        let mut status: RevisionStatus = old.clone().unwrap_or_default();
-        let time = now();
-        for condition in config_error_conditions(&message) {
-            set_condition(&mut status.conditions, condition, time.clone());
-        }
-        status.observed_generation = revision.metadata.generation;
-        status.actual_replicas = Some(0);
-        status.desired_replicas = Some(0);
-        record_readiness(ctx, &stored, old.as_ref(), &status);
-        return write_status(ctx.store_ref(), &rt, &stored, old.as_ref(), &status).await;
-    }
     let pool_status = ctx.revisions.ensure(&revision).status();
     let old = revision.status.clone();
     let mut status: RevisionStatus = old.clone().unwrap_or_default();
@@ -414,7 +303,7 @@ impl Revisions {
                 .and_then(|port| port.name.as_deref()),
         );
         let state = KpaState::starting(&spec, restored);
-        let pod_spec = deployment::pod_spec(revision, &self.settings.kubelet.state_dir);
+        let pod_spec = deployment::pod_spec(revision, &self.settings.kubelet);
         let starts_at_zero = spec.initial_scale == 0;
         let throttler = Throttler::new(
             key.clone(),
@@ -464,7 +353,6 @@ impl Revisions {
         let task_deployment = deployment.clone();
         let task_stop = stop.clone();
         let artifacts = self.artifacts.clone();
-        let config_error = config_error(revision);
         let revision_id = binaries::RevisionId {
             namespace: key.namespace.clone(),
             name: key.name.clone(),
@@ -475,18 +363,6 @@ impl Revisions {
                 task_deployment.failed("NoContainer", "the revision has no container".into());
                 return;
             };
-            // Never start a Pod without a variable its spec requires,
-            // whoever asked for the Deployment.
-            if let Some(message) = config_error {
-                task_deployment.revision_event(
-                    EventType::Warning,
-                    CONTAINER_CONFIG_ERROR,
-                    &message,
-                    "kubelet",
-                );
-                task_deployment.failed(CONTAINER_CONFIG_ERROR, message);
-                return;
-            }
             if let Some(message) = profile_error {
                 task_deployment.failed("InvalidBuildProfile", message);
                 return;
@@ -617,66 +493,25 @@ mod tests {
         assert!(conditions.get_condition("Active").unwrap().is_false());
     }
 
-    fn container(env: serde_json::Value) -> Container {
-        serde_json::from_value(serde_json::json!({"name": "user-container", "env": env})).unwrap()
-    }
-
     #[test]
-    fn a_secret_in_the_environment_names_the_variable_and_the_way_out() {
-        let c = container(serde_json::json!([
-            {"name": "PLAIN", "value": "1"},
-            {"name": "DATABASE_URL", "valueFrom": {"secretKeyRef": {"name": "db", "key": "url"}}},
-        ]));
-        let message = unsupported_env("default", &c).unwrap();
-        assert!(message.contains("\"DATABASE_URL\""), "{message}");
-        assert!(message.contains("Secret \"db\""), "{message}");
-        assert!(message.contains("`value`"), "{message}");
-        let conditions = config_error_conditions(&message);
+    fn a_missing_config_map_fails_the_revision_with_kubernetes_reason() {
+        let status = DeploymentStatus {
+            desired: 1,
+            failure: Some((
+                objects::CREATE_CONTAINER_CONFIG_ERROR.into(),
+                r#"configmap "settings" not found"#.into(),
+            )),
+            ..DeploymentStatus::default()
+        };
+        let conditions = conditions(&status, false);
         let ready = conditions.get_condition("Ready").unwrap();
         assert!(ready.is_false());
-        assert_eq!(ready.reason.as_deref(), Some(CONTAINER_CONFIG_ERROR));
-        assert_eq!(ready.message.as_deref(), Some(message.as_str()));
-    }
-
-    #[test]
-    fn each_kind_of_source_is_explained_and_optional_ones_are_left_unset() {
-        let message = |env| unsupported_env("shop", &container(env));
-        let config_map = message(serde_json::json!([
-            {"name": "MODE", "valueFrom": {"configMapKeyRef": {"name": "settings", "key": "mode"}}}
-        ]))
-        .unwrap();
-        assert!(
-            config_map.contains("ConfigMap \"settings\""),
-            "{config_map}"
-        );
-        let namespace = message(serde_json::json!([
-            {"name": "NS", "valueFrom": {"fieldRef": {"fieldPath": "metadata.namespace"}}}
-        ]))
-        .unwrap();
-        assert!(namespace.contains("`value: shop`"), "{namespace}");
-        let resource = message(serde_json::json!([
-            {"name": "CPUS", "valueFrom": {"resourceFieldRef": {"resource": "limits.cpu"}}}
-        ]))
-        .unwrap();
-        assert!(resource.contains("\"CPUS\""), "{resource}");
-        // Optional references to missing objects stay unset, as in Kubernetes.
+        assert_eq!(ready.reason.as_deref(), Some("CreateContainerConfigError"));
         assert_eq!(
-            message(serde_json::json!([
-                {"name": "MODE", "valueFrom": {"configMapKeyRef":
-                    {"name": "settings", "key": "mode", "optional": true}}}
-            ])),
-            None
+            ready.message.as_deref(),
+            Some(r#"configmap "settings" not found"#)
         );
-        assert_eq!(
-            message(serde_json::json!([{"name": "A", "value": "b"}])),
-            None
-        );
-        let env_from: Container = serde_json::from_value(serde_json::json!({
-            "name": "user-container",
-            "envFrom": [{"secretRef": {"name": "creds"}}],
-        }))
-        .unwrap();
-        let from = unsupported_env("default", &env_from).unwrap();
-        assert!(from.contains("Secret \"creds\""), "{from}");
+        let healthy = conditions.get_condition("ContainerHealthy").unwrap();
+        assert!(!healthy.is_false() && !healthy.is_true(), "{healthy:?}");
     }
 }

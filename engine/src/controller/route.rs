@@ -130,17 +130,12 @@ pub async fn reconcile(ctx: &Arc<Context>, namespace: &str, name: &str) -> Recon
                 let revision: Revision = decode(value)?;
                 // Like Knative, a failed revision is not routed to (its
                 // instances would not run as the revision says).
-                // A revision that cannot run (an env value the engine has
-                // no source for) counts as failed from its spec alone: the
-                // revision controller may not have written its status yet,
-                // and routing would start instances without the variable.
                 let failure = revision
                     .status
                     .as_ref()
                     .and_then(|s| s.conditions.get_condition(condition_type::READY))
                     .filter(|c| c.is_false())
-                    .map(|c| c.message.clone().unwrap_or_default())
-                    .or_else(|| super::revision::config_error(&revision));
+                    .map(|c| c.message.clone().unwrap_or_default());
                 match failure {
                     Some(why) => {
                         missing.get_or_insert((

@@ -6,6 +6,8 @@ use std::process::Stdio;
 
 use tokio::process::Command;
 
+use super::env::Environment;
+use super::volumes::Mount;
 use crate::error::{Error, Result};
 
 fn tls_flag(image: &str) -> &'static str {
@@ -53,7 +55,8 @@ pub fn command(
     image: &str,
     entrypoint: &[String],
     args: &[String],
-    env: &[(String, String)],
+    env: &Environment,
+    mounts: &[Mount],
 ) -> Command {
     let mut command = Command::new("podman");
     command.args([
@@ -86,8 +89,19 @@ pub fn command(
         let (soft, hard) = (soft.min(cap), hard.min(cap));
         command.arg("--ulimit").arg(format!("{name}={soft}:{hard}"));
     }
-    for (key, value) in env {
-        command.arg("--env").arg(format!("{key}={value}"));
+    // `--env NAME` takes the value from podman's own environment, so no
+    // value (a Secret's, say) is on a command line `ps` shows.
+    for name in env.names() {
+        command.arg("--env").arg(name);
+    }
+    command.envs(env.0.iter().cloned());
+    for mount in mounts {
+        let mode = if mount.read_only { "ro" } else { "rw" };
+        command.arg("--volume").arg(format!(
+            "{}:{}:{mode}",
+            mount.source.display(),
+            mount.target
+        ));
     }
     if !entrypoint.is_empty() {
         // The JSON array form keeps each argument whole (spaces included).
@@ -146,6 +160,7 @@ mod tests {
             "127.0.0.1:5000/a@sha256:1",
             &strings(&["/app/argv", "two words"]),
             &strings(&["--flag"]),
+            &Environment::default(),
             &[],
         );
         let args = argv(&run);
@@ -159,7 +174,14 @@ mod tests {
         assert_eq!(args[image + 1..], ["--flag"]);
 
         // Without a command the image's Entrypoint stays.
-        let run = command("okonomi-x", "img", &[], &strings(&["--flag"]), &[]);
+        let run = command(
+            "okonomi-x",
+            "img",
+            &[],
+            &strings(&["--flag"]),
+            &Environment::default(),
+            &[],
+        );
         let args = argv(&run);
         assert!(!args.contains(&"--entrypoint".to_string()), "{args:?}");
         assert_eq!(args.last().map(String::as_str), Some("--flag"));

@@ -3,14 +3,18 @@
 
 use std::net::SocketAddr;
 use std::process::{ExitStatus, Stdio};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use tokio::process::{Child, Command};
 use tokio_util::sync::CancellationToken;
 
+use super::env::{self, Environment, NodeResources, PodFields};
 use super::logs::{self, LogRing};
+use super::mounts::{self, RootPlan};
+use super::objects::{CREATE_CONTAINER_CONFIG_ERROR, ConfigError, FAILED_MOUNT};
 use super::prober::probe;
+use super::volumes::{self, Mount};
 use super::{InstanceSpec, Launch, container, leftovers};
 
 /// What the pod worker tells the owner of the instance (its Deployment).
@@ -95,19 +99,24 @@ pub async fn supervise<O: InstanceObserver>(
     stop: CancellationToken,
 ) {
     let mut backoff = timing.initial_backoff;
+    let mut changes = spec.config.changes.clone();
     loop {
         if stop.is_cancelled() {
-            return;
+            break;
         }
         let started_at = Instant::now();
+        changes.mark_unchanged();
         let outcome = run_once(&id, &launch, &spec, &ring, &*observer, &timing, &stop).await;
+        let waits_for_config;
         match outcome {
-            Outcome::Stopped => return,
+            Outcome::Stopped => break,
             Outcome::Failed {
                 reason,
                 message,
                 exit_code,
             } => {
+                waits_for_config =
+                    reason == CREATE_CONTAINER_CONFIG_ERROR || reason == FAILED_MOUNT;
                 if started_at.elapsed() > Duration::from_secs(30) {
                     backoff = timing.initial_backoff;
                 }
@@ -123,11 +132,23 @@ pub async fn supervise<O: InstanceObserver>(
                 );
             }
         }
+        // A Pod waiting for a ConfigMap or Secret starts as soon as one
+        // is written, not only after its back-off.
         tokio::select! {
-            _ = stop.cancelled() => return,
+            _ = stop.cancelled() => break,
             _ = tokio::time::sleep(backoff) => {}
+            Ok(()) = changes.changed(), if waits_for_config => {}
         }
         backoff = (backoff * 2).min(timing.max_backoff);
+    }
+    if spec
+        .container
+        .volume_mounts
+        .as_ref()
+        .is_some_and(|m| !m.is_empty())
+    {
+        let pod_dir = spec.pods_dir.join(&spec.namespace).join(&id);
+        let _ = tokio::task::spawn_blocking(move || std::fs::remove_dir_all(pod_dir)).await;
     }
 }
 
@@ -184,8 +205,18 @@ async fn run_once<O: InstanceObserver>(
         }
     };
     let addr = SocketAddr::from(([127, 0, 0, 1], port));
-    let mut env: Vec<(String, String)> = Vec::new();
+    let prepared = match prepare(id, launch, spec).await {
+        Ok(prepared) => prepared,
+        Err(error) => {
+            return Outcome::Failed {
+                reason: error.reason.to_string(),
+                message: error.message,
+                exit_code: None,
+            };
+        }
+    };
     let container_name = format!("okonomi-{}-{id}", spec.revision);
+    let contract = contract_env(spec, port);
     let mut command = match launch {
         Launch::Process {
             program,
@@ -195,7 +226,11 @@ async fn run_once<O: InstanceObserver>(
         } => {
             let mut command = Command::new(program);
             command.args(args).current_dir(cwd).env_clear();
-            env.extend(image_env.iter().cloned());
+            // The image's environment, then the container's, then the
+            // runtime contract's, each replacing the one before.
+            command.envs(image_env.iter().cloned());
+            command.envs(prepared.env.0.iter().cloned());
+            command.envs(contract.iter().cloned());
             command
         }
         Launch::Container {
@@ -203,17 +238,18 @@ async fn run_once<O: InstanceObserver>(
             command,
             args,
         } => {
-            // Environment goes on podman's command line, built below.
-            let mut full_env = spec.env.clone();
-            full_env.extend(contract_env(spec, port));
-            container::command(&container_name, image, command, args, &full_env)
+            let mut env = prepared.env.clone();
+            env.0.extend(contract.iter().cloned());
+            container::command(
+                &container_name,
+                image,
+                command,
+                args,
+                &env,
+                &prepared.mounts,
+            )
         }
     };
-    if matches!(launch, Launch::Process { .. }) {
-        env.extend(spec.env.iter().cloned());
-        env.extend(contract_env(spec, port));
-        command.envs(env);
-    }
     command
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -228,8 +264,10 @@ async fn run_once<O: InstanceObserver>(
     // its leftovers record.)
     let engine = std::process::id();
     // SAFETY: the closure runs between fork and exec and only calls
-    // prctl(2) and getppid(2), which are async-signal-safe, and builds an
-    // io::Error from a raw code, which does not allocate.
+    // prctl(2), getppid(2) and, through `RootPlan::enter`, unshare(2),
+    // mount(2), chroot(2) and chdir(2), which are async-signal-safe, and
+    // builds io::Errors from raw codes, which does not allocate.
+    let root = prepared.root.map(Arc::new);
     unsafe {
         command.pre_exec(move || {
             if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM) != 0 {
@@ -237,6 +275,11 @@ async fn run_once<O: InstanceObserver>(
             }
             if u32::try_from(libc::getppid()) != Ok(engine) {
                 return Err(std::io::Error::from_raw_os_error(libc::ESRCH));
+            }
+            // A Pod with volumes on the process runtime: its own mount
+            // namespace and root (see `mounts`).
+            if let Some(root) = &root {
+                root.enter()?;
             }
             Ok(())
         });
@@ -367,21 +410,111 @@ async fn watch<O: InstanceObserver>(
     }
     observer.ready(id, addr, child.id());
 
-    tokio::select! {
-        status = child.wait() => {
-            observer.unready(id).await;
-            tokio::time::sleep(Duration::from_millis(50)).await;
-            Outcome::Failed {
-                exit_code: status.as_ref().ok().and_then(exit_code),
-                reason: "Crashed".into(),
-                message: with_tail(format!("the instance exited ({})", describe_exit(status)), ring),
+    let mut changes = spec.config.changes.clone();
+    let follows = volumes::follows_objects(&spec.volumes);
+    loop {
+        tokio::select! {
+            status = child.wait() => {
+                observer.unready(id).await;
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                return Outcome::Failed {
+                    exit_code: status.as_ref().ok().and_then(exit_code),
+                    reason: "Crashed".into(),
+                    message: with_tail(format!("the instance exited ({})", describe_exit(status)), ring),
+                };
             }
+            _ = stop.cancelled() => {
+                observer.unready(id).await;
+                terminate(&mut child, timing.termination_grace, launch, container_name).await;
+                return Outcome::Stopped;
+            }
+            Ok(()) = changes.changed(), if follows => refresh_volumes(id, spec).await,
         }
-        _ = stop.cancelled() => {
-            observer.unready(id).await;
-            terminate(&mut child, timing.termination_grace, launch, container_name).await;
-            Outcome::Stopped
-        }
+    }
+}
+
+/// What a Pod's container starts with besides its [`Launch`].
+struct Prepared {
+    env: Environment,
+    mounts: Vec<Mount>,
+    /// The mount namespace of a process-runtime Pod with volumes.
+    root: Option<RootPlan>,
+}
+
+/// The downward API's view of Pod `id`.
+fn pod_fields(id: &str, spec: &InstanceSpec) -> PodFields {
+    static NODE: OnceLock<NodeResources> = OnceLock::new();
+    PodFields {
+        name: id.to_string(),
+        namespace: spec.namespace.clone(),
+        labels: spec.labels.clone(),
+        annotations: spec.annotations.clone(),
+        service_account: spec.service_account.clone(),
+        node_name: super::NODE_NAME.to_string(),
+        ip: "127.0.0.1".into(),
+        node: *NODE.get_or_init(|| NodeResources::of_this_machine(&spec.pods_dir)),
+    }
+}
+
+/// Makes the container's environment and sets its volumes up, as the
+/// kubelet does before each start: what is missing keeps it from starting.
+async fn prepare(id: &str, launch: &Launch, spec: &InstanceSpec) -> Result<Prepared, ConfigError> {
+    let fields = pod_fields(id, spec);
+    let env = env::resolve(&spec.container, &fields, &*spec.config.objects)?;
+    if spec
+        .container
+        .volume_mounts
+        .as_ref()
+        .is_none_or(Vec::is_empty)
+    {
+        return Ok(Prepared {
+            env,
+            mounts: Vec::new(),
+            root: None,
+        });
+    }
+    let pod_dir = spec.pods_dir.join(&spec.namespace).join(id);
+    let cwd = match launch {
+        Launch::Process { cwd, .. } => Some(cwd.clone()),
+        Launch::Container { .. } => None,
+    };
+    let (volumes, container, objects) = (
+        spec.volumes.clone(),
+        spec.container.clone(),
+        spec.config.objects.clone(),
+    );
+    // File system work: off the runtime's threads.
+    tokio::task::spawn_blocking(move || {
+        let mounts = volumes::set_up(&pod_dir, &volumes, &container, &fields, &*objects)?;
+        let root = match cwd {
+            Some(cwd) => Some(
+                RootPlan::prepare(&mounts::root_dir(&pod_dir), &mounts, &cwd)
+                    .map_err(|e| ConfigError::mount("root", e))?,
+            ),
+            None => None,
+        };
+        Ok(Prepared { env, mounts, root })
+    })
+    .await
+    .map_err(|e| ConfigError::mount("root", e))?
+}
+
+/// Brings a running Pod's volumes up to date after a ConfigMap or Secret
+/// changed (what cannot be read keeps its old files, as on Kubernetes).
+async fn refresh_volumes(id: &str, spec: &InstanceSpec) {
+    let fields = pod_fields(id, spec);
+    let pod_dir = spec.pods_dir.join(&spec.namespace).join(id);
+    let (volumes, container, objects) = (
+        spec.volumes.clone(),
+        spec.container.clone(),
+        spec.config.objects.clone(),
+    );
+    let result = tokio::task::spawn_blocking(move || {
+        volumes::set_up(&pod_dir, &volumes, &container, &fields, &*objects).map(drop)
+    })
+    .await;
+    if let Ok(Err(error)) = result {
+        tracing::warn!(pod = %id, reason = error.reason, "{}", error.message);
     }
 }
 
