@@ -15,7 +15,7 @@ use okonomi_engine::Engine;
 use serde_json::{Value, json};
 
 mod support;
-use support::{get_body, quick_idle_engine as engine, wait_ready};
+use support::{eventually, get_body, quick_idle_engine as engine, wait_ready};
 
 async fn deploy(engine: &Engine, name: &str, window: &str) {
     let service = json!({
@@ -35,19 +35,6 @@ async fn deploy(engine: &Engine, name: &str, window: &str) {
         .create(&ResourceType::knative_service(), service)
         .await
         .unwrap();
-}
-
-/// Polls `read` until it returns something (the deadline only guards
-/// against a hang).
-async fn eventually<T>(what: &str, mut read: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + Duration::from_secs(240);
-    loop {
-        if let Some(value) = read() {
-            return value;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
 }
 
 fn pods(engine: &Engine, revision: &str) -> Vec<Value> {

@@ -44,8 +44,14 @@ pub async fn wait_ready(engine: &Engine, name: &str) {
 
 /// `GET /` through the engine's router with `Host: host`: status and body.
 pub async fn get_body(engine: &Engine, host: &str) -> (u16, String) {
+    get_path(engine, host, "/").await
+}
+
+/// `GET path` through the engine's router with `Host: host`: status and
+/// body.
+pub async fn get_path(engine: &Engine, host: &str, path: &str) -> (u16, String) {
     let client = Client::builder(TokioExecutor::new()).build_http::<Empty<Bytes>>();
-    let request = http::Request::get(format!("http://{}/", engine.http_addr()))
+    let request = http::Request::get(format!("http://{}{path}", engine.http_addr()))
         .header("host", host)
         .body(Empty::new())
         .unwrap();
@@ -76,4 +82,17 @@ pub async fn quick_idle_engine(state: &Path) -> Engine {
     })
     .await
     .unwrap()
+}
+
+/// Polls `read` until it returns something (the deadline only guards
+/// against a hang).
+pub async fn eventually<T>(what: &str, mut read: impl FnMut() -> Option<T>) -> T {
+    let deadline = Instant::now() + Duration::from_secs(240);
+    loop {
+        if let Some(value) = read() {
+            return value;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
 }
