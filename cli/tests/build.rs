@@ -12,7 +12,15 @@ use std::time::Duration;
 use support::*;
 
 fn build_json(registry: &Registry, docker: &std::path::Path, extra: &[&str]) -> serde_json::Value {
-    let (ok, stdout, stderr) = run(okonomi(docker)
+    build_json_of(okonomi(docker), registry, extra)
+}
+
+fn build_json_of(
+    mut command: std::process::Command,
+    registry: &Registry,
+    extra: &[&str],
+) -> serde_json::Value {
+    let (ok, stdout, stderr) = run(command
         .args([
             "build",
             "functions/hello",
@@ -310,9 +318,11 @@ fn unreachable_registry_is_a_clear_error() {
 fn amd64_and_arm64_make_an_index() {
     let registry = Registry::start().unwrap();
     let docker = tempfile::tempdir().unwrap();
-    let report = build_json(
+    let mut command = okonomi(docker.path());
+    quick_release(&mut command);
+    let report = build_json_of(
+        command,
         &registry,
-        docker.path(),
         &["--platform", "linux/amd64,linux/arm64"],
     );
     assert_eq!(

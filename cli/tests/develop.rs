@@ -123,7 +123,7 @@ fn new_http_function_passes_its_test_builds_and_runs_in_podman() {
     cargo_test(&greeter);
 
     let registry = Registry::start().unwrap();
-    let (ok, stdout, stderr) = run(okonomi(&dir.path().join("docker"))
+    let (ok, stdout, stderr) = run(quick_release(&mut okonomi(&dir.path().join("docker")))
         .args(["build", "--registry", &registry.prefix()])
         .arg(&greeter)
         .env("CARGO_TARGET_DIR", workspace().join("target")));

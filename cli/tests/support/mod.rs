@@ -44,6 +44,17 @@ pub fn okonomi(docker_config: &Path) -> Command {
     cmd
 }
 
+/// Release builds without fat LTO, one codegen unit and full optimisation:
+/// for tests about what `okonomi build` makes (an index, a pushed
+/// reference), not about the size or speed of the binary inside, which the
+/// hello size test checks with the real profile. On two cores this saves
+/// minutes per target; the tests that use it share these artifacts.
+pub fn quick_release(cmd: &mut Command) -> &mut Command {
+    cmd.env("CARGO_PROFILE_RELEASE_LTO", "false")
+        .env("CARGO_PROFILE_RELEASE_CODEGEN_UNITS", "16")
+        .env("CARGO_PROFILE_RELEASE_OPT_LEVEL", "1")
+}
+
 /// Runs and returns (success, stdout, stderr), echoing stderr for failing tests.
 pub fn run(cmd: &mut Command) -> (bool, String, String) {
     let Output {
