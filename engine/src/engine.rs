@@ -109,6 +109,13 @@ pub struct Engine {
     config: EngineConfig,
 }
 
+/// Creates `dir` readable by the engine's user alone.
+async fn create_private_dir(dir: &std::path::Path) -> std::io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    tokio::fs::create_dir_all(dir).await?;
+    tokio::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700)).await
+}
+
 fn io(context: String) -> impl FnOnce(std::io::Error) -> Error {
     move |source| Error::Io { context, source }
 }
@@ -169,6 +176,10 @@ impl Engine {
         {
             tracing::warn!(dir = %pods_dir.display(), error = %e, "removing the volumes of an earlier run's Pods");
         }
+        // Pods' volumes hold Secret values: only the engine's user may read them.
+        create_private_dir(&pods_dir)
+            .await
+            .map_err(io(format!("creating {}", pods_dir.display())))?;
         let writer = ObjectWriter::new(controller_store.clone());
         let recorder = Recorder::new(writer.clone());
         // The writer outlives the rest: stopping Pods still write.

@@ -129,7 +129,7 @@ pub struct InstanceSpec {
     pub revision: String,
     /// The serving container as the revision gives it: its `env`,
     /// `envFrom`, `volumeMounts` and resources are set up per Pod
-    /// ([`env`], [`volumes`]).
+    /// ([`mod@env`], [`volumes`]).
     pub container: Container,
     /// The revision's volumes.
     pub volumes: Vec<Volume>,

@@ -38,7 +38,6 @@ fn service(name: &str) -> Value {
                     {"name": "MODE", "valueFrom": {"configMapKeyRef": {"name": "settings", "key": "mode"}}},
                     {"name": "GREETING", "value": "running in $(MODE) mode"},
                     {"name": "NOT_THERE", "valueFrom": {"secretKeyRef": {"name": "nope", "key": "k", "optional": true}}},
-                    {"name": "MY_POD", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
                 ],
                 "envFrom": [{"configMapRef": {"name": "settings"}, "prefix": "CFG_"}],
                 "volumeMounts": [
@@ -172,8 +171,6 @@ async fn a_function_takes_its_env_and_files_from_config_maps_and_secrets() {
     assert_eq!(envs["CFG_LEVEL"], "3");
     assert_eq!(envs["CFG_mode"], "fast");
     assert!(envs.get("NOT_THERE").is_none(), "{envs}");
-    let pod = envs["MY_POD"].as_str().unwrap();
-    assert!(pod.starts_with("configured-00001-deployment-"), "{pod}");
     assert_eq!(envs["K_REVISION"], "configured-00001");
 
     let file = |path: &str| {
@@ -244,5 +241,14 @@ async fn a_function_takes_its_env_and_files_from_config_maps_and_secrets() {
     for value in [PASSWORD, ROTATED] {
         assert!(!said.contains(value), "a Secret's value was shown");
     }
+    // The Pods' volumes hold the Secret's value: no other user may look in.
+    use std::os::unix::fs::PermissionsExt;
+    let pods = std::fs::metadata(state.path().join("pods")).unwrap();
+    assert_eq!(
+        pods.permissions().mode() & 0o077,
+        0,
+        "{:o}",
+        pods.permissions().mode()
+    );
     engine.shutdown().await;
 }

@@ -8,8 +8,6 @@
 
 #![allow(clippy::unwrap_used)]
 
-use std::time::{Duration, Instant};
-
 use okonomi_apiserver::{ListOptions, ResourceType};
 use okonomi_engine::Engine;
 use serde_json::{Value, json};

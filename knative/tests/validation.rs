@@ -304,6 +304,25 @@ fn service_rules_table() {
             ],
         ),
         (
+            "the downward API in env needs kubernetes.podspec-fieldref",
+            Svc::new("a")
+                .spec(|s| {
+                    s.pod_spec.containers[0].env = Some(
+                        serde_json::from_value(serde_json::json!([
+                            {"name": "POD", "valueFrom": {"fieldRef": {"fieldPath": "metadata.name"}}},
+                            {"name": "CPU", "valueFrom": {"resourceFieldRef": {"resource": "limits.cpu"}}},
+                            {"name": "PW", "valueFrom": {"secretKeyRef": {"name": "db", "key": "pw"}}},
+                        ]))
+                        .unwrap(),
+                    );
+                })
+                .build(),
+            &[
+                "spec.template.spec.containers[0].env[0].valueFrom.fieldRef",
+                "spec.template.spec.containers[0].env[1].valueFrom.resourceFieldRef",
+            ],
+        ),
+        (
             "nodeName is not a Knative field",
             Svc::new("a")
                 .spec(|s| s.pod_spec.node_name = Some("n1".into()))

@@ -40,6 +40,9 @@ pub struct FeatureFlags {
     pub empty_dir: bool,
     /// `kubernetes.podspec-persistent-volume-claim`.
     pub persistent_volume_claim: bool,
+    /// `kubernetes.podspec-fieldref`: env `valueFrom.fieldRef` and
+    /// `resourceFieldRef` (the downward API).
+    pub field_ref: bool,
 }
 
 impl Default for FeatureFlags {
@@ -62,6 +65,7 @@ impl Default for FeatureFlags {
             init_containers: false,
             empty_dir: true,
             persistent_volume_claim: false,
+            field_ref: false,
         }
     }
 }
@@ -106,6 +110,7 @@ impl FeatureFlags {
                 self.persistent_volume_claim,
                 "kubernetes.podspec-persistent-volume-claim",
             ),
+            (self.field_ref, "kubernetes.podspec-fieldref"),
         ];
         all.into_iter()
             .filter(|(on, _)| *on)

@@ -361,7 +361,7 @@ fn validate_containers(
         }
         let serving =
             containers.len() == 1 || container.ports.as_ref().is_some_and(|p| !p.is_empty());
-        validate_container(container, &path, serving, &volumes, errors);
+        validate_container(container, &path, serving, &volumes, config, errors);
     }
 }
 
@@ -370,6 +370,7 @@ fn validate_container(
     path: &str,
     serving: bool,
     volumes: &BTreeSet<&str>,
+    config: &ValidationConfig,
     errors: &mut FieldErrors,
 ) {
     match container.image.as_deref() {
@@ -482,6 +483,25 @@ fn validate_container(
                     env.name
                 ),
             ));
+        }
+        if let Some(from) = &env.value_from
+            && !config.features.field_ref
+        {
+            for (set, field) in [
+                (from.field_ref.is_some(), "fieldRef"),
+                (from.resource_field_ref.is_some(), "resourceFieldRef"),
+            ] {
+                if set {
+                    errors.push(FieldError::forbidden(
+                        join(&join(&env_path, "valueFrom"), field),
+                        format!(
+                            "must not set the field(s): {field} (the cluster's config-features \
+                             needs kubernetes.podspec-fieldref: enabled; or give the variable a \
+                             value)"
+                        ),
+                    ));
+                }
+            }
         }
         if env.value.is_some() && env.value_from.is_some() {
             errors.push(FieldError::invalid(
