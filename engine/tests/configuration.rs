@@ -252,3 +252,104 @@ async fn a_function_takes_its_env_and_files_from_config_maps_and_secrets() {
     );
     engine.shutdown().await;
 }
+
+/// Kubernetes refuses a Pod whose ServiceAccount does not exist; the
+/// ReplicaSet says `FailedCreate` and Knative's revision carries it. Once
+/// the account exists the same revision's Pod is made.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revision_waits_for_its_service_account() {
+    let state = tempfile::tempdir().unwrap();
+    let engine = quick_idle_engine(state.path()).await;
+    create(
+        &engine,
+        ResourceType::knative_service(),
+        json!({
+            "apiVersion": "serving.knative.dev/v1",
+            "kind": "Service",
+            "metadata": {"name": "robot", "namespace": "default"},
+            "spec": {"template": {"spec": {
+                "serviceAccountName": "builder",
+                "containers": [{"image": "okonomi://functions/runtimeinfo"}],
+            }}},
+        }),
+    )
+    .await;
+
+    let condition = eventually("the revision to fail on the missing account", || {
+        revision_ready(&engine, "robot-00001").filter(|c| c["status"] == "False")
+    })
+    .await;
+    assert_eq!(condition["reason"], "FailedCreate", "{condition}");
+    let message = condition["message"].as_str().unwrap();
+    assert!(
+        message.contains(r#"error looking up service account default/builder: serviceaccount "builder" not found"#),
+        "{message}"
+    );
+    let failure = eventually("the Deployment's ReplicaFailure", || {
+        let deployment = engine
+            .store()
+            .get(
+                &ResourceType::deployment(),
+                "default",
+                "robot-00001-deployment",
+            )
+            .ok()?;
+        deployment["status"]["conditions"]
+            .as_array()?
+            .iter()
+            .find(|c| c["type"] == "ReplicaFailure")
+            .cloned()
+    })
+    .await;
+    assert_eq!(
+        (&failure["status"], &failure["reason"]),
+        (&json!("True"), &json!("FailedCreate")),
+        "{failure}"
+    );
+    let event = eventually("a FailedCreate event on the ReplicaSet", || {
+        let events = engine
+            .store()
+            .list(&ResourceType::event(), &ListOptions::namespace("default"))
+            .ok()?;
+        events
+            .items
+            .into_iter()
+            .find(|e| e["reason"] == "FailedCreate" && e["involvedObject"]["kind"] == "ReplicaSet")
+    })
+    .await;
+    assert_eq!(event["type"], "Warning", "{event}");
+    let pods = engine
+        .store()
+        .list(&ResourceType::pod(), &ListOptions::namespace("default"))
+        .unwrap();
+    assert!(
+        pods.items.is_empty(),
+        "no Pod without its account: {:?}",
+        pods.items
+    );
+
+    create(
+        &engine,
+        ResourceType::service_account(),
+        json!({"apiVersion": "v1", "kind": "ServiceAccount",
+               "metadata": {"name": "builder", "namespace": "default"}}),
+    )
+    .await;
+    wait_ready(&engine, "robot").await;
+    let revisions = engine
+        .store()
+        .list(
+            &ResourceType::knative_revision(),
+            &ListOptions::namespace("default"),
+        )
+        .unwrap();
+    assert_eq!(revisions.items.len(), 1, "healing makes no new revision");
+    let (status, body) = get_path(&engine, "robot.default.localhost", "/").await;
+    assert_eq!(status, 200, "{body}");
+    let pods = engine
+        .store()
+        .list(&ResourceType::pod(), &ListOptions::namespace("default"))
+        .unwrap();
+    assert_eq!(pods.items[0]["spec"]["serviceAccountName"], "builder");
+    engine.shutdown().await;
+}

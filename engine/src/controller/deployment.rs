@@ -557,8 +557,13 @@ pub async fn run(
         // Reap Pods whose worker ended on its own.
         running.retain(|_, r| !r.task.is_finished());
         order.retain(|id| running.contains_key(id));
+        let mut refused = false;
         while (running.len() as u32) < desired {
             let id = deployment.meta.new_pod_name();
+            if !deployment.admits(&settings.config, &id) {
+                refused = true;
+                break;
+            }
             if running.contains_key(&id) {
                 continue;
             }
@@ -591,10 +596,13 @@ pub async fn run(
                 stop_pod(&deployment, &id, r);
             }
         }
+        // A refused Pod is tried again when its ServiceAccount may exist.
+        let mut config_changes = settings.config.changes.clone();
         tokio::select! {
             _ = shutdown.cancelled() => break,
             changed = replicas.changed() => if changed.is_err() { break },
             _ = deployment.evict.notified() => {}
+            Ok(()) = config_changes.changed(), if refused => {}
         }
     }
     for (id, r) in running.drain() {
@@ -604,6 +612,30 @@ pub async fn run(
     }
     deployment.throttler.clear();
     deployment.update_status(|s| s.ready = 0);
+}
+
+impl Deployment {
+    /// Whether the Pod `pod` may be created, as Kubernetes' ServiceAccount
+    /// admission decides: its account must exist. A refusal is the
+    /// ReplicaSet's `FailedCreate` (an Event, and the revision's reason).
+    fn admits(&self, config: &objects::ConfigSource, pod: &str) -> bool {
+        let namespace = &self.meta.namespace;
+        let account = &self.meta.service_account;
+        let message = match config.objects.service_account_exists(namespace, account) {
+            Ok(true) => return true,
+            Ok(false) => objects::missing_service_account(pod, namespace, account),
+            Err(e) => format!("pods {pod:?} could not be admitted: {e}"),
+        };
+        self.recorder.record(
+            &self.owned_ref("apps/v1", "ReplicaSet", &self.meta.replica_set_name()),
+            EventType::Warning,
+            objects::FAILED_CREATE,
+            &format!("Error creating: {message}"),
+            "replicaset-controller",
+        );
+        self.failed(objects::FAILED_CREATE, message);
+        false
+    }
 }
 
 /// Stops the Pod `id` (Terminating until its worker is done) without

@@ -17,6 +17,8 @@ use jiff::Timestamp;
 use okonomi_knative::{Revision, keys};
 use serde_json::{Value, json};
 
+use crate::kubelet::objects;
+
 /// The container name Knative gives the user's container.
 pub const USER_CONTAINER: &str = "user-container";
 
@@ -231,8 +233,15 @@ pub struct Counts {
 /// The revision's Deployment.
 pub fn make_deployment(meta: &RevisionMeta, counts: &Counts, now: &str) -> Value {
     let available = counts.ready >= counts.desired;
+    // A Pod the API refused is the ReplicaSet's failure, not the rollout's.
+    let replica_failure = counts
+        .failure
+        .as_ref()
+        .filter(|(reason, _)| reason == objects::FAILED_CREATE);
     let (progressing, progressing_reason, progressing_message) = match &counts.failure {
-        Some((reason, message)) if counts.ready == 0 => (false, reason.as_str(), message.as_str()),
+        Some((reason, message)) if counts.ready == 0 && replica_failure.is_none() => {
+            (false, reason.as_str(), message.as_str())
+        }
         _ if counts.ever_ready || counts.desired == 0 => (
             true,
             "NewReplicaSetAvailable",
@@ -240,6 +249,33 @@ pub fn make_deployment(meta: &RevisionMeta, counts: &Counts, now: &str) -> Value
         ),
         _ => (true, "ReplicaSetUpdated", "ReplicaSet is progressing."),
     };
+    let mut conditions = vec![
+        condition(
+            "Available",
+            available,
+            if available {
+                "MinimumReplicasAvailable"
+            } else {
+                "MinimumReplicasUnavailable"
+            },
+            if available {
+                "Deployment has minimum availability."
+            } else {
+                "Deployment does not have minimum availability."
+            },
+            now,
+        ),
+        condition(
+            "Progressing",
+            progressing,
+            progressing_reason,
+            progressing_message,
+            now,
+        ),
+    ];
+    if let Some((reason, message)) = replica_failure {
+        conditions.push(condition("ReplicaFailure", true, reason, message, now));
+    }
     json!({
         "apiVersion": "apps/v1",
         "kind": "Deployment",
@@ -268,16 +304,7 @@ pub fn make_deployment(meta: &RevisionMeta, counts: &Counts, now: &str) -> Value
             "readyReplicas": counts.ready,
             "availableReplicas": counts.ready,
             "unavailableReplicas": counts.pods.saturating_sub(counts.ready),
-            "conditions": [
-                condition(
-                    "Available",
-                    available,
-                    if available { "MinimumReplicasAvailable" } else { "MinimumReplicasUnavailable" },
-                    if available { "Deployment has minimum availability." } else { "Deployment does not have minimum availability." },
-                    now,
-                ),
-                condition("Progressing", progressing, progressing_reason, progressing_message, now),
-            ],
+            "conditions": conditions,
         },
     })
 }

@@ -33,7 +33,12 @@ use crate::kubelet::{KubeletSettings, RUNTIME_ANNOTATION, RuntimeKind, binaries,
 pub fn conditions(pool: &DeploymentStatus, previously_ready: bool) -> Vec<Condition> {
     if pool.ready == 0
         && let Some((why, message)) = &pool.failure
-        && (why == objects::CREATE_CONTAINER_CONFIG_ERROR || why == objects::FAILED_MOUNT)
+        && [
+            objects::CREATE_CONTAINER_CONFIG_ERROR,
+            objects::FAILED_MOUNT,
+            objects::FAILED_CREATE,
+        ]
+        .contains(&why.as_str())
     {
         return config_error_conditions(why, message);
     }

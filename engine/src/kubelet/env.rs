@@ -246,7 +246,7 @@ pub fn lookup(
             "{} {name:?} not found",
             kind.lower()
         ))),
-        Err(problem) => Err(ConfigError::env(problem)),
+        Err(problem) => Err(ConfigError::env(problem.to_string())),
     }
 }
 
@@ -378,6 +378,7 @@ mod tests {
     use std::collections::HashMap;
 
     use super::*;
+    use crate::kubelet::objects::ReadError;
     use serde_json::json;
 
     #[derive(Default)]
@@ -400,9 +401,12 @@ mod tests {
             kind: SourceKind,
             namespace: &str,
             name: &str,
-        ) -> Result<Option<KeyValues>, String> {
+        ) -> Result<Option<KeyValues>, ReadError> {
             assert_eq!(namespace, "team");
             Ok(self.0.get(&(kind, name.to_string())).cloned())
+        }
+        fn service_account_exists(&self, _: &str, _: &str) -> Result<bool, ReadError> {
+            Ok(true)
         }
     }
 

@@ -1,8 +1,10 @@
 //! What the kubelet reads from the API server to set a Pod's configuration
 //! up: ConfigMaps and Secrets (Kubernetes' kubelet has a ConfigMap and a
-//! Secret manager for the same), and the news that one of them changed, so
-//! that a Pod waiting for a missing object starts as soon as it exists and
-//! mounted files follow their object.
+//! Secret manager for the same), whether the Pod's ServiceAccount exists
+//! (Kubernetes' ServiceAccount admission refuses a Pod whose account does
+//! not), and the news that one of them changed, so that a Pod waiting for a
+//! missing object starts as soon as it exists and mounted files follow
+//! their object.
 //!
 //! Values read here are the user's secrets: nothing in this module or its
 //! callers puts a value in a log line, an error or a `Debug` output.
@@ -91,17 +93,44 @@ impl ConfigError {
     }
 }
 
-/// Where the kubelet reads ConfigMaps and Secrets.
+/// An object that exists but could not be read; the message names it and
+/// says why, never what it holds.
+#[derive(Debug, thiserror::Error)]
+#[error("reading {kind} {namespace}/{name}: {source}")]
+pub struct ReadError {
+    kind: &'static str,
+    namespace: String,
+    name: String,
+    #[source]
+    source: Box<okonomi_apiserver::Error>,
+}
+
+/// Where the kubelet reads ConfigMaps, Secrets and ServiceAccounts.
 pub trait ConfigObjects: Send + Sync + 'static {
     /// The object `namespace/name` of `kind`, `Ok(None)` when it does not
-    /// exist. The error says why it could not be read, without values.
+    /// exist.
     fn get(
         &self,
         kind: SourceKind,
         namespace: &str,
         name: &str,
-    ) -> Result<Option<KeyValues>, String>;
+    ) -> Result<Option<KeyValues>, ReadError>;
+
+    /// Whether the ServiceAccount `namespace/name` exists.
+    fn service_account_exists(&self, namespace: &str, name: &str) -> Result<bool, ReadError>;
 }
+
+/// Kubernetes' message for a Pod refused because its ServiceAccount is
+/// missing (the ReplicaSet's `FailedCreate`).
+pub fn missing_service_account(pod: &str, namespace: &str, account: &str) -> String {
+    format!(
+        "pods \"{pod}\" is forbidden: error looking up service account \
+         {namespace}/{account}: serviceaccount \"{account}\" not found"
+    )
+}
+
+/// The reason a ReplicaSet gives when it cannot create a Pod.
+pub const FAILED_CREATE: &str = "FailedCreate";
 
 /// The kubelet's access to ConfigMaps and Secrets, and the news that one
 /// changed (a counter that moves on every change).
@@ -109,7 +138,8 @@ pub trait ConfigObjects: Send + Sync + 'static {
 pub struct ConfigSource {
     /// Where objects are read.
     pub objects: Arc<dyn ConfigObjects>,
-    /// Moves whenever a ConfigMap or Secret is written or deleted.
+    /// Moves whenever a ConfigMap, Secret or ServiceAccount is written or
+    /// deleted.
     pub changes: watch::Receiver<u64>,
 }
 
@@ -120,13 +150,17 @@ impl fmt::Debug for ConfigSource {
 }
 
 impl ConfigSource {
-    /// A source of no object that never changes (for Pods whose spec needs
-    /// none, and for tests).
+    /// A source of no ConfigMap or Secret, where every ServiceAccount
+    /// exists, that never changes (for Pods whose spec needs none, and for
+    /// tests).
     pub fn none() -> Self {
         struct Nothing;
         impl ConfigObjects for Nothing {
-            fn get(&self, _: SourceKind, _: &str, _: &str) -> Result<Option<KeyValues>, String> {
+            fn get(&self, _: SourceKind, _: &str, _: &str) -> Result<Option<KeyValues>, ReadError> {
                 Ok(None)
+            }
+            fn service_account_exists(&self, _: &str, _: &str) -> Result<bool, ReadError> {
+                Ok(true)
             }
         }
         let (_, changes) = watch::channel(0);
@@ -136,7 +170,8 @@ impl ConfigSource {
         }
     }
 
-    /// Reads from `store`, and follows its ConfigMaps and Secrets until
+    /// Reads from `store`, and follows its ConfigMaps, Secrets and
+    /// ServiceAccounts until
     /// `stop` (a task of its own).
     pub fn follow(store: Store, stop: tokio_util::sync::CancellationToken) -> Self {
         let (tx, changes) = watch::channel(0u64);
@@ -147,7 +182,11 @@ impl ConfigSource {
                 resource_version: Some(watched.resource_version()),
                 ..Default::default()
             };
-            let streams = [ResourceType::config_map(), ResourceType::secret()]
+            let streams = [
+                ResourceType::config_map(),
+                ResourceType::secret(),
+                ResourceType::service_account(),
+            ]
                 .iter()
                 .filter_map(|rt| match watched.watch(rt, &options) {
                     Ok(stream) => Some(stream),
@@ -181,16 +220,36 @@ impl ConfigObjects for Store {
         kind: SourceKind,
         namespace: &str,
         name: &str,
-    ) -> Result<Option<KeyValues>, String> {
+    ) -> Result<Option<KeyValues>, ReadError> {
         let rt = match kind {
             SourceKind::ConfigMap => ResourceType::config_map(),
             SourceKind::Secret => ResourceType::secret(),
         };
-        match Store::get(self, &rt, namespace, name) {
-            Ok(object) => Ok(Some(key_values(kind, &object))),
-            Err(e) if e.is_not_found() => Ok(None),
-            Err(e) => Err(format!("reading {} {namespace}/{name}: {e}", kind.lower())),
-        }
+        Ok(read(self, &rt, kind.lower(), namespace, name)?.map(|o| key_values(kind, &o)))
+    }
+
+    fn service_account_exists(&self, namespace: &str, name: &str) -> Result<bool, ReadError> {
+        let rt = ResourceType::service_account();
+        Ok(read(self, &rt, "serviceaccount", namespace, name)?.is_some())
+    }
+}
+
+fn read(
+    store: &Store,
+    rt: &ResourceType,
+    kind: &'static str,
+    namespace: &str,
+    name: &str,
+) -> Result<Option<Value>, ReadError> {
+    match store.get(rt, namespace, name) {
+        Ok(object) => Ok(Some(object)),
+        Err(e) if e.is_not_found() => Ok(None),
+        Err(source) => Err(ReadError {
+            kind,
+            namespace: namespace.into(),
+            name: name.into(),
+            source: Box::new(source),
+        }),
     }
 }
 

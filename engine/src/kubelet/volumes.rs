@@ -457,13 +457,22 @@ mod tests {
     use std::collections::HashMap;
 
     use super::*;
+    use crate::kubelet::objects::ReadError;
     use serde_json::json;
 
     struct Objects(HashMap<(SourceKind, String), KeyValues>);
 
     impl ConfigObjects for Objects {
-        fn get(&self, kind: SourceKind, _: &str, name: &str) -> Result<Option<KeyValues>, String> {
+        fn get(
+            &self,
+            kind: SourceKind,
+            _: &str,
+            name: &str,
+        ) -> Result<Option<KeyValues>, ReadError> {
             Ok(self.0.get(&(kind, name.to_string())).cloned())
+        }
+        fn service_account_exists(&self, _: &str, _: &str) -> Result<bool, ReadError> {
+            Ok(true)
         }
     }
 
