@@ -2,8 +2,9 @@
 //! shows a scale from zero and a scale to zero as Pending → Running →
 //! Terminating → gone; `logs` reads a Pod's container log (by name and by
 //! `-l serving.knative.dev/service=NAME`); `port-forward` reaches the Pod;
-//! `get deploy,kpa` and `get events --field-selector` show the revision's
-//! objects and what happened to them.
+//! `describe ksvc` shows the Service's Events; `get deploy,kpa` and `get
+//! events --field-selector` show the revision's objects and what happened
+//! to them.
 
 #![allow(clippy::unwrap_used)]
 
@@ -23,11 +24,8 @@ use support::{get_body, quick_idle_engine, wait_ready};
 /// Where the Google Cloud SDK keeps the versioned kubectl binaries.
 const KUBECTL_DIR: &str = "/usr/lib/google-cloud-sdk/bin";
 
-fn kubectl_binary(version: Option<&str>) -> PathBuf {
-    let path = match version {
-        None => PathBuf::from("/usr/bin/kubectl"),
-        Some(v) => Path::new(KUBECTL_DIR).join(format!("kubectl.{v}")),
-    };
+fn kubectl_binary(version: &str) -> PathBuf {
+    let path = Path::new(KUBECTL_DIR).join(format!("kubectl.{version}"));
     assert!(
         path.exists(),
         "{} is missing: install the Debian package `kubectl` (Google Cloud SDK repository), \
@@ -45,7 +43,7 @@ struct Cluster {
 }
 
 impl Cluster {
-    async fn start(version: Option<&str>) -> Cluster {
+    async fn start(version: &str) -> Cluster {
         let dir = tempfile::tempdir().unwrap();
         let state = dir.path().join("state");
         std::fs::create_dir_all(&state).unwrap();
@@ -134,7 +132,7 @@ fn pod_names(engine: &Engine, revision: &str) -> Vec<String> {
         .collect()
 }
 
-async fn scenario(version: Option<&str>) {
+async fn scenario(version: &str) {
     let cluster = Cluster::start(version).await;
     // Watch before anything exists: every Pod shows from its first state.
     let mut watch = cluster
@@ -205,6 +203,14 @@ async fn scenario(version: Option<&str>) {
     assert_eq!(by_label.lines().count(), 1, "{by_label}");
     assert!(by_label.starts_with("20"), "{by_label}");
     port_forward(&cluster, &first).await;
+    let described = cluster.kubectl(&["describe", "ksvc", "hello"]).await;
+    for said in [
+        "Events:",
+        r#"Created Configuration "hello""#,
+        r#"Created Route "hello""#,
+    ] {
+        assert!(described.contains(said), "{said} not in {described}");
+    }
     let objects = cluster.kubectl(&["get", "deploy,kpa", "-o", "name"]).await;
     assert!(
         objects.contains("deployment.apps/hello-00001-deployment"),
@@ -306,15 +312,15 @@ async fn port_forward(cluster: &Cluster, pod: &str) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kubectl_1_33_watches_pods_come_and_go() {
-    scenario(None).await;
+    scenario("1.33").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kubectl_1_28_watches_pods_come_and_go() {
-    scenario(Some("1.28")).await;
+    scenario("1.28").await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kubectl_1_27_watches_pods_come_and_go() {
-    scenario(Some("1.27")).await;
+    scenario("1.27").await;
 }

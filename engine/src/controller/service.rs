@@ -73,10 +73,12 @@ pub fn make_route(service: &Service) -> Route {
     route
 }
 
-/// Creates `desired` or updates the stored object's spec, labels and
-/// annotations when they differ. Returns the stored object.
+/// Creates `desired` (with the `Created` Event on `parent` that Knative's
+/// service controller records) or updates the stored object's spec, labels
+/// and annotations when they differ. Returns the stored object.
 async fn apply_child<T>(
     ctx: &Context,
+    parent: &super::events::InvolvedObject,
     rt: &ResourceType,
     namespace: &str,
     desired: &T,
@@ -107,6 +109,13 @@ where
                 .create(rt, encode(desired)?)
                 .await
                 .map_err(|e| super::Error::api("creating", rt, namespace, &name, e))?;
+            ctx.recorder.record(
+                parent,
+                super::events::EventType::Normal,
+                "Created",
+                &format!("Created {} {name:?}", rt.kind),
+                "service-controller",
+            );
             decode(stored)
         }
         Err(e) => Err(super::Error::api("reading", rt, namespace, &name, e)),
@@ -123,9 +132,11 @@ pub async fn reconcile(ctx: &Arc<Context>, namespace: &str, name: &str) -> Recon
     };
     let service: Service = decode(stored.clone())?;
 
+    let parent = super::events::InvolvedObject::of(&rt, &stored);
     let desired_cfg = make_configuration(&service);
     let configuration = apply_child(
         ctx,
+        &parent,
         &ResourceType::knative_configuration(),
         namespace,
         &desired_cfg,
@@ -146,6 +157,7 @@ pub async fn reconcile(ctx: &Arc<Context>, namespace: &str, name: &str) -> Recon
     let desired_route = make_route(&service);
     let route = apply_child(
         ctx,
+        &parent,
         &ResourceType::knative_route(),
         namespace,
         &desired_route,
