@@ -17,7 +17,7 @@ need docker-registry docker-registry
 need curl curl
 build_engine
 cargo build --quiet -p okonomi-cli  # the CLI only builds the image: debug is enough
-OKONOMI="$ROOT/target/debug/okonomi"
+OKONOMI="${CARGO_TARGET_DIR:-$ROOT/target}/debug/okonomi"
 
 # A registry on loopback and hello's image in it.
 REG_PORT=$(free_port)

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Density: 1,000 services deployed with kubectl and kept at zero instances
-# (initial-scale 0), then the engine's memory and how long
-# `kubectl get ksvc -A` takes.
+# (initial-scale 0), with their Deployments and PodAutoscalers (and no
+# Pods), then the engine's memory and how long `kubectl get ksvc -A` takes.
 #
 # Usage: bench/engine/many.sh
 # Knobs: SERVICES=1000
@@ -60,7 +60,11 @@ for i in 1 2 3; do
     t0=$(date +%s.%N); kubectl get ksvc -A >/dev/null; t1=$(date +%s.%N)
     python3 -c "print(($t1 - $t0) * 1000)" >>"$WORK/get.txt"
 done
+deployments=$(kubectl get deployments -A --no-headers 2>/dev/null | wc -l)
+autoscalers=$(kubectl get kpa -A --no-headers 2>/dev/null | wc -l)
+pods=$(kubectl get pods -A --no-headers 2>/dev/null | wc -l)
 echo "density ($(date -u +%F), $(nproc) cores): $ready/$SERVICES services Ready with $instances instances"
+echo "objects below them: $deployments Deployments, $autoscalers PodAutoscalers, $pods Pods"
 python3 -c "print(f'kubectl apply of $SERVICES services: {($applied - $start):.1f} s; all Ready after {($all_ready - $start):.1f} s')"
 echo "engine RSS: idle $IDLE KiB, with $SERVICES services $(rss_kib "$ENGINE_PID") KiB"
 echo "kubectl get ksvc -A: median $(percentile "$WORK/get.txt" 50) ms of 3"
