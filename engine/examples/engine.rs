@@ -3,7 +3,7 @@
 //!
 //! ```text
 //! cargo run -p okonomi-engine --example engine -- \
-//!     [--state DIR] [--http ADDR] [--api ADDR] [--autoscaler FILE] [--runtime process|container] \
+//!     [--state DIR] [--http ADDR] [--api ADDR] [--autoscaler FILE] [--config DIR] [--runtime process|container] \
 //!     [--profile release|dev] [--deploy NAME=IMAGE[,port=h2c][,ANNOTATION=VALUE...]]...
 //! ```
 //!
@@ -24,7 +24,7 @@ use serde_json::json;
 
 fn usage(message: &str) -> ! {
     eprintln!(
-        "{message}\nusage: engine [--state DIR] [--http ADDR] [--api ADDR] [--autoscaler FILE] [--runtime process|container] [--profile PROFILE] [--deploy NAME=IMAGE[,KEY=VALUE...]]..."
+        "{message}\nusage: engine [--state DIR] [--http ADDR] [--api ADDR] [--autoscaler FILE] [--config DIR] [--runtime process|container] [--profile PROFILE] [--deploy NAME=IMAGE[,KEY=VALUE...]]..."
     );
     std::process::exit(2)
 }
@@ -52,6 +52,7 @@ async fn main() {
                     .unwrap_or_else(|_| usage("--api: not an address"))
             }
             "--autoscaler" => config.autoscaler_config = Some(value().into()),
+            "--config" => config.knative_config_dir = Some(value().into()),
             "--runtime" => {
                 config.runtime = RuntimeKind::parse(&value())
                     .unwrap_or_else(|| usage("--runtime: process or container"))

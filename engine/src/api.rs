@@ -10,10 +10,10 @@ use std::sync::Arc;
 use okonomi_apiserver::http::Api;
 use okonomi_apiserver::tls::{Credentials, serve_tls};
 use okonomi_apiserver::{Admission, AdmissionRequest, Operation, ResourceType, StatusCause, Store};
-use okonomi_knative::ValidationConfig;
 use okonomi_knative::admission::{KnativeKind, Write, admit};
 use serde_json::Value;
 use tokio::net::TcpListener;
+use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 use futures::future::BoxFuture;
@@ -26,6 +26,7 @@ use crate::dataplane::RevisionKey;
 use crate::engine::EngineConfig;
 use crate::error::{Error, Result};
 use crate::kubelet::pod_logs;
+use crate::serving_config::ServingConfig;
 
 /// Where the API server listens and how to authenticate.
 #[derive(Debug, Clone)]
@@ -41,23 +42,37 @@ pub struct ApiHandle {
 }
 
 /// Knative's defaulting and validation (from okonomi-knative) for the four
-/// serving kinds; other kinds pass unchanged.
-#[derive(Debug, Clone, Default)]
+/// serving kinds, with the settings of Knative's ConfigMaps as they are at
+/// the write; and Knative's ConfigMap webhook for those ConfigMaps. Other
+/// kinds pass unchanged.
+#[derive(Debug, Clone)]
 pub struct KnativeAdmission {
-    config: ValidationConfig,
+    config: watch::Receiver<Arc<ServingConfig>>,
 }
 
 impl KnativeAdmission {
-    /// Admission with the engine's autoscaler limits.
-    pub fn new(autoscaler: &crate::autoscaler::AutoscalerConfig) -> Self {
-        Self {
-            config: ValidationConfig {
-                allow_zero_initial_scale: autoscaler.allow_zero_initial_scale,
-                max_scale_limit: autoscaler.max_scale_limit,
-                ..ValidationConfig::default()
-            },
-        }
+    /// Admission that reads the latest of `config`.
+    pub fn new(config: watch::Receiver<Arc<ServingConfig>>) -> Self {
+        Self { config }
     }
+}
+
+/// Knative's ConfigMap webhook: a `config-*` ConfigMap in `knative-serving`
+/// must parse as Knative parses it.
+fn admit_serving_config(object: &Value) -> Result<(), Vec<StatusCause>> {
+    let namespace = object["metadata"]["namespace"].as_str().unwrap_or_default();
+    let name = object["metadata"]["name"].as_str().unwrap_or_default();
+    if !crate::serving_config::is_serving_config(namespace, name) {
+        return Ok(());
+    }
+    let (data, annotations) = crate::serving_config::data_of(object);
+    crate::serving_config::validate(name, &data, &annotations).map_err(|e| {
+        vec![StatusCause {
+            reason: "FieldValueInvalid".into(),
+            message: format!("validation failed: {e}"),
+            field: "data".into(),
+        }]
+    })
 }
 
 impl Admission for KnativeAdmission {
@@ -66,6 +81,9 @@ impl Admission for KnativeAdmission {
         request: &AdmissionRequest<'_>,
         object: &mut Value,
     ) -> Result<(), Vec<StatusCause>> {
+        if request.resource.group.is_empty() && request.resource.kind == "ConfigMap" {
+            return admit_serving_config(object);
+        }
         if request.resource.group != okonomi_knative::keys::GROUP {
             return Ok(());
         }
@@ -77,7 +95,8 @@ impl Admission for KnativeAdmission {
             Operation::Update => Write::Update,
             Operation::UpdateStatus => Write::UpdateStatus,
         };
-        admit(kind, write, request.old, object, &self.config).map_err(|errors| {
+        let config = self.config.borrow().clone();
+        admit(kind, write, request.old, object, &config.validation).map_err(|errors| {
             errors
                 .0
                 .into_iter()
@@ -92,8 +111,8 @@ impl Admission for KnativeAdmission {
 }
 
 /// The admission the engine installs into its store.
-pub fn admission(autoscaler: &crate::autoscaler::AutoscalerConfig) -> Arc<dyn Admission> {
-    Arc::new(KnativeAdmission::new(autoscaler))
+pub fn admission(config: watch::Receiver<Arc<ServingConfig>>) -> Arc<dyn Admission> {
+    Arc::new(KnativeAdmission::new(config))
 }
 
 /// The Deployment whose Pod `object` (as stored) is.

@@ -1,6 +1,7 @@
 //! Starting and stopping the whole engine: the store, the API server, the
 //! controllers and the data plane.
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::{Arc, RwLock};
@@ -8,7 +9,7 @@ use std::time::Duration;
 
 use okonomi_apiserver::{ListOptions, ResourceType, Store, WriteOptions};
 use tokio::net::TcpListener;
-use tokio::sync::Notify;
+use tokio::sync::{Notify, watch};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tower::ServiceBuilder;
@@ -27,6 +28,8 @@ use crate::dataplane::{RouteTable, server};
 use crate::error::{Error, Result};
 use crate::kubelet::pod_worker::SupervisorTiming;
 use crate::kubelet::{ConfigSource, KubeletSettings, RuntimeKind, leftovers, volumes};
+use crate::serving_config::{self, ServingConfig};
+use okonomi_knative::cluster_config::{self, CONFIG_AUTOSCALER};
 
 /// How the engine is set up. [`EngineConfig::default`] gives the defaults of
 /// `okonomi up`.
@@ -44,9 +47,14 @@ pub struct EngineConfig {
     /// Domain of service URLs: `http://NAME.NAMESPACE.DOMAIN`. Default
     /// `localhost`.
     pub domain: String,
-    /// A `config-autoscaler` YAML file with the autoscaler's defaults; `None`
-    /// keeps Knative's.
+    /// A `config-autoscaler` YAML file (a ConfigMap, or a map of its keys)
+    /// whose settings are written into `knative-serving/config-autoscaler`
+    /// at start; `None` keeps what is stored (Knative's defaults at first).
     pub autoscaler_config: Option<PathBuf>,
+    /// A directory of Knative `config-*` ConfigMap YAML files whose `data`
+    /// is written over the stored ConfigMaps at start (`okonomi up
+    /// --config DIR`).
+    pub knative_config_dir: Option<PathBuf>,
     /// Runtime for images: the process runtime (default) or podman.
     pub runtime: RuntimeKind,
     /// Directory `okonomi://PATH` references are relative to. Default: the
@@ -85,6 +93,7 @@ impl Default for EngineConfig {
             http_addr: SocketAddr::from(([127, 0, 0, 1], 8080)),
             domain: "localhost".into(),
             autoscaler_config: None,
+            knative_config_dir: None,
             runtime: RuntimeKind::Process,
             source_root: std::env::current_dir().unwrap_or_else(|_| PathBuf::from(".")),
             build_profile: "dev".into(),
@@ -109,6 +118,78 @@ pub struct Engine {
     config: EngineConfig,
 }
 
+impl EngineConfig {
+    /// The settings to write into Knative's ConfigMaps at start (name →
+    /// keys): every `*.yaml`/`*.yml` ConfigMap of `knative_config_dir`, then
+    /// the `autoscaler_config` file over `config-autoscaler`.
+    fn knative_settings(&self) -> Result<BTreeMap<String, BTreeMap<String, String>>> {
+        let mut settings: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
+        if let Some(dir) = &self.knative_config_dir {
+            let entries = std::fs::read_dir(dir).map_err(io(format!(
+                "reading the Knative config dir {}",
+                dir.display()
+            )))?;
+            let mut files: Vec<PathBuf> = entries
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.extension().is_some_and(|x| x == "yaml" || x == "yml"))
+                .collect();
+            files.sort();
+            for file in files {
+                for (name, data) in config_maps_in(&file)? {
+                    settings.entry(name).or_default().extend(data);
+                }
+            }
+        }
+        if let Some(path) = &self.autoscaler_config {
+            settings
+                .entry(CONFIG_AUTOSCALER.to_owned())
+                .or_default()
+                .extend(
+                    AutoscalerConfig::load_settings(path)?
+                        .into_iter()
+                        .filter(|(key, _)| key != cluster_config::EXAMPLE_KEY),
+                );
+        }
+        Ok(settings)
+    }
+}
+
+/// The `config-*` ConfigMaps in one YAML file (one or more documents), by
+/// name with their `data`.
+fn config_maps_in(file: &std::path::Path) -> Result<Vec<(String, BTreeMap<String, String>)>> {
+    let invalid = |message: String| Error::Config {
+        path: file.to_path_buf(),
+        message,
+    };
+    let text = std::fs::read_to_string(file).map_err(io(format!("reading {}", file.display())))?;
+    let documents: Vec<serde_json::Value> =
+        serde_saphyr::from_multiple(&text).map_err(|e| invalid(format!("not valid YAML: {e}")))?;
+    let mut found = Vec::new();
+    for document in documents.into_iter().filter(|d| !d.is_null()) {
+        let name = document["metadata"]["name"].as_str().unwrap_or_default();
+        if document["kind"] != "ConfigMap" || serving_config::shipped(name).is_none() {
+            return Err(invalid(format!(
+                "expected Knative ConfigMaps ({}), found {} {name:?}",
+                serving_config::NAMES.join(", "),
+                document["kind"].as_str().unwrap_or("no kind"),
+            )));
+        }
+        let mut data = BTreeMap::new();
+        for (key, value) in document["data"].as_object().into_iter().flatten() {
+            let Some(value) = value.as_str() else {
+                return Err(invalid(format!(
+                    "{name}: data.{key} must be a string (quote it: \"{value}\")"
+                )));
+            };
+            if key != cluster_config::EXAMPLE_KEY {
+                data.insert(key.clone(), value.to_owned());
+            }
+        }
+        found.push((name.to_owned(), data));
+    }
+    Ok(found)
+}
+
 /// Creates `dir` readable by the engine's user alone.
 async fn create_private_dir(dir: &std::path::Path) -> std::io::Result<()> {
     use std::os::unix::fs::PermissionsExt;
@@ -131,15 +212,19 @@ impl Engine {
                 "creating the state dir {}",
                 config.state_dir.display()
             )))?;
-        let autoscaler = match &config.autoscaler_config {
-            Some(path) => AutoscalerConfig::load(path)?,
-            None => AutoscalerConfig::default(),
-        };
+        let settings = config.knative_settings()?;
+        // Admission reads Knative's ConfigMaps as they are at each write;
+        // the follower below keeps them current.
+        let (serving_config, serving_config_rx) =
+            watch::channel(Arc::new(ServingConfig::default()));
         let db = config.state_dir.join("okonomi.db");
         let store = Store::open(&db)
             .await
             .map_err(|e| Error::Api(format!("opening {}: {e}", db.display())))?
-            .with_admission(crate::api::admission(&autoscaler));
+            .with_admission(crate::api::admission(serving_config_rx.clone()));
+        serving_config::seed(&store, &settings)
+            .await
+            .map_err(|e| Error::KnativeConfig(Box::new(e)))?;
         let controller_store = store.with_write_options(WriteOptions {
             field_manager: Some("okonomi-engine".into()),
             ..WriteOptions::default()
@@ -167,6 +252,7 @@ impl Engine {
         }
 
         let shutdown = CancellationToken::new();
+        serving_config::follow(store.clone(), serving_config, shutdown.child_token());
         let metrics = Arc::new(Metrics::default());
         // Pods are the engine's own: those a previous run left are gone.
         remove_stale_pods(&controller_store).await;
@@ -198,7 +284,7 @@ impl Engine {
                     },
                     config: ConfigSource::follow(store.clone(), shutdown.child_token()),
                 },
-                autoscaler,
+                config: serving_config_rx.clone(),
                 queue_depth: config.queue_depth,
             },
             metrics.clone(),
@@ -257,7 +343,16 @@ impl Engine {
                     .service(Proxy::default()),
             )
         };
+        let reconfigured = revisions.clone();
+        let mut config_changes = serving_config_rx;
+        let reconfigure = async move {
+            while config_changes.changed().await.is_ok() {
+                let config = config_changes.borrow_and_update().clone();
+                reconfigured.reconfigure(&config.autoscaler);
+            }
+        };
         let tasks = vec![
+            tokio::spawn(reconfigure),
             tokio::spawn(writer.clone().run(writer_stop.clone())),
             tokio::spawn(recorder.expire(store.clone(), shutdown.child_token())),
             tokio::spawn(server::serve(

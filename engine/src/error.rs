@@ -14,6 +14,10 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    /// Knative's ConfigMaps could not be set up (or a setting given at
+    /// start is refused as Knative refuses it).
+    #[error("Knative's ConfigMaps: {0}")]
+    KnativeConfig(#[source] Box<crate::serving_config::SeedError>),
     /// A configuration file is invalid.
     #[error("invalid config {}: {message}", path.display())]
     Config {

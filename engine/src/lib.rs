@@ -29,8 +29,9 @@
 //!   2 s from the concurrency the data plane observes;
 //! - the [`kubelet`], running Pods: an image's entrypoint run as a process (pulled by
 //!   digest, unpacked once), the image under podman, or an `okonomi://PATH`
-//!   crate built with cargo on deploy. Each instance's output is kept under
-//!   `STATE/logs/NAMESPACE/SERVICE/REVISION/` ([`read_service_logs`]).
+//!   crate built with cargo on deploy. Each Pod's output is kept under
+//!   `STATE/logs/NAMESPACE/SERVICE/REVISION/` and read through `pods/log`
+//!   ([`kubelet::pod_logs`]).
 
 // Tests may unwrap: a panic is their failure report.
 #![cfg_attr(test, allow(clippy::unwrap_used))]
@@ -42,8 +43,8 @@ pub mod dataplane;
 pub mod engine;
 pub mod error;
 pub mod kubelet;
+pub mod serving_config;
 
 pub use engine::{Engine, EngineConfig, run};
 pub use error::{Error, Result};
 pub use kubelet::RuntimeKind;
-pub use kubelet::logs::read_service_logs;

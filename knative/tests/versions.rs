@@ -170,3 +170,75 @@ fn feature_flags_are_read_as_knative_reads_them() {
         "kourier.ingress.networking.knative.dev"
     );
 }
+
+#[test]
+fn config_defaults_is_read_and_checked_as_knative_does() {
+    use cluster_config::{ConfigMapError, defaults};
+    let d = defaults(&data(&[])).unwrap();
+    assert_eq!(d, cluster_config::Defaults::default());
+    assert_eq!(
+        (d.revision_timeout_seconds, d.max_revision_timeout_seconds),
+        (300, 600)
+    );
+    let d = defaults(&data(&[
+        ("revision-timeout-seconds", "120"),
+        ("container-concurrency", "10"),
+        ("enable-service-links", "default"),
+    ]))
+    .unwrap();
+    assert_eq!(d.revision_timeout_seconds, 120);
+    assert_eq!(d.container_concurrency, 10);
+    assert_eq!(d.enable_service_links, None);
+    for (pairs, message) in [
+        (
+            &[("revision-timeout-seconds", "x")][..],
+            r#"failed to parse "revision-timeout-seconds": strconv.ParseInt: parsing "x": invalid syntax"#,
+        ),
+        (
+            &[("revision-timeout-seconds", "700")][..],
+            "revision-timeout-seconds (700) cannot be greater than max-revision-timeout-seconds (600)",
+        ),
+        (
+            &[("revision-idle-timeout-seconds", "400")][..],
+            "revision-idle-timeout-seconds (400) cannot be greater than revision-timeout-seconds (300)",
+        ),
+        (
+            &[("container-concurrency", "1001")][..],
+            "expected 0 <= 1001 <= 1000: container-concurrency",
+        ),
+        (
+            &[("container-concurrency-max-limit", "0")][..],
+            "expected 1 <= 0 <= 2147483647: container-concurrency-max-limit",
+        ),
+    ] {
+        assert_eq!(defaults(&data(pairs)).unwrap_err().to_string(), message);
+    }
+    assert!(matches!(
+        defaults(&data(&[("container-name-template", "{{.Name}}")])),
+        Err(ConfigMapError::Unsupported { .. })
+    ));
+}
+
+#[test]
+fn an_edited_example_is_refused_as_knative_s_webhook_refuses_it() {
+    // Knative's checksum: CRC-32 of the trimmed text, newline runs as `\n`.
+    let example = "\n# a comment\n\n\nkey: value\n";
+    let sum = cluster_config::example_checksum(example);
+    assert_eq!(
+        sum,
+        cluster_config::example_checksum("# a comment\nkey: value")
+    );
+    assert_ne!(
+        sum,
+        cluster_config::example_checksum("# a comment\nkey: other")
+    );
+    let annotations = data(&[(cluster_config::EXAMPLE_CHECKSUM_ANNOTATION, sum.as_str())]);
+    cluster_config::check_example(&data(&[("_example", example)]), &annotations).unwrap();
+    let error =
+        cluster_config::check_example(&data(&[("_example", "edited")]), &annotations).unwrap_err();
+    assert!(
+        error
+            .to_string()
+            .starts_with(r#"the update modifies a key in "_example""#)
+    );
+}

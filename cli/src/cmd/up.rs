@@ -20,6 +20,8 @@ Examples:
   curl -H 'Host: hello.default.localhost' http://127.0.0.1:8080/
   kubectl --context okonomi get ksvc
   okonomi up --api-port 0 --http-port 0    free ports (printed on start)
+  okonomi up --config knative-config/      seed Knative's config-* ConfigMaps
+  kubectl edit cm config-autoscaler -n knative-serving    change them live
 
 State (database, TLS material, images, logs) lives in --state-dir, $OKONOMI_HOME or ~/.okonomi.
 The context `okonomi` is merged into the first file of $KUBECONFIG (or ~/.kube/config)
@@ -50,6 +52,11 @@ pub struct Args {
     /// Merge the context without making it the current one.
     #[arg(long)]
     pub no_current_context: bool,
+    /// A directory of Knative `config-*` ConfigMap YAML files (config-autoscaler,
+    /// config-defaults, config-features, …) whose settings are written into
+    /// `knative-serving` at start, as `kubectl apply -f DIR` would.
+    #[arg(long = "config", value_name = "DIR")]
+    pub knative_config: Option<PathBuf>,
 }
 
 /// The state directory: the flag / $OKONOMI_HOME, else ~/.okonomi.
@@ -64,6 +71,7 @@ pub async fn run(args: Args, global: &Global) -> anyhow::Result<ExitCode> {
     let mut config = EngineConfig {
         state_dir: state_dir(args.state_dir.clone())?,
         domain: args.domain.clone(),
+        knative_config_dir: args.knative_config.clone(),
         ..EngineConfig::default()
     };
     config.api_addr.set_port(args.api_port);

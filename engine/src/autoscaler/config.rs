@@ -141,18 +141,36 @@ impl AutoscalerConfig {
     /// `data` is used) or a plain map of the same keys. Keys not given keep
     /// Knative's defaults.
     pub fn load(path: &Path) -> Result<Self> {
-        let text = std::fs::read_to_string(path).map_err(|source| Error::Io {
-            context: format!("reading autoscaler config {}", path.display()),
-            source,
-        })?;
-        Self::from_yaml(&text).map_err(|message| Error::Config {
+        let settings = Self::load_settings(path)?;
+        Self::from_settings(&settings).map_err(|message| Error::Config {
             path: path.to_path_buf(),
             message,
         })
     }
 
+    /// The settings of the config file (see [`AutoscalerConfig::load`]),
+    /// checked, as `config-autoscaler` keys.
+    pub fn load_settings(path: &Path) -> Result<BTreeMap<String, String>> {
+        let text = std::fs::read_to_string(path).map_err(|source| Error::Io {
+            context: format!("reading autoscaler config {}", path.display()),
+            source,
+        })?;
+        let invalid = |message| Error::Config {
+            path: path.to_path_buf(),
+            message,
+        };
+        let settings = Self::yaml_settings(&text).map_err(invalid)?;
+        Self::from_settings(&settings).map_err(invalid)?;
+        Ok(settings)
+    }
+
     /// Parses the YAML text of the config file (see [`AutoscalerConfig::load`]).
     pub fn from_yaml(text: &str) -> Result<Self, String> {
+        Self::from_settings(&Self::yaml_settings(text)?)
+    }
+
+    /// The keys of the config file's YAML text, as strings.
+    fn yaml_settings(text: &str) -> Result<BTreeMap<String, String>, String> {
         let value: serde_json::Value =
             serde_saphyr::from_str(text).map_err(|e| format!("not valid YAML: {e}"))?;
         let map = match value.get("data") {
@@ -161,7 +179,7 @@ impl AutoscalerConfig {
         };
         let map = match map {
             serde_json::Value::Object(map) => map,
-            serde_json::Value::Null => return Ok(Self::default()),
+            serde_json::Value::Null => return Ok(BTreeMap::new()),
             other => return Err(format!("expected a map of settings, found {other}")),
         };
         let mut settings = BTreeMap::new();
@@ -172,12 +190,23 @@ impl AutoscalerConfig {
             };
             settings.insert(key, text);
         }
-        Self::from_settings(&settings)
+        Ok(settings)
     }
 
-    /// Applies `config-autoscaler` keys (string values, as in a ConfigMap)
-    /// over the defaults, validating them as Knative does.
+    /// Applies `config-autoscaler` keys (string values) over the defaults,
+    /// validating them as Knative does; a key Knative does not document is
+    /// refused (a typo in the engine's `--autoscaler` file).
     pub fn from_settings(settings: &BTreeMap<String, String>) -> Result<Self, String> {
+        Self::parse(settings, false)
+    }
+
+    /// The `data` of the `config-autoscaler` ConfigMap, read as Knative
+    /// reads it: keys it does not know are ignored, not refused.
+    pub fn from_config_map(data: &BTreeMap<String, String>) -> Result<Self, String> {
+        Self::parse(data, true)
+    }
+
+    fn parse(settings: &BTreeMap<String, String>, ignore_unknown: bool) -> Result<Self, String> {
         let mut config = Self::default();
         for (key, value) in settings {
             let float = || -> Result<f64, String> {
@@ -237,6 +266,7 @@ impl AutoscalerConfig {
                 | "pod-autoscaler-class"
                 | "activator-capacity"
                 | "min-non-zero-replicas" => {}
+                _ if ignore_unknown => {}
                 other => return Err(format!("unknown setting `{other}`")),
             }
         }
@@ -535,14 +565,12 @@ mod tests {
 
     #[test]
     fn reference_configmap_parses_to_knative_defaults() {
-        let text = std::fs::read_to_string(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../testdata/knative_serving/config/core/configmaps/autoscaler.yaml"
-        ))
-        .expect("the reference config-autoscaler (testdata/knative_serving) is readable");
+        let text =
+            crate::serving_config::shipped(okonomi_knative::cluster_config::CONFIG_AUTOSCALER)
+                .unwrap();
         // The reference keeps every setting inside `_example`: uncomment it
         // the way an operator would, so each documented value is checked.
-        let value: serde_json::Value = serde_saphyr::from_str(&text).unwrap();
+        let value: serde_json::Value = serde_saphyr::from_str(text).unwrap();
         let example = value["data"]["_example"].as_str().unwrap();
         let uncommented: String = example
             .lines()
@@ -645,12 +673,10 @@ mod tests {
 
     /// The reference config-autoscaler with its `_example` block applied.
     fn reference_config() -> AutoscalerConfig {
-        let text = std::fs::read_to_string(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/../testdata/knative_serving/config/core/configmaps/autoscaler.yaml"
-        ))
-        .expect("the reference config-autoscaler (testdata/knative_serving) is readable");
-        let value: serde_json::Value = serde_saphyr::from_str(&text).unwrap();
+        let text =
+            crate::serving_config::shipped(okonomi_knative::cluster_config::CONFIG_AUTOSCALER)
+                .unwrap();
+        let value: serde_json::Value = serde_saphyr::from_str(text).unwrap();
         let example = value["data"]["_example"].as_str().unwrap();
         let uncommented: String = example
             .lines()

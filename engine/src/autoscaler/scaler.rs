@@ -38,7 +38,7 @@ pub async fn run(
             ready_instances: throttler.endpoints().len() as u32,
             requests_now: throttler.requests_now(),
         };
-        let decision = kpa::decide(throttler.spec(), &mut state, observation, now);
+        let decision = kpa::decide(&throttler.spec(), &mut state, observation, now);
         throttler.set_decision(
             decision.desired,
             decision.activator_in_path,

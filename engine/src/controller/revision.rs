@@ -28,6 +28,7 @@ use crate::dataplane::upstream::Protocol;
 use crate::dataplane::{RevisionKey, Throttler};
 use crate::kubelet::artifacts::{self, ArtifactCache};
 use crate::kubelet::{KubeletSettings, RUNTIME_ANNOTATION, RuntimeKind, binaries, objects};
+use crate::serving_config::ServingConfig;
 
 /// The conditions a Deployment's status means for its revision.
 pub fn conditions(pool: &DeploymentStatus, previously_ready: bool) -> Vec<Condition> {
@@ -207,13 +208,15 @@ fn record_readiness(
 pub struct RevisionSettings {
     /// How the kubelet runs Pods.
     pub kubelet: KubeletSettings,
-    /// Autoscaler defaults.
-    pub autoscaler: AutoscalerConfig,
+    /// Knative's ConfigMaps as they are now (the autoscaler's settings).
+    pub config: watch::Receiver<Arc<ServingConfig>>,
     /// Requests that may wait per revision in the activator.
     pub queue_depth: usize,
 }
 
 struct Entry {
+    /// The revision as it was started (a revision's spec never changes).
+    revision: Revision,
     deployment: Arc<Deployment>,
     stop: CancellationToken,
     task: JoinHandle<()>,
@@ -264,6 +267,16 @@ impl Revisions {
         }
     }
 
+    /// Gives every running revision the scaling spec `autoscaler` makes of
+    /// it, as Knative's autoscaler applies a changed `config-autoscaler`
+    /// to every PodAutoscaler.
+    pub fn reconfigure(&self, autoscaler: &AutoscalerConfig) {
+        for entry in self.lock().values() {
+            let spec = autoscaler.spec_for_revision(&entry.revision);
+            entry.deployment.throttler().set_spec(spec);
+        }
+    }
+
     /// The Deployment of a revision, if it runs.
     pub fn get(&self, key: &RevisionKey) -> Option<Arc<Deployment>> {
         self.lock().get(key).map(|e| e.deployment.clone())
@@ -292,7 +305,12 @@ impl Revisions {
         let annotations: BTreeMap<String, String> =
             revision.metadata.annotations.clone().unwrap_or_default();
         // Scaling settings, and the request timeouts the data plane reads.
-        let spec = self.settings.autoscaler.spec_for_revision(revision);
+        let spec = self
+            .settings
+            .config
+            .borrow()
+            .autoscaler
+            .spec_for_revision(revision);
         let restored = revision
             .status
             .as_ref()
@@ -426,6 +444,7 @@ impl Revisions {
         entries.insert(
             key,
             Entry {
+                revision: revision.clone(),
                 deployment: deployment.clone(),
                 stop,
                 task,

@@ -128,26 +128,34 @@ pub async fn reconcile(ctx: &Arc<Context>, namespace: &str, name: &str) -> Recon
         {
             Ok(value) => {
                 let revision: Revision = decode(value)?;
-                // Like Knative, a failed revision is not routed to (its
-                // instances would not run as the revision says).
-                let failure = revision
+                // Like Knative, only a Ready revision is routed to: one not
+                // ready yet keeps the Route waiting (Unknown), a failed one
+                // fails it; what was routed before keeps being served.
+                let ready = revision
                     .status
                     .as_ref()
-                    .and_then(|s| s.conditions.get_condition(condition_type::READY))
-                    .filter(|c| c.is_false())
-                    .map(|c| c.message.clone().unwrap_or_default());
-                match failure {
-                    Some(why) => {
+                    .filter(|s| s.observed_generation == revision.metadata.generation)
+                    .and_then(|s| s.conditions.get_condition(condition_type::READY));
+                match ready {
+                    Some(c) if c.is_true() => resolved.push(Resolved {
+                        target: target.clone(),
+                        revision,
+                    }),
+                    Some(c) if c.is_false() => {
+                        let why = c.message.clone().unwrap_or_default();
                         missing.get_or_insert((
                             reason::REVISION_MISSING.to_string(),
                             format!("Revision \"{revision_name}\" failed to become ready: {why}"),
                             true,
                         ));
                     }
-                    None => resolved.push(Resolved {
-                        target: target.clone(),
-                        revision,
-                    }),
+                    _ => {
+                        missing.get_or_insert((
+                            reason::REVISION_MISSING.to_string(),
+                            format!("Revision \"{revision_name}\" is not yet ready."),
+                            false,
+                        ));
+                    }
                 }
             }
             Err(_) => {

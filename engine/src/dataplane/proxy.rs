@@ -142,7 +142,7 @@ impl Service<Leased> for Proxy {
             if protocol == Protocol::H2c {
                 to_h2c(&mut request);
             }
-            let deadlines = Deadlines::starting_now(&target.throttler().spec().request_timeouts);
+            let deadlines = Deadlines::starting_now(&target.throttler().request_timeouts());
             let mut last_error = String::new();
             for _ in 0..ATTEMPTS {
                 let mut upstream = match upstreams.checkout(lease.addr(), protocol).await {

@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU32, AtomicUsize, Ordering}
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use arc_swap::ArcSwap;
 use tokio::sync::{Notify, Semaphore};
 
 use super::RevisionKey;
@@ -29,7 +30,8 @@ pub enum Unavailable {
 pub struct Throttler {
     /// Which revision.
     pub key: RevisionKey,
-    spec: ScalingSpec,
+    /// Swapped whole when `config-autoscaler` changes.
+    spec: ArcSwap<ScalingSpec>,
     protocol: Protocol,
     balancer: Balancer,
     /// Notified when an endpoint or a slot frees up.
@@ -73,7 +75,7 @@ impl Throttler {
         Arc::new(Self {
             key,
             balancer: Balancer::new(spec.container_concurrency),
-            spec,
+            spec: ArcSwap::from_pointee(spec),
             protocol,
             changed: Notify::new(),
             waiting: AtomicUsize::new(0),
@@ -103,9 +105,22 @@ impl Throttler {
         &self.labels
     }
 
-    /// The revision's scaling spec.
-    pub fn spec(&self) -> &ScalingSpec {
-        &self.spec
+    /// The revision's scaling spec now.
+    pub fn spec(&self) -> Arc<ScalingSpec> {
+        self.spec.load_full()
+    }
+
+    /// The revision's request timeouts (read per request: no clone of the
+    /// spec).
+    pub fn request_timeouts(&self) -> crate::autoscaler::RequestTimeouts {
+        self.spec.load().request_timeouts
+    }
+
+    /// Takes a new scaling spec (the autoscaler's settings changed). The
+    /// revision's own settings, such as its container concurrency, do not
+    /// change: a revision is immutable.
+    pub fn set_spec(&self, spec: ScalingSpec) {
+        self.spec.store(Arc::new(spec));
     }
 
     /// How the data plane speaks to the revision's instances.
@@ -167,7 +182,7 @@ impl Throttler {
         self.window
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .observe(now, &self.spec)
+            .observe(now, &self.spec.load())
     }
 
     /// Requests held or in flight right now (a held request is tracked

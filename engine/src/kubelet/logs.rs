@@ -58,18 +58,6 @@ pub async fn pump(
     }
 }
 
-/// Opens (appending) the log file of one instance.
-pub async fn open(dir: &Path, instance: &str) -> std::io::Result<(PathBuf, tokio::fs::File)> {
-    tokio::fs::create_dir_all(dir).await?;
-    let path = dir.join(format!("{instance}.log"));
-    let file = tokio::fs::OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(&path)
-        .await?;
-    Ok((path, file))
-}
-
 /// The directory of a revision's logs under the state dir (grouped by the
 /// service, or configuration, the revision belongs to).
 pub fn revision_dir(state_dir: &Path, namespace: &str, service: &str, revision: &str) -> PathBuf {
@@ -78,34 +66,6 @@ pub fn revision_dir(state_dir: &Path, namespace: &str, service: &str, revision: 
         .join(namespace)
         .join(service)
         .join(revision)
-}
-
-/// Reads the last `tail` lines of every instance log of the revisions of
-/// `service` in `namespace`, oldest first. This reads files only, so `okonomi logs NAME` works from another
-/// process than the engine's.
-pub fn read_service_logs(
-    state_dir: &Path,
-    namespace: &str,
-    service: &str,
-    tail: usize,
-) -> std::io::Result<Vec<String>> {
-    let service_dir = state_dir.join("logs").join(namespace).join(service);
-    let mut lines = Vec::new();
-    let entries = match std::fs::read_dir(&service_dir) {
-        Ok(entries) => entries,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(lines),
-        Err(e) => return Err(e),
-    };
-    for revision in entries.flatten() {
-        for file in std::fs::read_dir(revision.path())?.flatten() {
-            let text = std::fs::read_to_string(file.path())?;
-            lines.extend(text.lines().map(str::to_string));
-        }
-    }
-    // Lines start with an RFC 3339 timestamp: sorting interleaves instances.
-    lines.sort();
-    let skip = lines.len().saturating_sub(tail);
-    Ok(lines.split_off(skip))
 }
 
 #[cfg(test)]
@@ -126,33 +86,5 @@ mod tests {
                 format!("line {}", RING_LINES + 4)
             ]
         );
-    }
-
-    #[tokio::test]
-    async fn logs_are_found_by_service_name() {
-        let dir = tempfile::tempdir().unwrap();
-        let rev_dir = revision_dir(dir.path(), "default", "hello", "hello-00001");
-        let (_, file) = open(&rev_dir, "i1").await.unwrap();
-        let file = Arc::new(tokio::sync::Mutex::new(file));
-        pump(
-            &b"first\nsecond\n"[..],
-            LogRing::default(),
-            file,
-            "[i1]".into(),
-        )
-        .await;
-        let other = revision_dir(dir.path(), "default", "hello-world", "hello-world-00001");
-        let (_, f) = open(&other, "i2").await.unwrap();
-        pump(
-            &b"not mine\n"[..],
-            LogRing::default(),
-            Arc::new(tokio::sync::Mutex::new(f)),
-            "[i2]".into(),
-        )
-        .await;
-        let lines = read_service_logs(dir.path(), "default", "hello", 10).unwrap();
-        assert_eq!(lines.len(), 2, "{lines:?}");
-        assert!(lines[0].ends_with("[i1] first"));
-        assert!(lines[1].ends_with("[i1] second"));
     }
 }

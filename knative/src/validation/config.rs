@@ -43,6 +43,9 @@ pub struct FeatureFlags {
     /// `kubernetes.podspec-fieldref`: env `valueFrom.fieldRef` and
     /// `resourceFieldRef` (the downward API).
     pub field_ref: bool,
+    /// `tag-header-based-routing`: the `Knative-Serving-Tag` request
+    /// header picks a tagged revision.
+    pub tag_header_based_routing: bool,
 }
 
 impl Default for FeatureFlags {
@@ -66,6 +69,7 @@ impl Default for FeatureFlags {
             empty_dir: true,
             persistent_volume_claim: false,
             field_ref: false,
+            tag_header_based_routing: false,
         }
     }
 }
@@ -111,6 +115,7 @@ impl FeatureFlags {
                 "kubernetes.podspec-persistent-volume-claim",
             ),
             (self.field_ref, "kubernetes.podspec-fieldref"),
+            (self.tag_header_based_routing, "tag-header-based-routing"),
         ];
         all.into_iter()
             .filter(|(on, _)| *on)
@@ -156,6 +161,29 @@ impl Default for ValidationConfig {
             enable_service_links: Some(false),
             allow_zero_initial_scale: false,
             max_scale_limit: 0,
+        }
+    }
+}
+
+impl ValidationConfig {
+    /// The settings of `config-defaults` and `config-features` (see
+    /// [`crate::cluster_config::defaults`] and
+    /// [`crate::cluster_config::features`]); the autoscaler's limits stay
+    /// as given.
+    pub fn with_config_maps(
+        self,
+        defaults: &crate::cluster_config::Defaults,
+        features: FeatureFlags,
+    ) -> Self {
+        Self {
+            features,
+            revision_timeout_seconds: defaults.revision_timeout_seconds,
+            max_revision_timeout_seconds: defaults.max_revision_timeout_seconds,
+            container_concurrency: defaults.container_concurrency,
+            container_concurrency_max_limit: defaults.container_concurrency_max_limit,
+            container_name: defaults.container_name.clone(),
+            enable_service_links: defaults.enable_service_links,
+            ..self
         }
     }
 }
