@@ -21,8 +21,7 @@ use std::sync::Arc;
 use okonomi_apiserver::{ListOptions, ResourceType, Store, WatchOptions};
 use okonomi_knative::ValidationConfig;
 use okonomi_knative::cluster_config::{
-    self, CONFIG_AUTOSCALER, CONFIG_DEFAULTS, CONFIG_DEPLOYMENT, CONFIG_DOMAIN, CONFIG_FEATURES,
-    CONFIG_GC, ConfigMapError, KNATIVE_NAMESPACE,
+    self, CONFIG_AUTOSCALER, CONFIG_DEFAULTS, CONFIG_FEATURES, ConfigMapError, KNATIVE_NAMESPACE,
 };
 use serde_json::{Value, json};
 use tokio::sync::watch;
@@ -30,8 +29,11 @@ use tokio_util::sync::CancellationToken;
 
 use crate::autoscaler::AutoscalerConfig;
 
-/// The ConfigMaps as Knative ships them (name, YAML).
-const SHIPPED: [(&str, &str); 6] = [
+/// The ConfigMaps as Knative ships them (name, YAML): the ones the engine
+/// acts on. `config-domain`, `config-gc`, `config-deployment` and
+/// `config-network` are left out until it does: a ConfigMap an operator can
+/// edit to no effect would promise what the engine does not do.
+const SHIPPED: [(&str, &str); 3] = [
     (
         CONFIG_AUTOSCALER,
         include_str!("../knative-config/config-autoscaler.yaml"),
@@ -41,29 +43,13 @@ const SHIPPED: [(&str, &str); 6] = [
         include_str!("../knative-config/config-defaults.yaml"),
     ),
     (
-        CONFIG_DEPLOYMENT,
-        include_str!("../knative-config/config-deployment.yaml"),
-    ),
-    (
-        CONFIG_DOMAIN,
-        include_str!("../knative-config/config-domain.yaml"),
-    ),
-    (
         CONFIG_FEATURES,
         include_str!("../knative-config/config-features.yaml"),
     ),
-    (CONFIG_GC, include_str!("../knative-config/config-gc.yaml")),
 ];
 
 /// The names of the ConfigMaps the engine reads.
-pub const NAMES: [&str; 6] = [
-    SHIPPED[0].0,
-    SHIPPED[1].0,
-    SHIPPED[2].0,
-    SHIPPED[3].0,
-    SHIPPED[4].0,
-    SHIPPED[5].0,
-];
+pub const NAMES: [&str; 3] = [SHIPPED[0].0, SHIPPED[1].0, SHIPPED[2].0];
 
 /// The YAML of the ConfigMap `name` as Knative ships it.
 pub fn shipped(name: &str) -> Option<&'static str> {

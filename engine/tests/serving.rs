@@ -597,7 +597,10 @@ async fn a_missing_secret_fails_the_revision_and_its_pinned_route() {
     let ready = condition(&route, "Ready").unwrap();
     assert_eq!(ready["reason"], "RevisionMissing", "{ready}");
     assert!(
-        ready["message"].as_str().unwrap().contains(r#"secret "db" not found"#),
+        ready["message"]
+            .as_str()
+            .unwrap()
+            .contains(r#"secret "db" not found"#),
         "{ready}"
     );
     let (status, body) = get(&client(), engine.http_addr(), "pinned.default.localhost").await;
