@@ -4,6 +4,7 @@
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
@@ -23,7 +24,7 @@ use crate::dataplane::activator::ActivatorLayer;
 use crate::dataplane::forwarded::ForwardedLayer;
 use crate::dataplane::metrics::Metrics;
 use crate::dataplane::proxy::Proxy;
-use crate::dataplane::router::{Router, SharedRoutes};
+use crate::dataplane::router::{Router, SharedRoutes, TagHeaderRouting};
 use crate::dataplane::{RouteTable, server};
 use crate::error::{Error, Result};
 use crate::kubelet::pod_worker::SupervisorTiming;
@@ -328,6 +329,14 @@ impl Engine {
         )
         .await?;
 
+        let tag_header: TagHeaderRouting = Arc::new(AtomicBool::new(
+            serving_config_rx
+                .borrow()
+                .validation
+                .features
+                .tag_header_based_routing,
+        ));
+        let switched = tag_header.clone();
         let domain = config.domain.clone();
         let activator_timeout = config.activator_timeout;
         let data_metrics = metrics.clone();
@@ -337,6 +346,7 @@ impl Engine {
                 routes.clone(),
                 data_metrics.clone(),
                 domain.clone(),
+                tag_header.clone(),
                 ServiceBuilder::new()
                     .layer(ActivatorLayer::new(activator_timeout))
                     .layer(ForwardedLayer)
@@ -349,6 +359,10 @@ impl Engine {
             while config_changes.changed().await.is_ok() {
                 let config = config_changes.borrow_and_update().clone();
                 reconfigured.reconfigure(&config.autoscaler);
+                switched.store(
+                    config.validation.features.tag_header_based_routing,
+                    Ordering::Relaxed,
+                );
             }
         };
         let tasks = vec![

@@ -3,8 +3,9 @@
 //! a write Knative's webhook would refuse (with its message, the running
 //! settings kept), and applies a change at once, without a restart:
 //! `config-features` to admission, `config-defaults` to defaulting,
-//! `config-autoscaler` to revisions already running. `--config DIR` and the
-//! `--autoscaler` file seed them at start.
+//! `config-autoscaler` to revisions already running, `tag-header-based-routing`
+//! to the router. `--config DIR` and the `--autoscaler` file seed them at
+//! start.
 
 #![allow(clippy::unwrap_used)]
 
@@ -16,7 +17,7 @@ use okonomi_engine::{Engine, EngineConfig};
 use serde_json::{Value, json};
 
 mod support;
-use support::{eventually, get_path, quick_idle_engine, wait_ready};
+use support::{eventually, get_path, get_with, quick_idle_engine, wait_ready};
 
 const NS: &str = "knative-serving";
 
@@ -308,4 +309,92 @@ async fn a_config_dir_seeds_the_config_maps_and_a_bad_one_stops_the_start() {
         error.contains("expected 0 <= -1 <= 1000: container-concurrency"),
         "{error}"
     );
+}
+
+/// Knative's TestTagHeaderBasedRouting: with the flag on, the main URL and a
+/// `Knative-Serving-Tag: rev1` header reach the tagged revision; a tag the
+/// route does not have, or none, takes the default traffic. With the flag
+/// off (Knative's default) the header does nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_tag_header_picks_a_tagged_revision_when_the_flag_is_on() {
+    let state = tempfile::tempdir().unwrap();
+    let engine = quick_idle_engine(state.path()).await;
+    let services = ResourceType::knative_service();
+    let service = |greeting: &str, traffic: Value| {
+        json!({
+            "apiVersion": "serving.knative.dev/v1",
+            "kind": "Service",
+            "metadata": {"name": "tagged", "namespace": "default"},
+            "spec": {
+                "template": {"spec": {"containers": [{
+                    "image": "okonomi://functions/runtimeinfo",
+                    "env": [{"name": "GREETING", "value": greeting}],
+                }]}},
+                "traffic": traffic,
+            },
+        })
+    };
+    engine
+        .store()
+        .create(
+            &services,
+            service("one", json!([{"latestRevision": true, "percent": 100}])),
+        )
+        .await
+        .unwrap();
+    wait_ready(&engine, "tagged").await;
+    let mut second = service(
+        "two",
+        json!([
+            {"tag": "rev1", "revisionName": "tagged-00001", "percent": 0},
+            {"latestRevision": true, "percent": 100},
+        ]),
+    );
+    let stored = engine.store().get(&services, "default", "tagged").unwrap();
+    second["metadata"] = stored["metadata"].clone();
+    engine.store().update(&services, second).await.unwrap();
+    wait_ready(&engine, "tagged").await;
+
+    let host = "tagged.default.localhost";
+    let revision_for = |tag: Option<&'static str>| {
+        let engine = &engine;
+        async move {
+            let headers: Vec<(&str, &str)> = tag
+                .map(|t| ("Knative-Serving-Tag", t))
+                .into_iter()
+                .collect();
+            let (status, body) = get_with(engine, host, "/", &headers).await;
+            assert_eq!(status, 200, "{body}");
+            let info: Value = serde_json::from_str(&body).unwrap();
+            info["host"]["envs"]["K_REVISION"]
+                .as_str()
+                .unwrap()
+                .to_owned()
+        }
+    };
+    assert_eq!(
+        revision_for(Some("rev1")).await,
+        "tagged-00002",
+        "flag off: header ignored"
+    );
+
+    set(
+        &engine,
+        "config-features",
+        json!({"tag-header-based-routing": "enabled"}),
+    )
+    .await
+    .unwrap();
+    let mut picked = String::new();
+    for _ in 0..100 {
+        picked = revision_for(Some("rev1")).await;
+        if picked == "tagged-00001" {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(picked, "tagged-00001", "flag on: the tag's revision");
+    assert_eq!(revision_for(Some("rev-wrong")).await, "tagged-00002");
+    assert_eq!(revision_for(None).await, "tagged-00002");
+    engine.shutdown().await;
 }

@@ -1,7 +1,7 @@
 //! Route → traffic targets resolved to revisions, hosts in the data plane,
 //! and the Route's status (url, address, traffic with tag URLs).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -203,7 +203,7 @@ pub async fn reconcile(ctx: &Arc<Context>, namespace: &str, name: &str) -> Recon
 
     // The data plane: the main host by percent, each tag at its own host.
     let mut main: BTreeMap<String, (Revision, u32)> = BTreeMap::new();
-    let mut tagged: Vec<(String, Revision)> = Vec::new();
+    let mut tagged: Vec<(String, String, Revision)> = Vec::new();
     let mut traffic = Vec::new();
     for Resolved { target, revision } in &resolved {
         let percent = target.percent.unwrap_or(0).clamp(0, 100) as u32;
@@ -223,11 +223,13 @@ pub async fn reconcile(ctx: &Arc<Context>, namespace: &str, name: &str) -> Recon
         if let Some(tag) = &target.tag {
             let host = format!("{tag}-{domain_suffix}");
             status_target.url = Some(ctx.url(&host));
-            tagged.push((host, revision.clone()));
+            tagged.push((tag.clone(), host, revision.clone()));
         }
         traffic.push(status_target);
     }
-    let destination = |revisions: Vec<(Revision, u32)>| -> Arc<Destination> {
+    let destination = |revisions: Vec<(Revision, u32)>,
+                       tags: HashMap<String, Arc<Destination>>|
+     -> Arc<Destination> {
         let timeout = revisions
             .iter()
             .filter_map(|(r, _)| r.spec.timeout_seconds)
@@ -244,17 +246,21 @@ pub async fn reconcile(ctx: &Arc<Context>, namespace: &str, name: &str) -> Recon
                 })
                 .collect(),
             timeout,
+            tags,
         })
     };
     let mut hosts = Vec::new();
+    let mut by_tag = HashMap::new();
+    for (tag, host, revision) in tagged {
+        let tagged = destination(vec![(revision, 100)], HashMap::new());
+        by_tag.insert(tag, tagged.clone());
+        hosts.push((host, tagged));
+    }
     if !main.is_empty() {
         hosts.push((
             domain_suffix.clone(),
-            destination(main.into_values().collect()),
+            destination(main.into_values().collect(), by_tag),
         ));
-    }
-    for (host, revision) in tagged {
-        hosts.push((host, destination(vec![(revision, 100)])));
     }
     ctx.set_route_hosts(namespace, name, hosts);
 

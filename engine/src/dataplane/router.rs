@@ -1,6 +1,7 @@
 //! The router: Host → route → revision by percent; `/metrics`; a helpful 404.
 
 use std::convert::Infallible;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
 use std::task::{Context, Poll};
 use std::time::Instant;
@@ -26,16 +27,31 @@ struct Shared {
     routes: SharedRoutes,
     metrics: Arc<Metrics>,
     domain: String,
+    tag_header: TagHeaderRouting,
 }
+
+/// Whether `Knative-Serving-Tag` picks a tagged revision on the main host
+/// (`config-features`' `tag-header-based-routing`), switched at run time.
+pub type TagHeaderRouting = Arc<AtomicBool>;
+
+/// The request header that names a route's tag.
+pub const TAG_HEADER: &str = "knative-serving-tag";
 
 impl<S> Router<S> {
     /// A router over `routes` in front of `inner`.
-    pub fn new(routes: SharedRoutes, metrics: Arc<Metrics>, domain: String, inner: S) -> Self {
+    pub fn new(
+        routes: SharedRoutes,
+        metrics: Arc<Metrics>,
+        domain: String,
+        tag_header: TagHeaderRouting,
+        inner: S,
+    ) -> Self {
         Self {
             shared: Arc::new(Shared {
                 routes,
                 metrics,
                 domain,
+                tag_header,
             }),
             inner,
         }
@@ -76,6 +92,12 @@ where
             .unwrap_or_else(|e| e.into_inner())
             .lookup(host_text)
             .map(|destination| {
+                let destination = match request.headers().get(TAG_HEADER) {
+                    Some(tag) if shared.tag_header.load(Ordering::Relaxed) => {
+                        destination.for_tag(tag.to_str().unwrap_or_default())
+                    }
+                    _ => destination,
+                };
                 let throttler = destination.pick(rand::random_range(0..100)).cloned();
                 (throttler, destination.timeout)
             });

@@ -22,9 +22,19 @@ pub struct Destination {
     /// How long a request may wait for an instance (the revision's
     /// timeoutSeconds bounds it).
     pub timeout: std::time::Duration,
+    /// The route's tagged revisions, for a request to the main host that
+    /// names one in `Knative-Serving-Tag` (when `tag-header-based-routing`
+    /// is on).
+    pub tags: HashMap<String, Arc<Destination>>,
 }
 
 impl Destination {
+    /// Where a request naming `tag` goes: the tag's revision, or this
+    /// destination when the route has no such tag (as Knative does).
+    pub fn for_tag(&self, tag: &str) -> &Destination {
+        self.tags.get(tag).map_or(self, |d| d.as_ref())
+    }
+
     /// Picks a revision by percent; `roll` is uniform in 0..100.
     pub fn pick(&self, roll: u32) -> Option<&Arc<Throttler>> {
         let total: u32 = self.splits.iter().map(|s| s.percent).sum();

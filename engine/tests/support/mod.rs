@@ -50,11 +50,23 @@ pub async fn get_body(engine: &Engine, host: &str) -> (u16, String) {
 /// `GET path` through the engine's router with `Host: host`: status and
 /// body.
 pub async fn get_path(engine: &Engine, host: &str, path: &str) -> (u16, String) {
+    get_with(engine, host, path, &[]).await
+}
+
+/// `GET path` with `Host: host` and `headers`: status and body.
+pub async fn get_with(
+    engine: &Engine,
+    host: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+) -> (u16, String) {
     let client = Client::builder(TokioExecutor::new()).build_http::<Empty<Bytes>>();
-    let request = http::Request::get(format!("http://{}{path}", engine.http_addr()))
-        .header("host", host)
-        .body(Empty::new())
-        .unwrap();
+    let mut request =
+        http::Request::get(format!("http://{}{path}", engine.http_addr())).header("host", host);
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    let request = request.body(Empty::new()).unwrap();
     let response = tokio::time::timeout(Duration::from_secs(180), client.request(request))
         .await
         .expect("the request timed out")
