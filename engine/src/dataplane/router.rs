@@ -92,11 +92,15 @@ where
             .unwrap_or_else(|e| e.into_inner())
             .lookup(host_text)
             .map(|destination| {
-                let destination = match request.headers().get(TAG_HEADER) {
-                    Some(tag) if shared.tag_header.load(Ordering::Relaxed) => {
-                        destination.for_tag(tag.to_str().unwrap_or_default())
-                    }
-                    _ => destination,
+                // The flag first: with it off (the default) no header lookup.
+                let tag = shared
+                    .tag_header
+                    .load(Ordering::Relaxed)
+                    .then(|| request.headers().get(TAG_HEADER))
+                    .flatten();
+                let destination = match tag {
+                    Some(tag) => destination.for_tag(tag.to_str().unwrap_or_default()),
+                    None => destination,
                 };
                 let throttler = destination.pick(rand::random_range(0..100)).cloned();
                 (throttler, destination.timeout)
