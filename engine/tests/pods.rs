@@ -92,6 +92,16 @@ async fn a_revision_runs_as_a_deployment_of_pods_with_its_autoscaler() {
     wait_ready(&engine, "hello").await;
     let revision = get(&engine, ResourceType::knative_revision(), "hello-00001").unwrap();
     let revision_uid = revision["metadata"]["uid"].as_str().unwrap().to_string();
+    // The image as resolved, as Knative reports it (kn pins the next
+    // revision to it).
+    let resolved = &revision["status"]["containerStatuses"][0];
+    assert_eq!(resolved["name"], "user-container", "{revision}");
+    assert!(
+        resolved["imageDigest"]
+            .as_str()
+            .is_some_and(|d| d.starts_with("okonomi://functions/hello@sha256:")),
+        "{revision}"
+    );
 
     // Deployment REVISION-deployment, owned by the Revision.
     let deployment = eventually("the Deployment to count its ready Pod", || {

@@ -55,6 +55,9 @@ pub struct DeploymentStatus {
     /// The last failure (reason, message with log tail), cleared when a Pod
     /// becomes ready.
     pub failure: Option<(String, String)>,
+    /// `REPO@sha256:…` the serving container's image resolved to, once it
+    /// has (Knative's `status.containerStatuses[].imageDigest`).
+    pub image_digest: Option<String>,
 }
 
 /// One revision's Deployment: its Pods' shared state.
@@ -529,6 +532,10 @@ pub async fn run(
     mut replicas: watch::Receiver<u32>,
     shutdown: CancellationToken,
 ) {
+    if image_id.contains("@sha256:") {
+        let digest = image_id.clone();
+        deployment.update_status(|s| s.image_digest = Some(digest));
+    }
     *deployment
         .image_id
         .lock()

@@ -146,6 +146,19 @@ pub async fn reconcile(ctx: &Arc<Context>, namespace: &str, name: &str) -> Recon
         set_condition(&mut status.conditions, condition, time.clone());
     }
     status.observed_generation = revision.metadata.generation;
+    // As Knative's revision reconciler does once the tag is resolved: `kn`
+    // pins the next revision to this digest (`--lock-to-digest`).
+    if let Some(digest) = &pool_status.image_digest {
+        let name = revision
+            .spec
+            .serving_container()
+            .and_then(|c| Some(c.name.clone()).filter(|n| !n.is_empty()))
+            .unwrap_or_else(|| okonomi_knative::keys::DEFAULT_CONTAINER_NAME.to_owned());
+        status.container_statuses = vec![okonomi_knative::ContainerStatus {
+            name,
+            image_digest: digest.clone(),
+        }];
+    }
     status.actual_replicas = Some(pool_status.ready as i32);
     status.desired_replicas = Some(pool_status.desired as i32);
     record_readiness(ctx, &stored, old.as_ref(), &status);
@@ -495,6 +508,7 @@ mod tests {
                 "ExitedBeforeReady".into(),
                 "exit status: 3; last log lines:\nboom".into(),
             )),
+            ..DeploymentStatus::default()
         };
         let conditions = conditions(&status, false);
         let ready = conditions.get_condition("Ready").unwrap();
@@ -511,6 +525,7 @@ mod tests {
             ever_ready: true,
             starts_at_zero: false,
             failure: None,
+            ..DeploymentStatus::default()
         };
         let conditions = conditions(&status, true);
         assert!(conditions.is_ready());
