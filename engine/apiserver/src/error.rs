@@ -111,6 +111,15 @@ pub enum Error {
     /// No or a wrong bearer token.
     #[error("Unauthorized")]
     Unauthorized,
+    /// The disk holding the database is full.
+    #[error(
+        "the disk holding {path} is full: free some space there (the server keeps \
+         every object in that file) and try again"
+    )]
+    DiskFull {
+        /// The database file.
+        path: String,
+    },
     /// The SQLite database failed.
     #[error("storage error in {path}: {source}")]
     Storage {
@@ -190,6 +199,7 @@ impl Error {
             Error::Forbidden(_) => 403,
             Error::NotImplemented(_) => 501,
             Error::Storage { .. }
+            | Error::DiskFull { .. }
             | Error::Io { .. }
             | Error::Tls(_)
             | Error::Kubeconfig { .. }

@@ -364,17 +364,38 @@ impl Store {
                 .await
                 .map_err(|e| Error::Internal(format!("loading the database panicked: {e}")))??;
         let mut objects: HashMap<String, Objects> = HashMap::new();
+        let mut unreadable = Vec::new();
         for row in rows {
-            let value: Value = serde_json::from_str(&row.body).map_err(|e| {
-                Error::Internal(format!(
-                    "stored object {} {}/{} is not JSON: {e}",
-                    row.key, row.namespace, row.name
-                ))
-            })?;
-            objects
-                .entry(row.key)
-                .or_default()
-                .insert((row.namespace, row.name), Arc::new(value));
+            match serde_json::from_str::<Value>(&row.body) {
+                Ok(value) if value.is_object() => {
+                    objects
+                        .entry(row.key)
+                        .or_default()
+                        .insert((row.namespace, row.name), Arc::new(value));
+                }
+                Ok(_) => unreadable.push((row, "not a JSON object".to_owned())),
+                Err(e) => unreadable.push((row, format!("not JSON: {e}"))),
+            }
+        }
+        // One bad row must not keep every other object from being served.
+        if !unreadable.is_empty() {
+            for (row, reason) in &unreadable {
+                tracing::error!(
+                    resource = %row.key, namespace = %row.namespace, name = %row.name, %reason,
+                    "a stored object cannot be read; it is left out and kept in the table `unreadable` of the database"
+                );
+            }
+            let mover = db.clone();
+            tokio::task::spawn_blocking(move || {
+                mover
+                    .lock()
+                    .map_err(|_| lock_poisoned())?
+                    .quarantine(&unreadable)
+            })
+            .await
+            .map_err(|e| {
+                Error::Internal(format!("setting unreadable rows aside panicked: {e}"))
+            })??;
         }
         let (events, _) = broadcast::channel(WATCH_BUFFER);
         let store = Store {

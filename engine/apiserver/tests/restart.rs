@@ -170,3 +170,111 @@ fn unsafe_free_kill(pid: u32) -> bool {
         .map(|s| s.success())
         .unwrap_or(false)
 }
+
+/// A stored row that is not JSON (a disk error, a hand edit) does not keep
+/// the server from starting: that object is left out, named in the log, and
+/// kept in the database's `unreadable` table; every other object is served.
+#[tokio::test]
+async fn a_corrupt_row_is_set_aside_and_the_rest_is_served() {
+    use okonomi_apiserver::{ResourceType, Store};
+    let state = tempfile::tempdir().unwrap();
+    let db = state.path().join("okonomi.db");
+    let rt = ResourceType::config_map();
+    {
+        let store = Store::open(&db).await.unwrap();
+        for name in ["good", "bad"] {
+            store
+                .create(
+                    &rt,
+                    json!({"apiVersion": "v1", "kind": "ConfigMap",
+                           "metadata": {"name": name, "namespace": "default"},
+                           "data": {"k": name}}),
+                )
+                .await
+                .unwrap();
+        }
+    }
+    let sqlite = rusqlite::Connection::open(&db).unwrap();
+    let changed = sqlite
+        .execute(
+            "UPDATE objects SET body = '{\"truncated' WHERE name = 'bad'",
+            [],
+        )
+        .unwrap();
+    assert_eq!(changed, 1, "the test corrupts the row it means to");
+    drop(sqlite);
+
+    let store = Store::open(&db).await.unwrap();
+    assert_eq!(
+        store.get(&rt, "default", "good").unwrap()["data"]["k"],
+        "good"
+    );
+    assert!(store.get(&rt, "default", "bad").unwrap_err().is_not_found());
+    // Nothing lost: the row is kept aside with why.
+    let sqlite = rusqlite::Connection::open(&db).unwrap();
+    let (body, reason): (String, String) = sqlite
+        .query_row(
+            "SELECT body, reason FROM unreadable WHERE name = 'bad'",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .unwrap();
+    assert_eq!(body, "{\"truncated");
+    assert!(reason.starts_with("not JSON"), "{reason}");
+    // The name is free again.
+    store
+        .create(
+            &rt,
+            json!({"apiVersion": "v1", "kind": "ConfigMap",
+                   "metadata": {"name": "bad", "namespace": "default"}}),
+        )
+        .await
+        .unwrap();
+}
+
+/// A full disk is called a full disk, not "disk I/O error". Runs on a small
+/// tmpfs of its own (needs root, as the engine's tests do).
+#[tokio::test]
+async fn a_full_disk_is_named_as_one() {
+    use okonomi_apiserver::{ResourceType, Store};
+    let mount_point = tempfile::tempdir().unwrap();
+    let status = std::process::Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=512k", "tmpfs"])
+        .arg(mount_point.path())
+        .status()
+        .unwrap();
+    assert!(status.success(), "mounting a tmpfs needs root");
+    struct Unmount<'a>(&'a Path);
+    impl Drop for Unmount<'_> {
+        fn drop(&mut self) {
+            let _ = std::process::Command::new("umount").arg(self.0).status();
+        }
+    }
+    let _unmount = Unmount(mount_point.path());
+
+    let store = Store::open(&mount_point.path().join("okonomi.db"))
+        .await
+        .unwrap();
+    // Fill what is left, then write until the store says why it cannot.
+    let filler = vec![b'x'; 4096];
+    let mut file = std::fs::File::create(mount_point.path().join("filler")).unwrap();
+    while std::io::Write::write_all(&mut file, &filler).is_ok() {}
+    let big = "y".repeat(16 * 1024);
+    let mut error = None;
+    for i in 0..1000 {
+        let written = store
+            .create(
+                &ResourceType::config_map(),
+                json!({"apiVersion": "v1", "kind": "ConfigMap",
+                       "metadata": {"name": format!("cm-{i}"), "namespace": "default"},
+                       "data": {"k": big}}),
+            )
+            .await;
+        if let Err(e) = written {
+            error = Some(e.to_string());
+            break;
+        }
+    }
+    let error = error.expect("a full tmpfs refuses a write");
+    assert!(error.contains("is full: free some space there"), "{error}");
+}

@@ -80,12 +80,74 @@ pub(crate) struct Database {
     path: String,
 }
 
-impl Database {
-    fn err(&self, source: rusqlite::Error) -> Error {
+/// The store's error for what SQLite said about `path`: a full disk named
+/// as one (SQLite says "database or disk is full", or only "disk I/O
+/// error" when the WAL cannot grow).
+pub(crate) fn storage_error(path: &str, source: rusqlite::Error) -> Error {
+    let full = match &source {
+        rusqlite::Error::SqliteFailure(e, _) => {
+            e.code == rusqlite::ErrorCode::DiskFull
+                || (e.code == rusqlite::ErrorCode::SystemIoFailure && disk_is_full(path))
+        }
+        _ => false,
+    };
+    if full {
+        Error::DiskFull {
+            path: path.to_owned(),
+        }
+    } else {
         Error::Storage {
-            path: self.path.clone(),
+            path: path.to_owned(),
             source,
         }
+    }
+}
+
+/// Whether the file system holding `path` has no block left for this user.
+fn disk_is_full(path: &str) -> bool {
+    let dir = Path::new(path)
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    rustix::fs::statvfs(dir).is_ok_and(|stats| stats.f_bavail == 0)
+}
+
+impl Database {
+    fn err(&self, source: rusqlite::Error) -> Error {
+        storage_error(&self.path, source)
+    }
+
+    /// Moves rows that cannot be read into the table `unreadable` (with
+    /// why), out of the objects the store loads, so that the server starts
+    /// without them and nothing is lost: `sqlite3 STATE/okonomi.db 'SELECT
+    /// * FROM unreadable'` shows them.
+    pub fn quarantine(&mut self, rows: &[(Row, String)]) -> Result<()> {
+        let path = self.path.clone();
+        let err = |source| storage_error(&path, source);
+        let tx = self.conn.transaction().map_err(err)?;
+        tx.execute_batch(
+            "CREATE TABLE IF NOT EXISTS unreadable (
+                 key TEXT NOT NULL,
+                 namespace TEXT NOT NULL,
+                 name TEXT NOT NULL,
+                 body TEXT NOT NULL,
+                 reason TEXT NOT NULL
+             );",
+        )
+        .map_err(err)?;
+        for (row, reason) in rows {
+            tx.execute(
+                "INSERT INTO unreadable (key, namespace, name, body, reason) VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![row.key, row.namespace, row.name, row.body, reason],
+            )
+            .map_err(err)?;
+            tx.execute(
+                "DELETE FROM objects WHERE key = ?1 AND namespace = ?2 AND name = ?3",
+                params![row.key, row.namespace, row.name],
+            )
+            .map_err(err)?;
+        }
+        tx.commit().map_err(err)
     }
 
     /// Open the database at `path`, readable by this user only: the file and its
@@ -94,10 +156,7 @@ impl Database {
     pub fn open(path: &Path) -> Result<Self> {
         let display = path.display().to_string();
         restrict(path)?;
-        let conn = Connection::open(path).map_err(|source| Error::Storage {
-            path: display.clone(),
-            source,
-        })?;
+        let conn = Connection::open(path).map_err(|source| storage_error(&display, source))?;
         Self::init(conn, display)
     }
 
@@ -176,10 +235,7 @@ impl Database {
     /// Apply `changes` and record `resource_version` atomically.
     pub fn write(&mut self, changes: &[RowChange<'_>], resource_version: u64) -> Result<()> {
         let path = self.path.clone();
-        let err = |source| Error::Storage {
-            path: path.clone(),
-            source,
-        };
+        let err = |source| storage_error(&path, source);
         let tx = self.conn.transaction().map_err(err)?;
         for change in changes {
             match change {
