@@ -220,6 +220,21 @@ fn hex_string(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// The answer to plain HTTP on the TLS port, byte for byte Go's.
+const PLAIN_HTTP_ANSWER: &[u8] =
+    b"HTTP/1.0 400 Bad Request\r\n\r\nClient sent an HTTP request to an HTTPS server.\n";
+
+/// Whether the connection's first byte is a TLS handshake record (0x16).
+/// A client that sends nothing within the handshake timeout is left to the
+/// handshake, which times it out.
+async fn starts_with_tls(tcp: &mut tokio::net::TcpStream) -> bool {
+    let mut first = [0u8; 1];
+    match tokio::time::timeout(Duration::from_secs(10), tcp.peek(&mut first)).await {
+        Ok(Ok(1)) => first[0] == 0x16,
+        _ => true,
+    }
+}
+
 /// Serve `router` over HTTPS on `listener` until `shutdown` completes; open
 /// connections (watches included) are closed then.
 pub async fn serve_tls(
@@ -248,6 +263,15 @@ pub async fn serve_tls(
         let acceptor = acceptor.clone();
         let service = TowerToHyperService::new(router.clone());
         connections.spawn(async move {
+            let mut tcp = tcp;
+            if !starts_with_tls(&mut tcp).await {
+                // What Go's TLS server (and so kube-apiserver) answers plain
+                // HTTP with, instead of a TLS alert a person cannot read.
+                use tokio::io::AsyncWriteExt as _;
+                let _ = tcp.write_all(PLAIN_HTTP_ANSWER).await;
+                let _ = tcp.shutdown().await;
+                return;
+            }
             let tls =
                 match tokio::time::timeout(Duration::from_secs(10), acceptor.accept(tcp)).await {
                     Ok(Ok(tls)) => tls,

@@ -460,3 +460,29 @@ async fn list_pages_with_limit_and_continue() {
         "{status}"
     );
 }
+
+/// Plain HTTP to the HTTPS port gets what kube-apiserver (Go's TLS server)
+/// answers: a 400 a person can read, not a TLS alert.
+#[tokio::test]
+async fn plain_http_to_the_api_port_is_told_to_use_https() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let server = Server::start().await;
+    let address = server
+        .url
+        .trim_start_matches("https://")
+        .trim_end_matches('/')
+        .to_owned();
+    let mut tcp = tokio::net::TcpStream::connect(&address).await.unwrap();
+    tcp.write_all(b"GET /api HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let mut answer = String::new();
+    tokio::time::timeout(Duration::from_secs(30), tcp.read_to_string(&mut answer))
+        .await
+        .expect("an answer within 30s")
+        .unwrap();
+    assert_eq!(
+        answer,
+        "HTTP/1.0 400 Bad Request\r\n\r\nClient sent an HTTP request to an HTTPS server.\n"
+    );
+}
