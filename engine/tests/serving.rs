@@ -610,3 +610,33 @@ async fn a_missing_secret_fails_the_revision_and_its_pinned_route() {
     assert_eq!(revision["status"]["actualReplicas"], 0);
     engine.shutdown().await;
 }
+
+/// RFC 9112 §3.2: a request with two Host headers is a 400, not routed by
+/// whichever comes first.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn two_host_headers_are_a_bad_request() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let state = tempfile::tempdir().unwrap();
+    let engine = Engine::start(config(state.path())).await.unwrap();
+    deploy(&engine, hello_service("twohosts", json!({}), json!([]))).await;
+    wait_ready(&engine, "twohosts").await;
+    let mut tcp = tokio::net::TcpStream::connect(engine.http_addr())
+        .await
+        .unwrap();
+    tcp.write_all(
+        b"GET / HTTP/1.1\r\nHost: twohosts.default.localhost\r\nHost: other.default.localhost\r\nConnection: close\r\n\r\n",
+    )
+    .await
+    .unwrap();
+    let mut answer = String::new();
+    tokio::time::timeout(Duration::from_secs(30), tcp.read_to_string(&mut answer))
+        .await
+        .expect("an answer within 30s")
+        .unwrap();
+    assert!(answer.starts_with("HTTP/1.1 400"), "{answer}");
+    assert!(answer.contains("more than one Host header"), "{answer}");
+    // One Host is routed as always.
+    let (status, body) = get(&client(), engine.http_addr(), "twohosts.default.localhost").await;
+    assert_eq!(status, 200, "{body}");
+    engine.shutdown().await;
+}

@@ -74,10 +74,19 @@ where
     }
 
     fn call(&mut self, Inbound { request, client }: Inbound) -> BoxFuture {
-        let host = match request.headers().get(http::header::HOST) {
-            Some(host) => host.clone(),
+        let mut hosts = request.headers().get_all(http::header::HOST).iter();
+        let host = match (hosts.next(), hosts.next()) {
+            (Some(host), None) => host.clone(),
+            // RFC 9112 §3.2: more than one Host is a 400, never a guess.
+            (Some(_), Some(_)) => {
+                let response = text(
+                    StatusCode::BAD_REQUEST,
+                    "more than one Host header: send exactly one".to_owned(),
+                );
+                return Box::pin(async move { Ok(response) });
+            }
             // HTTP/2 clients send only `:authority`.
-            None => request
+            (None, _) => request
                 .uri()
                 .authority()
                 .and_then(|a| http::HeaderValue::from_str(a.as_str()).ok())
