@@ -486,3 +486,57 @@ async fn plain_http_to_the_api_port_is_told_to_use_https() {
         "HTTP/1.0 400 Bad Request\r\n\r\nClient sent an HTTP request to an HTTPS server.\n"
     );
 }
+
+/// `dryRun` takes only `All`, as Kubernetes: `dryRun=true` is refused
+/// rather than written for real.
+#[tokio::test]
+async fn dry_run_takes_only_all() {
+    let server = Server::start().await;
+    let client = server.client().await;
+    let base = "/api/v1/namespaces/default/configmaps";
+    let json_ct = ("content-type", "application/json");
+    let cm = r#"{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"trial"}}"#;
+    for value in ["true", "Maybe"] {
+        let refused = send(
+            &client,
+            "POST",
+            &format!("{base}?dryRun={value}"),
+            &[json_ct],
+            Some(cm),
+        )
+        .await;
+        assert_eq!(
+            refused.code,
+            422,
+            "{}",
+            String::from_utf8_lossy(&refused.body)
+        );
+        let message = refused.json()["message"].as_str().unwrap().to_owned();
+        assert!(
+            message.contains(&format!(
+                r#"dryRun: Unsupported value: []string{{"{value}"}}: supported values: "All""#
+            )),
+            "{message}"
+        );
+    }
+    let trial = send(
+        &client,
+        "POST",
+        &format!("{base}?dryRun=All"),
+        &[json_ct],
+        Some(cm),
+    )
+    .await;
+    assert_eq!(trial.code, 201);
+    let missing = send(&client, "GET", &format!("{base}/trial"), &[], None).await;
+    assert_eq!(missing.code, 404, "nothing was written");
+    let refused = send(
+        &client,
+        "DELETE",
+        &format!("{base}/trial?dryRun=yes"),
+        &[],
+        None,
+    )
+    .await;
+    assert_eq!(refused.code, 422);
+}

@@ -158,14 +158,35 @@ fn guard_deployment(rt: &ResourceType, old: &Value, trial: &Value) -> Result<(),
     }
 }
 
-fn write_options(req: &Req) -> WriteOptions {
-    WriteOptions {
+fn write_options(req: &Req, options_kind: &str) -> Result<WriteOptions, Error> {
+    Ok(WriteOptions {
         field_manager: req
             .param("fieldManager")
             .or_else(|| user_agent_manager(req))
             .map(str::to_string),
-        dry_run: req.param("dryRun") == Some("All"),
+        dry_run: dry_run_param(req, options_kind)?,
         force: req.param("force") == Some("true"),
+    })
+}
+
+/// `dryRun` as Kubernetes takes it: absent, or `All`; any other value is
+/// refused (`dryRun=true` would otherwise write for real).
+fn dry_run_param(req: &Req, options_kind: &str) -> Result<bool, Error> {
+    match req.param("dryRun") {
+        None => Ok(false),
+        Some("All") => Ok(true),
+        Some(other) => Err(Error::Invalid {
+            kind: options_kind.to_owned(),
+            group: "meta.k8s.io".to_owned(),
+            name: String::new(),
+            causes: vec![crate::StatusCause {
+                reason: "FieldValueNotSupported".to_owned(),
+                message: format!(
+                    "Unsupported value: []string{{{other:?}}}: supported values: \"All\""
+                ),
+                field: "dryRun".to_owned(),
+            }],
+        }),
     }
 }
 
@@ -180,8 +201,12 @@ fn user_agent_manager(req: &Req) -> Option<&str> {
         .filter(|m| !m.is_empty())
 }
 
-fn writer(api: &Api, req: &Req) -> Store {
-    api.store.with_write_options(write_options(req))
+/// The store with the request's write options; `options_kind` names the
+/// Kubernetes options type in an error (`CreateOptions`, `PatchOptions`, …).
+fn writer(api: &Api, req: &Req, options_kind: &str) -> Result<Store, Error> {
+    Ok(api
+        .store
+        .with_write_options(write_options(req, options_kind)?))
 }
 
 fn list_options(req: &Req, namespace: Option<&str>) -> ListOptions {
@@ -376,7 +401,7 @@ async fn create(
     namespace: Option<&str>,
     req: Req,
 ) -> Result<Response, Error> {
-    let store = writer(api, &req);
+    let store = writer(api, &req, "CreateOptions")?;
     let validation = FieldValidation::of(&req);
     let content_type = req.content_type().to_string();
     let mut object = decode(&req.bytes().await?, &content_type)?;
@@ -422,7 +447,7 @@ async fn update(
     status: bool,
     req: Req,
 ) -> Result<Response, Error> {
-    let store = writer(api, &req);
+    let store = writer(api, &req, "UpdateOptions")?;
     let validation = FieldValidation::of(&req);
     let content_type = req.content_type().to_string();
     let mut object = decode(&req.bytes().await?, &content_type)?;
@@ -456,7 +481,7 @@ async fn patch(
     status: bool,
     req: Req,
 ) -> Result<Response, Error> {
-    let store = writer(api, &req);
+    let store = writer(api, &req, "PatchOptions")?;
     let validation = FieldValidation::of(&req);
     let content_type = req
         .content_type()
@@ -549,7 +574,7 @@ async fn patch(
 
 /// DeleteOptions preconditions and dryRun, when a body is sent.
 async fn delete_options(req: Req) -> Result<(Option<String>, Option<String>, bool), Error> {
-    let dry_run_query = req.param("dryRun") == Some("All");
+    let dry_run_query = dry_run_param(&req, "DeleteOptions")?;
     let content_type = req.content_type().to_string();
     let bytes = req.bytes().await?;
     if bytes.iter().all(u8::is_ascii_whitespace) {
@@ -583,7 +608,7 @@ async fn delete(
     name: &str,
     req: Req,
 ) -> Result<Response, Error> {
-    let mut options = write_options(&req);
+    let mut options = write_options(&req, "DeleteOptions")?;
     let (uid, rv, dry_run) = delete_options(req).await?;
     options.dry_run = dry_run;
     let current = api.store.get(rt, namespace, name)?;
@@ -641,7 +666,7 @@ async fn delete_collection(
     req: Req,
 ) -> Result<Response, Error> {
     let options = list_options(&req, namespace);
-    let dry_run = req.param("dryRun") == Some("All");
+    let dry_run = dry_run_param(&req, "DeleteOptions")?;
     let listed = api.store.list(rt, &options)?;
     let mut deleted = Vec::new();
     for item in &listed.items {
@@ -722,7 +747,7 @@ async fn scale(api: &Api, target: &Target<'_>, req: Req) -> Result<Response, Err
     if method == Method::GET {
         return Ok(json(StatusCode::OK, &scale_of(&current)));
     }
-    let store = writer(api, &req);
+    let store = writer(api, &req, "UpdateOptions")?;
     let content_type = req
         .content_type()
         .split(';')
