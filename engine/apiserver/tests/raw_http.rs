@@ -540,3 +540,69 @@ async fn dry_run_takes_only_all() {
     .await;
     assert_eq!(refused.code, 422);
 }
+
+/// Enum options outside their values are refused as Kubernetes refuses
+/// them, not ignored.
+#[tokio::test]
+async fn enum_options_are_checked() {
+    let server = Server::start().await;
+    let client = server.client().await;
+    let base = "/api/v1/namespaces/default/configmaps";
+    let json_ct = ("content-type", "application/json");
+    let cm = r#"{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"kept"}}"#;
+    assert_eq!(
+        send(&client, "POST", base, &[json_ct], Some(cm)).await.code,
+        201
+    );
+    let listed = send(
+        &client,
+        "GET",
+        &format!("{base}?resourceVersionMatch=Garbage"),
+        &[],
+        None,
+    )
+    .await;
+    assert_eq!(listed.code, 422);
+    assert!(
+        listed.json()["message"]
+            .as_str()
+            .unwrap()
+            .contains(r#"resourceVersionMatch: Unsupported value: "Garbage": supported values: "Exact", "NotOlderThan""#),
+        "{}",
+        listed.json()
+    );
+    let sideways = send(
+        &client,
+        "DELETE",
+        &format!("{base}/kept?propagationPolicy=Sideways"),
+        &[],
+        None,
+    )
+    .await;
+    assert_eq!(sideways.code, 422, "{}", sideways.json());
+    let in_body = send(
+        &client,
+        "DELETE",
+        &format!("{base}/kept"),
+        &[json_ct],
+        Some(r#"{"kind":"DeleteOptions","apiVersion":"v1","propagationPolicy":"Sideways"}"#),
+    )
+    .await;
+    assert_eq!(in_body.code, 422, "{}", in_body.json());
+    assert_eq!(
+        send(&client, "GET", &format!("{base}/kept"), &[], None)
+            .await
+            .code,
+        200,
+        "not deleted"
+    );
+    let background = send(
+        &client,
+        "DELETE",
+        &format!("{base}/kept?propagationPolicy=Background"),
+        &[],
+        None,
+    )
+    .await;
+    assert_eq!(background.code, 200);
+}

@@ -169,24 +169,58 @@ fn write_options(req: &Req, options_kind: &str) -> Result<WriteOptions, Error> {
     })
 }
 
+/// Kubernetes' refusal of an options field outside its enum.
+fn unsupported(options_kind: &str, field: &str, value: String, supported: &[&str]) -> Error {
+    let supported = supported
+        .iter()
+        .map(|v| format!("{v:?}"))
+        .collect::<Vec<_>>()
+        .join(", ");
+    Error::Invalid {
+        kind: options_kind.to_owned(),
+        group: "meta.k8s.io".to_owned(),
+        name: String::new(),
+        causes: vec![crate::StatusCause {
+            reason: "FieldValueNotSupported".to_owned(),
+            message: format!("Unsupported value: {value}: supported values: {supported}"),
+            field: field.to_owned(),
+        }],
+    }
+}
+
+/// A query parameter that must be one of `supported` when given.
+fn enum_param<'a>(
+    req: &'a Req,
+    name: &str,
+    supported: &[&str],
+    options_kind: &str,
+) -> Result<Option<&'a str>, Error> {
+    match req.param(name) {
+        Some(value) if !supported.contains(&value) => Err(unsupported(
+            options_kind,
+            name,
+            format!("{value:?}"),
+            supported,
+        )),
+        other => Ok(other),
+    }
+}
+
+/// Kubernetes' deletion propagation policies.
+const PROPAGATION_POLICIES: [&str; 3] = ["Foreground", "Background", "Orphan"];
+
 /// `dryRun` as Kubernetes takes it: absent, or `All`; any other value is
 /// refused (`dryRun=true` would otherwise write for real).
 fn dry_run_param(req: &Req, options_kind: &str) -> Result<bool, Error> {
     match req.param("dryRun") {
         None => Ok(false),
         Some("All") => Ok(true),
-        Some(other) => Err(Error::Invalid {
-            kind: options_kind.to_owned(),
-            group: "meta.k8s.io".to_owned(),
-            name: String::new(),
-            causes: vec![crate::StatusCause {
-                reason: "FieldValueNotSupported".to_owned(),
-                message: format!(
-                    "Unsupported value: []string{{{other:?}}}: supported values: \"All\""
-                ),
-                field: "dryRun".to_owned(),
-            }],
-        }),
+        Some(other) => Err(unsupported(
+            options_kind,
+            "dryRun",
+            format!("[]string{{{other:?}}}"),
+            &["All"],
+        )),
     }
 }
 
@@ -228,6 +262,12 @@ fn page_options(req: &Req, namespace: Option<&str>) -> Result<ListOptions, Error
             ))
         })?),
     };
+    enum_param(
+        req,
+        "resourceVersionMatch",
+        &["Exact", "NotOlderThan"],
+        "ListOptions",
+    )?;
     let continue_token = req.param("continue").map(str::to_string);
     if continue_token.is_some() && req.param("resourceVersion").is_some_and(|rv| rv != "0") {
         return Err(Error::BadRequest(
@@ -575,6 +615,12 @@ async fn patch(
 /// DeleteOptions preconditions and dryRun, when a body is sent.
 async fn delete_options(req: Req) -> Result<(Option<String>, Option<String>, bool), Error> {
     let dry_run_query = dry_run_param(&req, "DeleteOptions")?;
+    enum_param(
+        &req,
+        "propagationPolicy",
+        &PROPAGATION_POLICIES,
+        "DeleteOptions",
+    )?;
     let content_type = req.content_type().to_string();
     let bytes = req.bytes().await?;
     if bytes.iter().all(u8::is_ascii_whitespace) {
@@ -585,6 +631,18 @@ async fn delete_options(req: Req) -> Result<(Option<String>, Option<String>, boo
     let Ok(options) = decode(&bytes, &content_type) else {
         return Ok((None, None, dry_run_query));
     };
+    if let Some(policy) = options.get("propagationPolicy").filter(|p| !p.is_null())
+        && !policy
+            .as_str()
+            .is_some_and(|p| PROPAGATION_POLICIES.contains(&p))
+    {
+        return Err(unsupported(
+            "DeleteOptions",
+            "propagationPolicy",
+            policy.to_string(),
+            &PROPAGATION_POLICIES,
+        ));
+    }
     let uid = options
         .pointer("/preconditions/uid")
         .and_then(Value::as_str)
@@ -667,6 +725,12 @@ async fn delete_collection(
 ) -> Result<Response, Error> {
     let options = list_options(&req, namespace);
     let dry_run = dry_run_param(&req, "DeleteOptions")?;
+    enum_param(
+        &req,
+        "propagationPolicy",
+        &PROPAGATION_POLICIES,
+        "DeleteOptions",
+    )?;
     let listed = api.store.list(rt, &options)?;
     let mut deleted = Vec::new();
     for item in &listed.items {
