@@ -640,3 +640,41 @@ async fn two_host_headers_are_a_bad_request() {
     assert_eq!(status, 200, "{body}");
     engine.shutdown().await;
 }
+
+/// A 63-character Service name is valid, and its revision is named as
+/// Knative's kmeta.ChildName names it (truncated with a hash, 63
+/// characters), so it becomes Ready and answers.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_63_character_service_becomes_ready() {
+    let state = tempfile::tempdir().unwrap();
+    let engine = Engine::start(config(state.path())).await.unwrap();
+    let name = format!("long{}", "n".repeat(59));
+    assert_eq!(name.len(), 63);
+    deploy(&engine, hello_service(&name, json!({}), json!([]))).await;
+    let service = wait_ready(&engine, &name).await;
+    let revision = service["status"]["latestReadyRevisionName"]
+        .as_str()
+        .unwrap();
+    assert_eq!(revision.len(), 63, "{revision}");
+    assert!(
+        revision.starts_with("longnnnn") && revision.ends_with("-00001"),
+        "{revision}"
+    );
+    let (status, body) = get(
+        &client(),
+        engine.http_addr(),
+        &format!("{name}.default.localhost"),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    let pods = engine
+        .store()
+        .list(
+            &ResourceType::pod(),
+            &okonomi_apiserver::ListOptions::namespace("default"),
+        )
+        .unwrap();
+    let pod = pods.items[0]["metadata"]["name"].as_str().unwrap();
+    assert!(pod.len() <= 63, "{pod}");
+    engine.shutdown().await;
+}

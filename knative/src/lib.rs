@@ -19,6 +19,7 @@ pub mod error;
 pub mod istio;
 pub mod keys;
 pub mod manifest;
+pub mod names;
 pub mod render;
 pub mod serving;
 pub mod validation;

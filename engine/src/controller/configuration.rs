@@ -10,7 +10,8 @@ use okonomi_knative::{Condition, Conditions, Configuration, ConfigurationStatus,
 use super::{Action, Context, ReconcileResult, decode, encode, now, owner_reference, write_status};
 
 /// The name of the Revision for the Configuration's current generation:
-/// the template's own name, or `NAME-00001`, `NAME-00002`, …
+/// the template's own name, or `NAME-00001`, `NAME-00002`, … (hashed to fit
+/// 63 characters, as Knative does).
 pub fn revision_name(configuration: &Configuration) -> String {
     if let Some(name) = configuration
         .spec
@@ -22,10 +23,11 @@ pub fn revision_name(configuration: &Configuration) -> String {
     {
         return name.clone();
     }
-    format!(
-        "{}-{:05}",
+    // Knative's kmeta.ChildName: a 63-character Configuration still gets a
+    // valid revision name (truncated, with a hash).
+    okonomi_knative::names::child_name(
         configuration.name(),
-        configuration.metadata.generation.unwrap_or(1)
+        &format!("-{:05}", configuration.metadata.generation.unwrap_or(1)),
     )
 }
 

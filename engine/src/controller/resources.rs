@@ -104,7 +104,7 @@ impl RevisionMeta {
 
     /// `REVISION-deployment`.
     pub fn deployment_name(&self) -> String {
-        format!("{}-deployment", self.name)
+        okonomi_knative::names::child_name(&self.name, "-deployment")
     }
 
     /// `REVISION-deployment-HASH`.
@@ -117,7 +117,11 @@ impl RevisionMeta {
         let suffix: String = (0..5)
             .map(|_| ALPHABET[rand::random_range(0..ALPHABET.len())] as char)
             .collect();
-        format!("{}-{suffix}", self.replica_set_name())
+        // As the API server's generateName: the prefix cut to 58 characters
+        // so that the name with its five random ones fits 63.
+        let mut prefix = format!("{}-", self.replica_set_name());
+        prefix.truncate(58);
+        format!("{prefix}{suffix}")
     }
 
     fn owner(&self) -> Value {
