@@ -84,6 +84,15 @@ pub enum Error {
         /// The oldest resourceVersion still available.
         oldest: u64,
     },
+    /// A watch or list asked for a resourceVersion the store has not reached
+    /// (Kubernetes' `ResourceVersionTooLarge`, a 504 Timeout).
+    #[error("Too large resource version: {requested}, current: {current}")]
+    TooLargeResourceVersion {
+        /// The resourceVersion asked for.
+        requested: u64,
+        /// The store's latest.
+        current: u64,
+    },
     /// A list's continue token names a resourceVersion older than the retained
     /// history: the rest of that list can no longer be shown consistently.
     #[error(
@@ -193,6 +202,7 @@ impl Error {
             Error::Invalid { .. } => 422,
             Error::BadRequest(_) => 400,
             Error::Expired { .. } | Error::ContinueExpired => 410,
+            Error::TooLargeResourceVersion { .. } => 504,
             Error::UnsupportedMediaType { .. } => 415,
             Error::MethodNotAllowed => 405,
             Error::Unauthorized => 401,
@@ -216,6 +226,7 @@ impl Error {
             Error::Invalid { .. } => "Invalid",
             Error::BadRequest(_) => "BadRequest",
             Error::Expired { .. } | Error::ContinueExpired => "Expired",
+            Error::TooLargeResourceVersion { .. } => "Timeout",
             Error::UnsupportedMediaType { .. } => "UnsupportedMediaType",
             Error::MethodNotAllowed => "MethodNotAllowed",
             Error::Unauthorized => "Unauthorized",
@@ -269,6 +280,14 @@ impl Error {
             }),
             Error::ApplyConflict { causes, .. } => status.with_details(StatusDetails {
                 causes: causes.clone(),
+                ..Default::default()
+            }),
+            Error::TooLargeResourceVersion { .. } => status.with_details(StatusDetails {
+                causes: vec![StatusCause {
+                    reason: "ResourceVersionTooLarge".into(),
+                    message: "Too large resource version".into(),
+                    field: String::new(),
+                }],
                 ..Default::default()
             }),
             Error::Invalid {

@@ -606,3 +606,32 @@ async fn enum_options_are_checked() {
     .await;
     assert_eq!(background.code, 200);
 }
+
+/// A watch from a resourceVersion the server has not reached is answered
+/// as Kubernetes answers it (504 Timeout, ResourceVersionTooLarge), not
+/// left hanging. Through the real kubectl: kube-rs retries a 504 by itself.
+#[tokio::test]
+async fn a_watch_from_the_future_is_too_large() {
+    let server = Server::start().await;
+    let output = tokio::time::timeout(
+        Duration::from_secs(60),
+        server
+            .kubectl_command(&harness::kubectl_binary(Some("1.33")))
+            .args([
+                "get",
+                "--raw",
+                "/api/v1/namespaces/default/configmaps?watch=true&resourceVersion=999999999999",
+            ])
+            .output(),
+    )
+    .await
+    .expect("kubectl answers within 60s")
+    .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("(Timeout)")
+            && stderr.contains("Too large resource version: 999999999999, current: "),
+        "{stderr}"
+    );
+}

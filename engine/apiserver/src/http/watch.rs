@@ -36,6 +36,14 @@ pub(super) fn serve(
             ))
         })?),
     };
+    // The store is always current, so a resourceVersion beyond it will not
+    // come: Kubernetes' answer after its wait, at once.
+    if let Some(requested) = resource_version {
+        let current = api.store.resource_version();
+        if requested > current {
+            return Err(Error::TooLargeResourceVersion { requested, current });
+        }
+    }
     let timeout = match req.param("timeoutSeconds") {
         None => None,
         Some(t) => Some(Duration::from_secs(t.parse::<u64>().map_err(|_| {
