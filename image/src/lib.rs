@@ -24,11 +24,14 @@ pub mod image;
 pub mod layer;
 pub mod layout;
 pub mod platform;
+pub mod provenance;
 pub mod publish;
 pub mod resolve;
+pub mod sbom;
+pub mod signing;
 pub mod source;
 
-pub use build::{BuildOptions, BuiltImage, build_function};
+pub use build::{BuildOptions, BuiltImage, Supply, build_function};
 pub use cargo::{CargoOutput, FunctionCrate};
 pub use credentials::Credential;
 pub use error::{Error, Result};
