@@ -33,7 +33,7 @@ pub struct Blob {
 }
 
 impl Blob {
-    fn json(media_type: &'static str, value: &serde_json::Value) -> Self {
+    pub(crate) fn json(media_type: &'static str, value: &serde_json::Value) -> Self {
         // serde_json writes a Value deterministically (sorted keys, or insertion
         // order under preserve_order): the same value gives the same bytes.
         let data = serde_json::to_vec(value).unwrap_or_default();
