@@ -325,3 +325,49 @@ pub fn merge_referrers_index(
     });
     Some(serde_json::to_vec(&index).unwrap_or_default())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn artifact(data: &[u8]) -> Artifact {
+        Artifact {
+            kind: Kind::Spdx,
+            artifact_type: SPDX_MEDIA_TYPE,
+            manifest: Blob::json(MANIFEST_MEDIA_TYPE, &json!({"x": data})),
+            blobs: Vec::new(),
+            tag: None,
+            annotations: BTreeMap::new(),
+        }
+    }
+
+    #[test]
+    fn tags_follow_cosign_and_the_referrers_tag_schema() {
+        assert_eq!(referrers_tag("sha256:ab"), "sha256-ab");
+        assert_eq!(cosign_tag("sha256:ab", "sig"), "sha256-ab.sig");
+    }
+
+    #[test]
+    fn the_referrers_index_keeps_what_it_had_and_adds_new_entries_once() {
+        let (a, b) = (artifact(b"a"), artifact(b"b"));
+        let first = merge_referrers_index(None, std::slice::from_ref(&a)).unwrap();
+        let first: serde_json::Value = serde_json::from_slice(&first).unwrap();
+        assert_eq!(first["mediaType"], crate::image::INDEX_MEDIA_TYPE);
+        assert_eq!(first["manifests"][0]["artifactType"], SPDX_MEDIA_TYPE);
+        assert_eq!(first["manifests"][0]["digest"], a.manifest.digest.as_str());
+        // Nothing new: no push.
+        assert!(merge_referrers_index(Some(&first), std::slice::from_ref(&a)).is_none());
+        let both = merge_referrers_index(Some(&first), &[a.clone(), b.clone()]).unwrap();
+        let both: serde_json::Value = serde_json::from_slice(&both).unwrap();
+        let digests: Vec<&str> = both["manifests"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["digest"].as_str().unwrap())
+            .collect();
+        assert_eq!(
+            digests,
+            [a.manifest.digest.as_str(), b.manifest.digest.as_str()]
+        );
+    }
+}

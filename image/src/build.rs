@@ -205,16 +205,16 @@ pub async fn build_function(options: &BuildOptions) -> Result<BuiltImage> {
         several => image::index(several, &labels),
     };
     // After compiling: cargo has resolved (and locked) exactly what it built.
-    let inventory = sbom::inventory(&function, &platforms, &options.features).await?;
+    // The inventory (cargo tree) and the toolchain facts (rustc -V, cargo -V,
+    // git) are independent: ask for them at once, as a no-change rebuild waits
+    // for both.
+    let (inventory, facts) = tokio::join!(
+        sbom::inventory(&function, &platforms, &options.features),
+        provenance::gather(&function, &source, &platforms, &options.features),
+    );
+    let inventory = inventory?;
     let local_dirs: Vec<PathBuf> = inventory.local_dirs.iter().cloned().collect();
-    let facts = provenance::gather(
-        &function,
-        &source,
-        &platforms,
-        &options.features,
-        &local_dirs,
-    )
-    .await;
+    let facts = facts.with_dirty(&function, &local_dirs).await;
     let sboms = Sboms::new(&SbomInput {
         name: &name,
         digest: &top.digest,

@@ -66,34 +66,26 @@ pub struct BuildFacts {
     pub cargo_lock_sha256: Option<String>,
 }
 
-/// Gathers [`BuildFacts`] for a build of `function`. `paths` are the local
-/// directories whose sources went in (the crate and its path dependencies):
-/// the tree counts as dirty when any of them, Cargo.lock or the workspace
-/// manifest differs from the commit.
+/// Gathers [`BuildFacts`] for a build of `function` (all but `dirty`, which
+/// needs the inventory's local directories: [`BuildFacts::with_dirty`]).
 pub async fn gather(
     function: &FunctionCrate,
     source: &SourceInfo,
     platforms: &[Platform],
     features: &[String],
-    paths: &[PathBuf],
 ) -> BuildFacts {
     let dir = &function.dir;
-    let commit = git(dir, &["rev-parse", "HEAD"]).await;
-    let dirty = match commit {
-        Some(_) => {
-            let mut args: Vec<String> = vec!["status".into(), "--porcelain".into(), "--".into()];
-            let mut watched: Vec<PathBuf> = paths.to_vec();
-            watched.push(function.dir.clone());
-            watched.push(function.workspace_root.join("Cargo.lock"));
-            watched.push(function.workspace_root.join("Cargo.toml"));
-            watched.sort();
-            watched.dedup();
-            args.extend(watched.iter().map(|p| p.display().to_string()));
-            let refs: Vec<&str> = args.iter().map(String::as_str).collect();
-            git_raw(dir, &refs).await.map(|out| !out.trim().is_empty())
-        }
-        None => None,
+    let run_dir = if function.in_workspace() {
+        &function.workspace_root
+    } else {
+        &function.dir
     };
+    let (commit, prefix, rustc, cargo) = tokio::join!(
+        git(dir, &["rev-parse", "HEAD"]),
+        git(dir, &["rev-parse", "--show-prefix"]),
+        first_line(run_dir, "rustc", &["-V"]),
+        first_line(run_dir, "cargo", &["-V"]),
+    );
     let env_epoch = std::env::var("SOURCE_DATE_EPOCH")
         .ok()
         .and_then(|v| v.trim().parse::<u64>().ok());
@@ -103,11 +95,6 @@ pub async fn gather(
         "commit"
     } else {
         "none"
-    };
-    let run_dir = if function.in_workspace() {
-        &function.workspace_root
-    } else {
-        &function.dir
     };
     let profile_overrides = std::env::vars()
         .filter(|(k, _)| k.starts_with("CARGO_PROFILE_RELEASE_"))
@@ -124,10 +111,8 @@ pub async fn gather(
         package: function.package.clone(),
         repository: source.source.clone(),
         commit,
-        dirty,
-        path_in_repository: git(dir, &["rev-parse", "--show-prefix"])
-            .await
-            .map(|p| p.trim_end_matches('/').to_string()),
+        dirty: None,
+        path_in_repository: prefix.map(|p| p.trim_end_matches('/').to_string()),
         platforms: platforms.iter().map(Platform::to_string).collect(),
         targets: platforms
             .iter()
@@ -138,9 +123,33 @@ pub async fn gather(
         profile_overrides,
         source_date_epoch: source.epoch,
         epoch_source: epoch_source.into(),
-        rustc: first_line(run_dir, "rustc", &["-V"]).await,
-        cargo: first_line(run_dir, "cargo", &["-V"]).await,
+        rustc,
+        cargo,
         cargo_lock_sha256,
+    }
+}
+
+impl BuildFacts {
+    /// Sets `dirty`: whether any of `paths` (the crate's local sources: it and
+    /// its path dependencies), Cargo.lock or the workspace manifest differ from
+    /// the commit. Unknown outside git.
+    pub async fn with_dirty(mut self, function: &FunctionCrate, paths: &[PathBuf]) -> Self {
+        if self.commit.is_none() {
+            return self;
+        }
+        let mut watched: Vec<PathBuf> = paths.to_vec();
+        watched.push(function.dir.clone());
+        watched.push(function.workspace_root.join("Cargo.lock"));
+        watched.push(function.workspace_root.join("Cargo.toml"));
+        watched.sort();
+        watched.dedup();
+        let mut args: Vec<String> = vec!["status".into(), "--porcelain".into(), "--".into()];
+        args.extend(watched.iter().map(|p| p.display().to_string()));
+        let refs: Vec<&str> = args.iter().map(String::as_str).collect();
+        self.dirty = git_raw(&function.dir, &refs)
+            .await
+            .map(|out| !out.trim().is_empty());
+        self
     }
 }
 
