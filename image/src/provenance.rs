@@ -170,11 +170,11 @@ pub fn statement(facts: &BuildFacts, name: &str, digest: &str) -> Vec<u8> {
     }
     let mut resolved = Vec::new();
     if let Some(commit) = &facts.commit {
-        let uri = match &facts.repository {
-            Some(r) => format!("git+{r}@{commit}"),
-            None => format!("git+unknown@{commit}"),
-        };
-        resolved.push(json!({"uri": uri, "digest": {"gitCommit": commit}}));
+        // Without a known repository URL the commit alone names the source.
+        resolved.push(match &facts.repository {
+            Some(r) => json!({"uri": format!("git+{r}@{commit}"), "digest": {"gitCommit": commit}}),
+            None => json!({"name": "source", "digest": {"gitCommit": commit}}),
+        });
     }
     if let Some(lock) = &facts.cargo_lock_sha256 {
         resolved.push(json!({"name": "Cargo.lock", "digest": {"sha256": lock}}));
