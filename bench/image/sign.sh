@@ -52,6 +52,7 @@ echo "== first builds and pushes of functions/hello (unsigned, then signed)"
 echo "== no-change rebuild-and-push: --sign against none"
 hyperfine --warmup 2 --runs 10 --export-json "$work/sign.json" \
   -n "okonomi build (no change, push)" "$okonomi build functions/hello --registry $registry" \
-  -n "okonomi build --sign (no change, push)" "$okonomi build functions/hello --registry $registry --sign $work/key.key"
+  -n "okonomi build --sign (no change, push)" "$okonomi build functions/hello --registry $registry --sign $work/key.key" \
+  -n "cargo tree (the SBOM's inventory, in every build)" "cargo tree -q -p hello -e normal --prefix depth --target x86_64-unknown-linux-musl -f '{p}|{l}' >/dev/null"
 jq -r '.results[] | "\(.command): mean \(.mean*1000|floor) ms ± \(.stddev*1000|floor) ms"' "$work/sign.json"
 jq -r '"signing adds: \((.results[1].mean - .results[0].mean)*1000|floor) ms"' "$work/sign.json"
