@@ -8,6 +8,7 @@ pub mod describe;
 pub mod dev;
 pub mod doctor;
 pub mod invoke;
+pub mod keygen;
 pub mod list;
 pub mod logs;
 pub mod new;
@@ -15,6 +16,7 @@ pub mod resolve;
 pub mod run;
 pub mod traffic;
 pub mod up;
+pub mod verify;
 
 use std::process::ExitCode;
 
@@ -33,6 +35,10 @@ pub enum Command {
     Invoke(invoke::Args),
     /// Build a function into an OCI image and push it (or write an OCI layout).
     Build(build::Args),
+    /// Make an ECDSA P-256 key pair for signing images (cosign's format).
+    Keygen(keygen::Args),
+    /// Check an image's signature, SBOMs and provenance against a public key.
+    Verify(verify::Args),
     /// Replace okonomi://PATH image references in YAML with built digests.
     Resolve(resolve::Args),
     /// Print shell completions.
@@ -65,6 +71,8 @@ impl Command {
             Command::Run(args) => run::run(args, global).await,
             Command::Invoke(args) => invoke::run(args, global).await,
             Command::Build(args) => build::run(args, global).await,
+            Command::Keygen(args) => keygen::run(args, global).await,
+            Command::Verify(args) => verify::run(args, global).await,
             Command::Resolve(args) => resolve::run(args, global).await,
             Command::Completions(args) => completions::run(args, global).await,
             Command::Up(args) => up::run(args, global).await,

@@ -4,6 +4,8 @@
 //!   rebuilding on change), `invoke` (send it a request or a CloudEvent);
 //! - images: `build` (compile, assemble, push or write an OCI layout),
 //!   `resolve` (replace `okonomi://PATH` references in YAML with digests);
+//! - supply chain: `keygen` (a signing key pair), `verify` (an image's
+//!   signature, SBOMs and provenance);
 //! - a cluster or the engine: `up` (Knative Serving on this machine),
 //!   `deploy` (build, apply, wait, print the URL), `dev` (deploy again on
 //!   every source change), `list`, `describe`, `traffic` (split and tag),

@@ -150,7 +150,7 @@ fn rebuild_gives_the_same_digest_and_uploads_no_layer() {
 #[test]
 fn local_layout_is_read_by_skopeo_and_podman() {
     let docker = tempfile::tempdir().unwrap();
-    // podman load names the image after the path, which must be lower-case.
+    // podman names the image after the path, which must be lower-case.
     let layout = tempfile::Builder::new()
         .prefix("okonomi-layout-")
         .rand_bytes(0)
@@ -166,23 +166,40 @@ fn local_layout_is_read_by_skopeo_and_podman() {
     assert_eq!(stdout.trim(), reference);
     let config = skopeo_inspect(&["--config", &reference]);
     assert_eq!(config["config"]["User"], "65532:65532");
+    // The layout carries the SBOMs and provenance too: the referrers tag
+    // schema's index, named sha256-HEX, lists them with this image as subject.
+    let digest = skopeo_inspect(&[&reference])["Digest"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let referrers_tag = format!("sha256-{}", digest.trim_start_matches("sha256:"));
+    let referrers = skopeo_inspect(&["--raw", &format!("oci:{}:{referrers_tag}", dir.display())]);
+    let types: Vec<&str> = referrers["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["artifactType"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        types,
+        [
+            "application/spdx+json",
+            "application/vnd.cyclonedx+json",
+            "application/vnd.in-toto+json"
+        ],
+        "{referrers}"
+    );
+    // With several manifests in the layout, podman takes the image by its tag.
     require("podman", "podman");
     let out = std::process::Command::new("podman")
-        .args(["load", "-i"])
-        .arg(&dir)
+        .args(["pull", "-q", &reference])
         .output()
         .unwrap();
     assert!(
         out.status.success(),
-        "podman load: {}",
+        "podman pull {reference}: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let loaded = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(loaded.contains("Loaded image"), "{loaded}");
     let name = format!("localhost{}", dir.display());
     let out = std::process::Command::new("podman")
         .args(["image", "inspect", "--format", "{{.Config.User}}", &name])

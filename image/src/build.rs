@@ -9,6 +9,8 @@ use crate::error::{Error, Result};
 use crate::image::{self, Blob, ImageMetadata, PlatformImage};
 use crate::layer::Layer;
 use crate::platform::Platform;
+use crate::provenance::{self, BuildFacts};
+use crate::sbom::{self, BaseFile, Inventory, SbomInput, Sboms};
 use crate::source::{self, SourceInfo};
 
 /// Where the host keeps its CA bundle (Debian's ca-certificates).
@@ -65,6 +67,22 @@ pub struct BuiltImage {
     /// The top-level document the digest names: the manifest of the only
     /// platform, or an index over several.
     pub top: Blob,
+    /// What is attached to the image: its SBOMs and provenance.
+    pub supply: Supply,
+}
+
+/// The documents that describe an image, made with it (see [`crate::sbom`]
+/// and [`crate::provenance`]); signing them happens at publish time.
+#[derive(Debug, Clone)]
+pub struct Supply {
+    /// SPDX and CycloneDX SBOMs.
+    pub sboms: Sboms,
+    /// The in-toto statement with the SLSA provenance predicate.
+    pub provenance: Vec<u8>,
+    /// What the provenance records.
+    pub facts: BuildFacts,
+    /// The crates linked into the binary.
+    pub inventory: Inventory,
 }
 
 impl BuiltImage {
@@ -116,6 +134,7 @@ pub async fn build_function(options: &BuildOptions) -> Result<BuiltImage> {
         .await
         .map_err(|e| Error::io(&options.ca_certificates, e))?;
     let epoch = source.epoch;
+    let base_files = BaseFile::list(&image::base_files(&ca));
     let base = blocking(
         move || image::base_layer(ca, epoch),
         &options.ca_certificates,
@@ -157,7 +176,7 @@ pub async fn build_function(options: &BuildOptions) -> Result<BuiltImage> {
         }
     }
     let mut images = Vec::with_capacity(platforms.len());
-    for platform in platforms {
+    for platform in platforms.iter().copied() {
         let executable =
             cargo::compile(&function, platform, &options.features, options.cargo_output).await?;
         let binary = tokio::fs::read(&executable)
@@ -185,12 +204,37 @@ pub async fn build_function(options: &BuildOptions) -> Result<BuiltImage> {
         [only] => only.manifest.clone(),
         several => image::index(several, &labels),
     };
+    // After compiling: cargo has resolved (and locked) exactly what it built.
+    // The inventory (cargo tree) and the toolchain facts (rustc -V, cargo -V,
+    // git) are independent: ask for them at once, as a no-change rebuild waits
+    // for both.
+    let (inventory, facts) = tokio::join!(
+        sbom::inventory(&function, &platforms, &options.features),
+        provenance::gather(&function, &source, &platforms, &options.features),
+    );
+    let inventory = inventory?;
+    let local_dirs: Vec<PathBuf> = inventory.local_dirs.iter().cloned().collect();
+    let facts = facts.with_dirty(&function, &local_dirs).await;
+    let sboms = Sboms::new(&SbomInput {
+        name: &name,
+        digest: &top.digest,
+        epoch,
+        inventory: &inventory,
+        base: &base_files,
+    });
+    let provenance = provenance::statement(&facts, &name, &top.digest);
     Ok(BuiltImage {
         name,
         function,
         source,
         platforms: images,
         top,
+        supply: Supply {
+            sboms,
+            provenance,
+            facts,
+            inventory,
+        },
     })
 }
 

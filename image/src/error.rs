@@ -141,6 +141,58 @@ pub enum Error {
         /// What went wrong and where.
         message: String,
     },
+    /// A signing or verification key could not be read.
+    #[error("key {path}: {message}")]
+    Key {
+        /// The key file.
+        path: PathBuf,
+        /// What is wrong with it.
+        message: String,
+    },
+    /// The private key did not decrypt with the password given.
+    #[error(
+        "key {path}: wrong password (from ${env}): the key did not decrypt ({message}); set {env} to the password given to `okonomi keygen`"
+    )]
+    KeyPassword {
+        /// The key file.
+        path: PathBuf,
+        /// The environment variable the password came from.
+        env: &'static str,
+        /// The decryption error.
+        message: String,
+    },
+    /// The registry would not store a signature, SBOM or attestation.
+    #[error(
+        "registry {registry} refused the {what} for {digest} ({message}); the image itself was pushed, but it is not signed or attested there: make the repository writable for this credential, or push to another registry"
+    )]
+    AttachRefused {
+        /// The registry host.
+        registry: String,
+        /// What was being stored, e.g. `signature (tag sha256-….sig)`.
+        what: String,
+        /// The image digest it is for.
+        digest: String,
+        /// The registry's answer.
+        message: String,
+    },
+    /// Verification found a problem (no signature, a bad one, an SBOM for another image).
+    #[error("{reference}: {message}")]
+    Verify {
+        /// The image verified.
+        reference: String,
+        /// What failed, and what to do.
+        message: String,
+    },
+    /// Gathering what an SBOM or provenance needs failed (cargo tree, rustc -vV, git).
+    #[error("{what} for {path}: {message}")]
+    Inventory {
+        /// What was being gathered.
+        what: String,
+        /// The crate.
+        path: PathBuf,
+        /// What went wrong.
+        message: String,
+    },
     /// A YAML document could not be read or written by resolve.
     #[error("{path}: invalid YAML: {message}")]
     Yaml {

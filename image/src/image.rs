@@ -33,7 +33,7 @@ pub struct Blob {
 }
 
 impl Blob {
-    fn json(media_type: &'static str, value: &serde_json::Value) -> Self {
+    pub(crate) fn json(media_type: &'static str, value: &serde_json::Value) -> Self {
         // serde_json writes a Value deterministically (sorted keys, or insertion
         // order under preserve_order): the same value gives the same bytes.
         let data = serde_json::to_vec(value).unwrap_or_default();
@@ -76,20 +76,36 @@ pub struct PlatformImage {
     pub manifest: Blob,
 }
 
+/// `/etc/passwd` of the base layer: root and distroless's nonroot, no login shells.
+pub const PASSWD: &[u8] =
+    b"root:x:0:0:root:/root:/sbin/nologin\nnonroot:x:65532:65532:nonroot:/home/nonroot:/sbin/nologin\n";
+/// `/etc/group` of the base layer.
+pub const GROUP: &[u8] = b"root:x:0:\nnonroot:x:65532:\n";
+/// `/etc/nsswitch.conf` of the base layer: hosts from files, then DNS.
+pub const NSSWITCH: &[u8] = b"hosts: files dns\n";
+/// Where the CA bundle sits in the image.
+pub const CA_CERTIFICATES_PATH: &str = "etc/ssl/certs/ca-certificates.crt";
+
+/// The regular files of the base layer, `(path, contents)`, in path order:
+/// what the layer holds and what the SBOM lists as its contents.
+pub fn base_files(ca_certificates: &[u8]) -> Vec<(&'static str, Vec<u8>)> {
+    vec![
+        ("etc/group", GROUP.to_vec()),
+        ("etc/nsswitch.conf", NSSWITCH.to_vec()),
+        ("etc/passwd", PASSWD.to_vec()),
+        (CA_CERTIFICATES_PATH, ca_certificates.to_vec()),
+    ]
+}
+
 /// The base layer: no shell, just what a static binary expects of a Linux system.
 pub fn base_layer(ca_certificates: Vec<u8>, epoch: u64) -> std::io::Result<Layer> {
     let mut base = LayerBuilder::new();
-    base.file(
-        "etc/passwd",
-        b"root:x:0:0:root:/root:/sbin/nologin\nnonroot:x:65532:65532:nonroot:/home/nonroot:/sbin/nologin\n".to_vec(),
-        0o644,
-    )
-    .file("etc/group", b"root:x:0:\nnonroot:x:65532:\n".to_vec(), 0o644)
-    .file("etc/nsswitch.conf", b"hosts: files dns\n".to_vec(), 0o644)
-    .file("etc/ssl/certs/ca-certificates.crt", ca_certificates, 0o644)
-    .dir("tmp", 0o1777, 0)
-    .dir("root", 0o700, 0)
-    .dir("home/nonroot", 0o700, NONROOT_ID);
+    for (path, data) in base_files(&ca_certificates) {
+        base.file(path, data, 0o644);
+    }
+    base.dir("tmp", 0o1777, 0)
+        .dir("root", 0o700, 0)
+        .dir("home/nonroot", 0o700, NONROOT_ID);
     base.finish(epoch, "okonomi base: passwd, group, CA certificates, /tmp")
 }
 

@@ -14,6 +14,7 @@
 //! # Ok(()) }
 //! ```
 
+pub mod attach;
 pub mod build;
 pub mod cache;
 pub mod cargo;
@@ -24,14 +25,20 @@ pub mod image;
 pub mod layer;
 pub mod layout;
 pub mod platform;
+pub mod provenance;
 pub mod publish;
 pub mod resolve;
+pub mod sbom;
+pub mod signing;
 pub mod source;
+pub mod verify;
 
-pub use build::{BuildOptions, BuiltImage, build_function};
+pub use build::{BuildOptions, BuiltImage, Supply, build_function};
 pub use cargo::{CargoOutput, FunctionCrate};
 pub use credentials::Credential;
 pub use error::{Error, Result};
-pub use layout::{LayoutImage, write_layout};
+pub use layout::{LayoutImage, write_layout, write_layout_signed};
 pub use platform::Platform;
-pub use publish::{PublishOptions, Published, PushEvent, PushProgress, Registry, publish};
+pub use publish::{
+    Attached, PublishOptions, Published, PushEvent, PushProgress, Registry, publish,
+};

@@ -8,9 +8,11 @@ use oci_client::client::{ClientConfig, ClientProtocol};
 use oci_client::errors::OciDistributionError;
 use oci_client::{Client, Reference, RegistryOperation};
 
+use crate::attach::{self, Artifact, Signing};
 use crate::build::BuiltImage;
 use crate::credentials::{self, Credential};
 use crate::error::{Error, Result};
+use crate::signing::PrivateKey;
 
 /// A registry and repository prefix, e.g. `127.0.0.1:5000/okonomi` or `ghcr.io/me`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -87,7 +89,7 @@ impl Registry {
         }
     }
 
-    fn url(&self) -> String {
+    pub(crate) fn url(&self) -> String {
         format!(
             "{}://{}/v2/",
             if self.insecure { "http" } else { "https" },
@@ -149,6 +151,8 @@ pub struct PublishOptions {
     pub credential: Option<Credential>,
     /// Progress callback.
     pub progress: Option<PushProgress>,
+    /// Sign the pushed digest (and the attestations) with this key.
+    pub signing: Option<PrivateKey>,
 }
 
 /// The outcome of a push.
@@ -168,6 +172,22 @@ pub struct Published {
     pub blobs_skipped: usize,
     /// Where the credentials came from.
     pub credential_source: String,
+    /// What was attached to the image (SBOMs, provenance, signature, attestations).
+    pub attached: Vec<Attached>,
+    /// Whether the registry answered the OCI 1.1 referrers API; when not,
+    /// the referrers tag schema's index (tag `sha256-HEX`) lists them.
+    pub referrers_api: bool,
+}
+
+/// One attachment as pushed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Attached {
+    /// What it is (`signature`, `SPDX SBOM`, …).
+    pub kind: String,
+    /// Its manifest digest.
+    pub digest: String,
+    /// cosign's tag for it, if any.
+    pub tag: Option<String>,
 }
 
 /// Pushes `image` to `registry` as `REGISTRY/NAME` and returns its digest reference.
@@ -183,18 +203,7 @@ pub async fn publish(
     let repository = registry.repository(&image.name);
     let tag = options.tag.clone().unwrap_or_else(|| "latest".to_string());
     let tagged = Reference::with_tag(registry.host.clone(), repository.clone(), tag.clone());
-    let client = Client::new(ClientConfig {
-        protocol: if registry.insecure {
-            ClientProtocol::HttpsExcept(vec![registry.host.clone()])
-        } else {
-            ClientProtocol::Https
-        },
-        // One request per blob: a single PUT is simplest for every registry we know.
-        use_monolithic_push: true,
-        connect_timeout: Some(std::time::Duration::from_secs(10)),
-        read_timeout: Some(std::time::Duration::from_secs(300)),
-        ..Default::default()
-    });
+    let client = client_for(registry);
     let fail =
         |operation: &str, e: OciDistributionError| map_error(registry, &credential, operation, e);
     client
@@ -219,6 +228,8 @@ pub async fn publish(
         blobs_uploaded: 0,
         blobs_skipped: 0,
         credential_source: credential.source.clone(),
+        attached: Vec::new(),
+        referrers_api: false,
     };
     for (digest, data) in blobs {
         let size = data.len() as u64;
@@ -245,29 +256,198 @@ pub async fn publish(
             size,
         });
     }
-    if image.is_index() {
-        for platform in &image.platforms {
-            let by_digest = Reference::with_digest(
-                registry.host.clone(),
-                repository.clone(),
-                platform.manifest.digest.clone(),
-            );
-            push_manifest(&client, &by_digest, &platform.manifest)
+    // A no-change rebuild finds its tag already naming this digest: nothing
+    // to put (and a registry that has become read-only is not written to).
+    let current = client
+        .fetch_manifest_digest(&tagged, &credential.auth)
+        .await
+        .ok();
+    if current.as_deref() != Some(image.digest()) {
+        if image.is_index() {
+            for platform in &image.platforms {
+                let by_digest = Reference::with_digest(
+                    registry.host.clone(),
+                    repository.clone(),
+                    platform.manifest.digest.clone(),
+                );
+                push_manifest(&client, &by_digest, &platform.manifest)
+                    .await
+                    .map_err(|e| fail("put manifest", e))?;
+                notify(PushEvent::Manifest {
+                    digest: platform.manifest.digest.clone(),
+                });
+            }
+        }
+        push_manifest(&client, &tagged, image.top())
+            .await
+            .map_err(|e| fail("put manifest", e))?;
+        notify(PushEvent::Manifest {
+            digest: image.digest().to_string(),
+        });
+    }
+    let repository_ref = format!("{}/{}", registry.host, repository);
+    let signing = options.signing.as_ref().map(|key| Signing {
+        key,
+        repository: &repository_ref,
+    });
+    let artifacts = attach::artifacts(image, signing.as_ref());
+    for artifact in &artifacts {
+        push_artifact(&client, registry, &repository, &credential, image, artifact).await?;
+        published.attached.push(Attached {
+            kind: artifact.kind.describe().to_string(),
+            digest: artifact.manifest.digest.clone(),
+            tag: artifact.tag.clone(),
+        });
+    }
+    published.referrers_api =
+        supports_referrers(registry, &repository, image.digest(), &credential).await;
+    if !published.referrers_api {
+        let index_tag = Reference::with_tag(
+            registry.host.clone(),
+            repository.clone(),
+            attach::referrers_tag(image.digest()),
+        );
+        let existing: Option<serde_json::Value> = client
+            .pull_manifest_raw(
+                &index_tag,
+                &credential.auth,
+                &[crate::image::INDEX_MEDIA_TYPE],
+            )
+            .await
+            .ok()
+            .and_then(|(bytes, _)| serde_json::from_slice(&bytes).ok());
+        if let Some(index) = attach::merge_referrers_index(existing.as_ref(), &artifacts) {
+            client
+                .push_manifest_raw(
+                    &index_tag,
+                    index,
+                    http::HeaderValue::from_static(crate::image::INDEX_MEDIA_TYPE),
+                )
                 .await
-                .map_err(|e| fail("put manifest", e))?;
-            notify(PushEvent::Manifest {
-                digest: platform.manifest.digest.clone(),
-            });
+                .map_err(|e| Error::AttachRefused {
+                    registry: registry.host.clone(),
+                    what: format!(
+                        "referrers index (tag {})",
+                        attach::referrers_tag(image.digest())
+                    ),
+                    digest: image.digest().to_string(),
+                    message: map_error(registry, &credential, "put manifest", e).to_string(),
+                })?;
         }
     }
-    push_manifest(&client, &tagged, image.top())
-        .await
-        .map_err(|e| fail("put manifest", e))?;
-    notify(PushEvent::Manifest {
-        digest: image.digest().to_string(),
-    });
     published.reference = format!("{}/{}@{}", registry.host, repository, image.digest());
     Ok(published)
+}
+
+/// An oci-client for `registry`: plain HTTP where it is insecure, timeouts set.
+pub(crate) fn client_for(registry: &Registry) -> Client {
+    Client::new(ClientConfig {
+        protocol: if registry.insecure {
+            ClientProtocol::HttpsExcept(vec![registry.host.clone()])
+        } else {
+            ClientProtocol::Https
+        },
+        // One request per blob: a single PUT is simplest for every registry we know.
+        use_monolithic_push: true,
+        connect_timeout: Some(std::time::Duration::from_secs(10)),
+        read_timeout: Some(std::time::Duration::from_secs(300)),
+        ..Default::default()
+    })
+}
+
+/// Pushes one attachment: its blobs unless present, then its manifest (under
+/// cosign's tag, or by digest) unless the registry has it already.
+async fn push_artifact(
+    client: &Client,
+    registry: &Registry,
+    repository: &str,
+    credential: &Credential,
+    image: &BuiltImage,
+    artifact: &Artifact,
+) -> Result<()> {
+    let what = match &artifact.tag {
+        Some(tag) => format!("{} (tag {tag})", artifact.kind.describe()),
+        None => format!(
+            "{} (referrer {})",
+            artifact.kind.describe(),
+            artifact.manifest.digest
+        ),
+    };
+    let refused = |operation: &str, e: OciDistributionError| Error::AttachRefused {
+        registry: registry.host.clone(),
+        what: what.clone(),
+        digest: image.digest().to_string(),
+        message: map_error(registry, credential, operation, e).to_string(),
+    };
+    let target = match &artifact.tag {
+        Some(tag) => {
+            Reference::with_tag(registry.host.clone(), repository.to_string(), tag.clone())
+        }
+        None => Reference::with_digest(
+            registry.host.clone(),
+            repository.to_string(),
+            artifact.manifest.digest.clone(),
+        ),
+    };
+    let current = client
+        .fetch_manifest_digest(&target, &credential.auth)
+        .await
+        .ok();
+    if current.as_deref() == Some(artifact.manifest.digest.as_str()) {
+        return Ok(());
+    }
+    for (digest, data) in &artifact.blobs {
+        if !client
+            .blob_exists(&target, digest)
+            .await
+            .map_err(|e| refused("check blob (HEAD)", e))?
+        {
+            client
+                .push_blob(&target, data.clone(), digest)
+                .await
+                .map_err(|e| refused("upload blob", e))?;
+        }
+    }
+    push_manifest(client, &target, &artifact.manifest)
+        .await
+        .map_err(|e| refused("put manifest", e))?;
+    Ok(())
+}
+
+/// Whether the registry serves the OCI 1.1 referrers API for this repository.
+/// Anything but a 200 with an image index (a 404 from distribution 2.8, a 401
+/// from a token registry this probe does not log in to) means: keep the tag
+/// schema's index too, which every client also reads.
+pub(crate) async fn supports_referrers(
+    registry: &Registry,
+    repository: &str,
+    digest: &str,
+    credential: &Credential,
+) -> bool {
+    let Ok(client) = reqwest::Client::builder()
+        .timeout(std::time::Duration::from_secs(10))
+        .build()
+    else {
+        return false;
+    };
+    let url = format!("{}{repository}/referrers/{digest}", registry.url());
+    let mut request = client
+        .get(url)
+        .header(http::header::ACCEPT, crate::image::INDEX_MEDIA_TYPE);
+    if let oci_client::secrets::RegistryAuth::Basic(user, password) = &credential.auth {
+        request = request.basic_auth(user, Some(password));
+    }
+    match request.send().await {
+        Ok(response) => {
+            response.status() == reqwest::StatusCode::OK
+                && response
+                    .headers()
+                    .get(http::header::CONTENT_TYPE)
+                    .and_then(|v| v.to_str().ok())
+                    .is_some_and(|v| v.starts_with(crate::image::INDEX_MEDIA_TYPE))
+        }
+        Err(_) => false,
+    }
 }
 
 async fn push_manifest(
@@ -283,7 +463,7 @@ async fn push_manifest(
 }
 
 /// Turns an oci-client error into one that says what to do.
-fn map_error(
+pub(crate) fn map_error(
     registry: &Registry,
     credential: &Credential,
     operation: &str,

@@ -18,8 +18,9 @@ pub struct Registry {
     pub address: String,
     /// The port it listens on.
     pub port: u16,
-    _dir: tempfile::TempDir,
-    _process: Guard,
+    dir: tempfile::TempDir,
+    auth: String,
+    process: Guard,
 }
 
 impl Registry {
@@ -45,35 +46,62 @@ impl Registry {
                 htpasswd.display()
             )
         };
-        let config = dir.path().join("config.yml");
-        std::fs::write(
-            &config,
-            format!(
-                "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:{port}\n{auth}",
-                dir.path().join("data").display()
-            ),
-        )?;
-        let process = Guard::spawn(
-            "docker-registry",
-            Command::new(binary)
-                .arg("serve")
-                .arg(&config)
-                .stdout(Stdio::null())
-                .stderr(Stdio::null()),
-        )?;
-        wait_for_port(port, Duration::from_secs(20), "docker-registry")?;
+        let process = spawn_registry(&binary, dir.path(), port, &auth, false)?;
         Ok(Self {
             address: format!("127.0.0.1:{port}"),
             port,
-            _dir: dir,
-            _process: process,
+            dir,
+            auth,
+            process,
         })
+    }
+
+    /// Restarts the registry on the same port and storage in distribution's
+    /// read-only maintenance mode: what it has stays readable, and every
+    /// write (blob upload, manifest put) is refused.
+    pub fn restart_read_only(&mut self) -> anyhow::Result<()> {
+        let binary = require("docker-registry", "docker-registry")?;
+        self.process.stop(Duration::from_secs(10));
+        self.process = spawn_registry(&binary, self.dir.path(), self.port, &self.auth, true)?;
+        Ok(())
     }
 
     /// `127.0.0.1:PORT/okonomi`: the `--registry` prefix okonomi pushes under.
     pub fn prefix(&self) -> String {
         format!("{}/okonomi", self.address)
     }
+}
+
+fn spawn_registry(
+    binary: &std::path::Path,
+    dir: &std::path::Path,
+    port: u16,
+    auth: &str,
+    read_only: bool,
+) -> anyhow::Result<Guard> {
+    let maintenance = if read_only {
+        "  maintenance:\n    readonly:\n      enabled: true\n"
+    } else {
+        ""
+    };
+    let config = dir.join("config.yml");
+    std::fs::write(
+        &config,
+        format!(
+            "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\n{maintenance}http:\n  addr: 127.0.0.1:{port}\n{auth}",
+            dir.join("data").display()
+        ),
+    )?;
+    let process = Guard::spawn(
+        "docker-registry",
+        Command::new(binary)
+            .arg("serve")
+            .arg(&config)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null()),
+    )?;
+    wait_for_port(port, Duration::from_secs(20), "docker-registry")?;
+    Ok(process)
 }
 
 /// Writes an htpasswd file with bcrypt entries (the only hash docker-registry accepts).

@@ -5,6 +5,8 @@ use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use anyhow::Context;
+use okonomi_image::digest::sha256_digest;
+use okonomi_image::signing::{self, PrivateKey};
 use okonomi_image::{BuildOptions, BuiltImage, CargoOutput, Platform, PublishOptions, Registry};
 use serde::Serialize;
 
@@ -24,7 +26,13 @@ The registry comes from --registry, OKONOMI_REGISTRY, or [build] registry in oko
 Registries on localhost/127.0.0.1 are spoken to over plain HTTP; credentials come from
 ~/.docker/config.json (auths, credHelpers, credsStore). Builds are reproducible: mtimes and
 `created` come from SOURCE_DATE_EPOCH, else the crate's last commit time, else 0.
-arm64 needs `pip install ziglang` and `cargo install cargo-zigbuild`.";
+arm64 needs `pip install ziglang` and `cargo install cargo-zigbuild`.
+
+Every image gets an SPDX and a CycloneDX SBOM and an SLSA provenance statement, attached
+as OCI referrers. With --sign KEY (from `okonomi keygen`; password in
+OKONOMI_SIGNING_PASSWORD) the digest is signed in cosign's format and the SBOMs and
+provenance become signed attestations: `okonomi verify IMAGE --key okonomi.pub` or
+`cosign verify --key okonomi.pub IMAGE` checks them. See docs/supply-chain.md.";
 
 /// Arguments of `okonomi build`.
 #[derive(Debug, clap::Args)]
@@ -38,6 +46,11 @@ pub struct Args {
     /// Write an OCI image layout to DIR instead of pushing.
     #[arg(long, value_name = "DIR", conflicts_with = "registry")]
     pub local: Option<PathBuf>,
+    /// Sign the image digest and its SBOM and provenance attestations with this
+    /// private key (`okonomi keygen`), in cosign's format; the key's password
+    /// comes from OKONOMI_SIGNING_PASSWORD.
+    #[arg(long, env = "OKONOMI_SIGNING_KEY", value_name = "KEY")]
+    pub sign: Option<PathBuf>,
 }
 
 /// Where and how to build and push: shared by build, resolve and deploy.
@@ -75,6 +88,27 @@ pub struct BuildReport {
     pub bytes_uploaded: u64,
     /// Blobs the registry already had.
     pub blobs_skipped: usize,
+    /// `sha256:…` of the SPDX SBOM document.
+    pub spdx_digest: String,
+    /// `sha256:…` of the CycloneDX SBOM document.
+    pub cyclonedx_digest: String,
+    /// `sha256:…` of the provenance statement.
+    pub provenance_digest: String,
+    /// Whether the digest was signed.
+    pub signed: bool,
+    /// What was attached to the image in the registry.
+    pub attached: Vec<AttachedReport>,
+}
+
+/// One attachment in the build report.
+#[derive(Debug, Serialize)]
+pub struct AttachedReport {
+    /// What it is.
+    pub kind: String,
+    /// Its manifest digest.
+    pub digest: String,
+    /// cosign's tag for it, if any.
+    pub tag: Option<String>,
 }
 
 /// Runs `okonomi build`.
@@ -87,24 +121,45 @@ pub async fn run(args: Args, global: &Global) -> anyhow::Result<ExitCode> {
             Some(registry(&args.target, settings.registry.as_deref())?)
         }
     };
+    // A wrong password should cost a second, not a build.
+    let key = match &args.sign {
+        Some(path) => Some(signing_key(path)?),
+        None => None,
+    };
     let image = build(&args.path, &args.target, global).await?;
     let report = match (&args.local, registry) {
         (Some(dir), _) => {
-            let written = okonomi_image::write_layout(&image, dir, &args.target.tag).await?;
+            let signed = key.is_some();
+            let written =
+                okonomi_image::write_layout_signed(&image, dir, &args.target.tag, key).await?;
             global.status(
                 "Wrote",
                 format!("OCI layout {}", written.transport_reference()),
             );
-            report(&image, written.transport_reference(), 0, 0)
+            let mut r = report(&image, written.transport_reference(), 0, 0);
+            r.signed = signed;
+            r
         }
         (None, Some(registry)) => {
-            let published = publish(&image, &registry, &args.target, global).await?;
-            report(
+            let signed = key.is_some();
+            let published = publish_signed(&image, &registry, &args.target, global, key).await?;
+            let mut r = report(
                 &image,
                 published.reference,
                 published.bytes_uploaded,
                 published.blobs_skipped,
-            )
+            );
+            r.signed = signed;
+            r.attached = published
+                .attached
+                .into_iter()
+                .map(|a| AttachedReport {
+                    kind: a.kind,
+                    digest: a.digest,
+                    tag: a.tag,
+                })
+                .collect();
+            r
         }
         (None, None) => return Err(okonomi_image::Error::NoRegistry.into()),
     };
@@ -133,7 +188,24 @@ fn report(
             .collect(),
         bytes_uploaded,
         blobs_skipped,
+        spdx_digest: sha256_digest(&image.supply.sboms.spdx),
+        cyclonedx_digest: sha256_digest(&image.supply.sboms.cyclonedx),
+        provenance_digest: sha256_digest(&image.supply.provenance),
+        signed: false,
+        attached: Vec::new(),
     }
+}
+
+/// Reads and decrypts the signing key, its password from OKONOMI_SIGNING_PASSWORD.
+pub fn signing_key(path: &Path) -> anyhow::Result<PrivateKey> {
+    let password = std::env::var(signing::PASSWORD_ENV).map_err(|_| {
+        anyhow::anyhow!(
+            "--sign {}: set {} to the key's password (the one given to `okonomi keygen`)",
+            path.display(),
+            signing::PASSWORD_ENV
+        )
+    })?;
+    Ok(PrivateKey::read(path, password.as_bytes())?)
 }
 
 /// Builds the function at `path` with name and platforms from okonomi.toml unless overridden.
@@ -196,18 +268,31 @@ pub fn registry(target: &TargetArgs, from_manifest: Option<&str>) -> anyhow::Res
     Ok(registry)
 }
 
-/// Pushes with a progress bar and a summary line.
+/// Pushes with a progress bar and a summary line (attaching the SBOMs and
+/// provenance, unsigned).
 pub async fn publish(
     image: &BuiltImage,
     registry: &Registry,
     target: &TargetArgs,
     global: &Global,
 ) -> anyhow::Result<okonomi_image::Published> {
+    publish_signed(image, registry, target, global, None).await
+}
+
+/// [`publish`], signing the digest and the attestations with `key`.
+pub async fn publish_signed(
+    image: &BuiltImage,
+    registry: &Registry,
+    target: &TargetArgs,
+    global: &Global,
+    key: Option<PrivateKey>,
+) -> anyhow::Result<okonomi_image::Published> {
     let (bar, callback) = progress::push_progress(global);
     let options = PublishOptions {
         tag: Some(target.tag.clone()),
         credential: None,
         progress: Some(callback),
+        signing: key,
     };
     let result = okonomi_image::publish(image, registry, &options).await;
     bar.finish_and_clear();
@@ -219,6 +304,22 @@ pub async fn publish(
             human_bytes(published.bytes_uploaded),
             published.blobs_uploaded,
             published.blobs_skipped
+        ),
+    );
+    let kinds: Vec<&str> = published.attached.iter().map(|a| a.kind.as_str()).collect();
+    global.status(
+        "Attached",
+        format!(
+            "{} ({})",
+            kinds.join(", "),
+            if published.referrers_api {
+                "OCI referrers API".to_string()
+            } else {
+                format!(
+                    "no referrers API: listed under tag {}",
+                    okonomi_image::attach::referrers_tag(&published.digest)
+                )
+            }
         ),
     );
     Ok(published)
