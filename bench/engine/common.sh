@@ -61,3 +61,22 @@ percentile() {
 
 # rss_kib PID: resident memory of a process.
 rss_kib() { awk '/VmRSS/ {print $2}' "/proc/$1/status"; }
+
+# use_engine_api STATE_DIR: waits for the started engine's API line, writes
+# a kubeconfig for it to $WORK/kubeconfig and exports KUBECONFIG.
+use_engine_api() {
+    local state=$1
+    for _ in $(seq 1 300); do grep -q '^api ' "$WORK/engine.log" && break; sleep 0.1; done
+    local api token
+    api=$(awk '/^api / {print $2; exit}' "$WORK/engine.log")
+    token=$(awk '/^api / {print $4; exit}' "$WORK/engine.log")
+    cat >"$WORK/kubeconfig" <<CONF
+apiVersion: v1
+kind: Config
+clusters: [{name: bench, cluster: {server: "$api", certificate-authority: "$state/pki/ca.crt"}}]
+users: [{name: bench, user: {token: "$token"}}]
+contexts: [{name: bench, context: {cluster: bench, user: bench, namespace: default}}]
+current-context: bench
+CONF
+    export KUBECONFIG="$WORK/kubeconfig"
+}

@@ -18,18 +18,7 @@ build_engine
 
 PORT=$(free_port)
 start_engine "$WORK/state" "$PORT"
-for _ in $(seq 1 300); do grep -q '^api ' "$WORK/engine.log" && break; sleep 0.1; done
-API=$(awk '/^api / {print $2; exit}' "$WORK/engine.log")
-TOKEN=$(awk '/^api / {print $4; exit}' "$WORK/engine.log")
-cat >"$WORK/kubeconfig" <<CONF
-apiVersion: v1
-kind: Config
-clusters: [{name: bench, cluster: {server: "$API", certificate-authority: "$WORK/state/pki/ca.crt"}}]
-users: [{name: bench, user: {token: "$TOKEN"}}]
-contexts: [{name: bench, context: {cluster: bench, user: bench, namespace: default}}]
-current-context: bench
-CONF
-export KUBECONFIG="$WORK/kubeconfig"
+use_engine_api "$WORK/state"
 IDLE=$(rss_kib "$ENGINE_PID")
 
 python3 - "$SERVICES" >"$WORK/services.yaml" <<'PY'
