@@ -8,7 +8,8 @@
 //!   → ActivatorLayer (hold until an instance has room; scale from zero; 503 on timeout)
 //!   → ForwardedLayer (Forwarded, X-Forwarded-*, traceparent)
 //!   → Proxy (this thread's connections to the instance the activator leased;
-//!            the revision's request timeouts)
+//!            the revision's request timeouts; upgrades such as WebSocket
+//!            spliced through, in `upgrade`)
 //! ```
 //!
 //! Each layer hands the next what it decided, in the request type the next
@@ -25,6 +26,7 @@ pub mod routes;
 pub mod server;
 pub mod throttler;
 pub mod timeouts;
+pub mod upgrade;
 pub mod upstream;
 
 use std::sync::Arc;

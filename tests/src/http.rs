@@ -9,6 +9,9 @@ use std::time::Duration;
 use anyhow::Context;
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue};
 
+/// A WebSocket to a function, over plain TCP.
+pub type WebSocket = tungstenite::WebSocket<std::net::TcpStream>;
+
 /// An answer: status, headers and body.
 #[derive(Debug, Clone)]
 pub struct Answer {
@@ -131,6 +134,44 @@ impl Http {
                 body,
             })
         })
+    }
+
+    /// Opens a WebSocket to `url` (an `http://` function URL) with `query`
+    /// on its path, routed as [`Http::route`] says, as Knative's e2e tests
+    /// connect (gorilla's dialer with a Host header). Reads give up after
+    /// 60 s, so a silent server fails a test instead of hanging it.
+    pub fn websocket(&self, url: &str, query: &str) -> anyhow::Result<WebSocket> {
+        use tungstenite::client::IntoClientRequest;
+        let (connect, host) = self.route(url)?;
+        let parsed = reqwest::Url::parse(&connect)?;
+        anyhow::ensure!(
+            parsed.scheme() == "http",
+            "{url}: only ws:// (plain HTTP) WebSockets are supported by the test client"
+        );
+        let addr = format!(
+            "{}:{}",
+            parsed.host_str().context("URL without a host")?,
+            parsed.port_or_known_default().unwrap_or(80)
+        );
+        let mut request = format!("ws://{addr}/?{query}")
+            .into_client_request()
+            .with_context(|| format!("a WebSocket request for {url}"))?;
+        request
+            .headers_mut()
+            .insert("host", HeaderValue::from_str(&host)?);
+        let stream = std::net::TcpStream::connect(&addr)
+            .with_context(|| format!("connecting to {addr} for {url}"))?;
+        stream.set_read_timeout(Some(Duration::from_secs(60)))?;
+        stream.set_write_timeout(Some(Duration::from_secs(60)))?;
+        let (socket, _) = tungstenite::client(request, stream).map_err(|error| match error {
+            tungstenite::HandshakeError::Failure(error) => {
+                anyhow::anyhow!("WebSocket handshake with {url} (via {addr}): {error}")
+            }
+            tungstenite::HandshakeError::Interrupted(_) => {
+                anyhow::anyhow!("WebSocket handshake with {url} (via {addr}) was interrupted")
+            }
+        })?;
+        Ok(socket)
     }
 
     /// POSTs a binary-mode CloudEvent with JSON data.

@@ -5,12 +5,15 @@
 //!
 //! The suites live in `tests/`: `portability.rs` runs one scenario list
 //! against the engine (default) or any cluster (`OKONOMI_TEST_CONTEXT`);
-//! `errors.rs` checks the messages of the failures users hit.
+//! `conformance.rs` runs Knative Serving's own conformance and e2e
+//! scenarios the same way; `errors.rs` checks the messages of the failures
+//! users hit.
 //! docs/portability.md says how to run them on GKE, EKS and AKS.
 
 pub mod cli;
 pub mod http;
 pub mod process;
+pub mod scenarios;
 pub mod services;
 pub mod target;
 pub mod tools;

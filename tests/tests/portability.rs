@@ -13,6 +13,7 @@ use std::time::Duration;
 
 use anyhow::{Context, bail, ensure};
 use okonomi_tests::Target;
+use okonomi_tests::scenarios::{self, Scenario};
 use okonomi_tests::services::Redis;
 use okonomi_tests::tools::workspace_root;
 use okonomi_tests::uname;
@@ -33,9 +34,7 @@ struct Suite {
     redis: Option<Redis>,
 }
 
-type Scenario = fn(&mut Suite) -> anyhow::Result<()>;
-
-const SCENARIOS: &[(&str, Scenario)] = &[
+const SCENARIOS: &[(&str, Scenario<Suite>)] = &[
     ("doctor", doctor),
     ("deploy_hello", deploy_hello),
     ("new_revision_on_env_change", new_revision_on_env_change),
@@ -50,10 +49,6 @@ const SCENARIOS: &[(&str, Scenario)] = &[
 
 #[test]
 fn portability_suite() {
-    let selected: Option<Vec<String>> = std::env::var("OKONOMI_TEST_SCENARIOS")
-        .ok()
-        .filter(|s| !s.is_empty())
-        .map(|s| s.split(',').map(str::to_owned).collect());
     let target = Target::from_env().unwrap();
     let root = workspace_root();
     let mut suite = Suite {
@@ -63,44 +58,7 @@ fn portability_suite() {
         counter_path: root.join("functions/counter").display().to_string(),
         redis: None,
     };
-    let mut failures = Vec::new();
-    for (name, scenario) in SCENARIOS {
-        if let Some(selected) = &selected
-            && !selected.iter().any(|s| s == name)
-        {
-            continue;
-        }
-        eprintln!("=== scenario {name} (context {})", suite.target.context);
-        let started = std::time::Instant::now();
-        match scenario(&mut suite) {
-            Ok(()) => eprintln!(
-                "=== scenario {name}: ok ({:.1}s)",
-                started.elapsed().as_secs_f64()
-            ),
-            Err(e) => {
-                eprintln!("=== scenario {name}: FAILED: {e:#}");
-                failures.push(format!("{name}: {e:#}"));
-            }
-        }
-    }
-    if !failures.is_empty() {
-        let log = suite.target.engine_log();
-        let tail: Vec<&str> = log
-            .lines()
-            .rev()
-            .take(60)
-            .collect::<Vec<_>>()
-            .into_iter()
-            .rev()
-            .collect();
-        panic!(
-            "{} scenario(s) failed on context {}:\n{}\n--- okonomi up (last lines)\n{}",
-            failures.len(),
-            suite.target.context,
-            failures.join("\n\n"),
-            tail.join("\n")
-        );
-    }
+    scenarios::run(&mut suite, SCENARIOS, |suite| &suite.target);
 }
 
 /// `okonomi deploy PATH ARGS…` in the suite's namespace; returns the URL it printed.

@@ -51,7 +51,7 @@ impl Proxy {
     }
 }
 
-fn strip_hop_by_hop(headers: &mut http::HeaderMap) {
+pub(super) fn strip_hop_by_hop(headers: &mut http::HeaderMap) {
     // Most messages carry none: one pass over the names finds out.
     if !headers.keys().any(is_hop_by_hop) {
         return;
@@ -80,7 +80,7 @@ fn strip_hop_by_hop(headers: &mut http::HeaderMap) {
 /// Makes `request` one that an HTTP/1.1 connection to an instance can
 /// carry: origin-form target, a Host header (HTTP/2 clients send only
 /// `:authority`), no hop-by-hop headers.
-fn prepare<B>(request: &mut Request<B>) {
+pub(super) fn prepare<B>(request: &mut Request<B>) {
     strip_hop_by_hop(request.headers_mut());
     if !request.headers().contains_key(http::header::HOST)
         && let Some(authority) = request.uri().authority()
@@ -129,6 +129,9 @@ impl Service<Leased> for Proxy {
 
     fn call(&mut self, leased: Leased) -> BoxFuture {
         let upstreams = self.upstreams.clone();
+        if super::upgrade::requested(&leased.request) {
+            return Box::pin(async move { Ok(super::upgrade::forward(leased, upstreams).await) });
+        }
         Box::pin(async move {
             let Leased {
                 mut request,

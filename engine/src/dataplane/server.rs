@@ -63,7 +63,8 @@ async fn connection<S>(
         service.clone().oneshot(Inbound { request, client })
     });
     let connection = builder
-        .serve_connection(TokioIo::new(stream), hyper_service)
+        // WebSocket and other upgrades are spliced through (see upgrade.rs).
+        .serve_connection_with_upgrades(TokioIo::new(stream), hyper_service)
         .into_owned();
     let _ = watcher.watch(connection).await;
 }

@@ -69,6 +69,36 @@ impl Deadlines {
         }
     }
 
+    /// The next limit of an upgraded connection (a WebSocket), which has no
+    /// response body to watch: the total limit; the response-start limit
+    /// until the instance has sent its first byte through the tunnel
+    /// (Knative's queue-proxy never sees the 101 it writes on the hijacked
+    /// connection either); the idle limit counted from the instance's last
+    /// byte, at `instance_last`.
+    pub fn tunnel(
+        &self,
+        instance_last: Option<Instant>,
+        opened: Instant,
+    ) -> Option<(Instant, TimedOut)> {
+        let total = self.total.map(|(at, limit)| (at, TimedOut::Total(limit)));
+        let start = match instance_last {
+            None => self
+                .response_start
+                .map(|(at, limit)| (at, TimedOut::ResponseStart(limit))),
+            Some(_) => None,
+        };
+        let idle = self.idle.map(|limit| {
+            (
+                instance_last.unwrap_or(opened) + limit,
+                TimedOut::Idle(limit),
+            )
+        });
+        [total, start, idle]
+            .into_iter()
+            .flatten()
+            .min_by_key(|(at, _)| *at)
+    }
+
     /// `body` held to the total and idle limits.
     pub fn limit<B>(self, body: B) -> Limited<B> {
         Limited {
@@ -225,6 +255,35 @@ mod tests {
         assert_eq!(
             error.downcast_ref::<TimedOut>(),
             Some(&TimedOut::Idle(Duration::from_secs(5)))
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_tunnel_is_held_to_the_earliest_limit_that_still_applies() {
+        let deadlines = Deadlines::starting_now(&timeouts(Some(300), Some(10), Some(20)));
+        let opened = Instant::now();
+        // Nothing from the instance yet: it must start within 10 s.
+        assert_eq!(
+            deadlines.tunnel(None, opened),
+            Some((
+                opened + Duration::from_secs(10),
+                TimedOut::ResponseStart(Duration::from_secs(10))
+            ))
+        );
+        // Once it has spoken, 20 s from its last byte, then the total.
+        let spoke = opened + Duration::from_secs(285);
+        assert_eq!(
+            deadlines.tunnel(Some(opened), opened).unwrap().1,
+            TimedOut::Idle(Duration::from_secs(20))
+        );
+        assert_eq!(
+            deadlines.tunnel(Some(spoke), opened).unwrap().1,
+            TimedOut::Total(Duration::from_secs(300))
+        );
+        assert!(
+            Deadlines::starting_now(&timeouts(None, None, None))
+                .tunnel(None, opened)
+                .is_none()
         );
     }
 

@@ -277,19 +277,41 @@ async fn connect_h2c(addr: SocketAddr) -> Result<http2::SendRequest<Incoming>, C
     Ok(sender)
 }
 
-/// Opens an HTTP/1.1 connection to `addr`; its task runs on the caller's
-/// runtime (the thread the request is served on).
-async fn connect(addr: SocketAddr) -> Result<SendRequest<Incoming>, ConnectError> {
+/// An HTTP/1.1 connection to an instance, before its task is spawned.
+type Http1Connection = http1::Connection<TokioIo<tokio::net::TcpStream>, Incoming>;
+
+async fn handshake(
+    addr: SocketAddr,
+) -> Result<(SendRequest<Incoming>, Http1Connection), ConnectError> {
     let stream = connect_tcp(addr).await?;
     // One write(2) per request head (see the data-plane server).
-    let (sender, connection) = http1::Builder::new()
+    http1::Builder::new()
         .writev(false)
         .handshake(TokioIo::new(stream))
         .await
-        .map_err(|source| ConnectError::Handshake { addr, source })?;
+        .map_err(|source| ConnectError::Handshake { addr, source })
+}
+
+/// Opens an HTTP/1.1 connection to `addr`; its task runs on the caller's
+/// runtime (the thread the request is served on).
+async fn connect(addr: SocketAddr) -> Result<SendRequest<Incoming>, ConnectError> {
+    let (sender, connection) = handshake(addr).await?;
     tokio::spawn(async move {
         if let Err(error) = connection.await {
             tracing::debug!(%addr, %error, "connection to instance ended");
+        }
+    });
+    Ok(sender)
+}
+
+/// Opens an HTTP/1.1 connection to `addr` that a `101 Switching
+/// Protocols` answer hands over (see [`super::upgrade`]). It carries one
+/// upgrade request and is never pooled.
+pub async fn connect_upgradable(addr: SocketAddr) -> Result<SendRequest<Incoming>, ConnectError> {
+    let (sender, connection) = handshake(addr).await?;
+    tokio::spawn(async move {
+        if let Err(error) = connection.with_upgrades().await {
+            tracing::debug!(%addr, %error, "upgradable connection to instance ended");
         }
     });
     Ok(sender)
