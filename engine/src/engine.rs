@@ -25,6 +25,7 @@ use crate::dataplane::forwarded::ForwardedLayer;
 use crate::dataplane::metrics::Metrics;
 use crate::dataplane::proxy::Proxy;
 use crate::dataplane::router::{Router, SharedRoutes, TagHeaderRouting};
+use crate::dataplane::server::ClientLimits;
 use crate::dataplane::{RouteTable, server};
 use crate::error::{Error, Result};
 use crate::kubelet::pod_worker::SupervisorTiming;
@@ -72,6 +73,9 @@ pub struct EngineConfig {
     pub activator_timeout: Duration,
     /// How many requests may wait per revision. Default 10 000.
     pub queue_depth: usize,
+    /// What a client of the data plane may hold (header-read timeout,
+    /// connection caps).
+    pub client_limits: ClientLimits,
 }
 
 impl EngineConfig {
@@ -101,6 +105,7 @@ impl Default for EngineConfig {
             ready_timeout: Duration::from_secs(60),
             activator_timeout: Duration::from_secs(60),
             queue_depth: 10_000,
+            client_limits: ClientLimits::default(),
         }
     }
 }
@@ -372,6 +377,7 @@ impl Engine {
             tokio::spawn(server::serve(
                 http_listener,
                 make_stack,
+                config.client_limits,
                 shutdown.child_token(),
             )),
             tokio::spawn(controller::run(

@@ -45,6 +45,7 @@ pub mod error;
 pub mod kubelet;
 pub mod serving_config;
 
+pub use dataplane::server::ClientLimits;
 pub use engine::{Engine, EngineConfig, run};
 pub use error::{Error, Result};
 pub use kubelet::RuntimeKind;

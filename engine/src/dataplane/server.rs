@@ -1,4 +1,6 @@
-//! Serving the data-plane stack on a listener, with graceful shutdown.
+//! Serving the data-plane stack on a listener, with graceful shutdown, and
+//! with [`ClientLimits`]: no client holds a connection without sending a
+//! request, and connections are capped in all and per client address.
 //!
 //! Connections are accepted on the caller's runtime and handed round-robin
 //! to one single-threaded runtime per core, each with its own stack (and so
@@ -7,21 +9,92 @@
 //! proxy waits for is woken on the same thread, with no cross-thread wake-up
 //! (futex, context switch) per request, as in nginx's worker processes.
 
+use std::collections::HashMap;
 use std::convert::Infallible;
-use std::net::SocketAddr;
-use std::sync::Arc;
+use std::net::{IpAddr, SocketAddr};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use http::{Request, Response};
 use hyper::body::Incoming;
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::{GracefulShutdown, Watcher};
 use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tower::{Service, ServiceExt};
 
 use super::{Body, Client, Inbound};
+
+/// What a client of the data plane may hold, so that slow or idle clients
+/// (slowloris) cannot pin the engine's connections and file descriptors.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClientLimits {
+    /// How long a client has to send a request head: the first one on a
+    /// new connection (HTTP/1.1 or HTTP/2), and each next one on a kept-alive
+    /// HTTP/1.1 connection (which is also how long such a connection may
+    /// stay idle). Default 30 s, nginx's and Go's usual figure.
+    pub header_read: Duration,
+    /// Open client connections in all; at the cap, new ones wait in the
+    /// listen backlog. Default 8,192 (each costs two file descriptors while
+    /// proxied; the engine's limit is about 20,000).
+    pub connections: usize,
+    /// Open connections per client address; one more is closed at once.
+    /// Default 2,048.
+    pub connections_per_client: usize,
+}
+
+impl Default for ClientLimits {
+    fn default() -> Self {
+        Self {
+            header_read: Duration::from_secs(30),
+            connections: 8192,
+            connections_per_client: 2048,
+        }
+    }
+}
+
+/// Open connections per client address.
+#[derive(Debug, Default)]
+struct PerClient {
+    open: Mutex<HashMap<IpAddr, usize>>,
+}
+
+/// One client connection counted against [`ClientLimits::connections_per_client`].
+struct Counted {
+    clients: Arc<PerClient>,
+    ip: IpAddr,
+}
+
+impl PerClient {
+    /// Counts a connection from `ip`, unless it has `cap` open already.
+    fn admit(self: &Arc<Self>, ip: IpAddr, cap: usize) -> Option<Counted> {
+        let mut open = self.open.lock().unwrap_or_else(|e| e.into_inner());
+        let count = open.entry(ip).or_default();
+        if *count >= cap {
+            return None;
+        }
+        *count += 1;
+        Some(Counted {
+            clients: self.clone(),
+            ip,
+        })
+    }
+}
+
+impl Drop for Counted {
+    fn drop(&mut self) {
+        let mut open = self.clients.open.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(count) = open.get_mut(&self.ip) {
+            *count -= 1;
+            if *count == 0 {
+                open.remove(&self.ip);
+            }
+        }
+    }
+}
 
 /// One per-core serving thread: where accepted connections are sent.
 struct Worker {
@@ -46,19 +119,29 @@ fn start_workers(count: usize, stop: &CancellationToken) -> std::io::Result<Vec<
     Ok(workers)
 }
 
-/// Serves one connection with `service`.
+/// Serves one connection with `service`; closes it if no request head
+/// has come within `header_read`.
 async fn connection<S>(
     stream: tokio::net::TcpStream,
     peer: SocketAddr,
     service: S,
     builder: auto::Builder<TokioExecutor>,
     watcher: Watcher,
+    header_read: Duration,
 ) where
     S: Service<Inbound, Response = Response<Body>, Error = Infallible> + Clone + Send + 'static,
     S::Future: Send + 'static,
 {
     let client = Arc::new(Client::new(peer));
+    // hyper's header-read timer covers HTTP/1.1 heads, but not the bytes
+    // before it knows the version (the auto builder's sniffing) nor an
+    // HTTP/2 connection that never opens a stream: this flag does.
+    let requested = Arc::new(AtomicBool::new(false));
+    let seen = requested.clone();
     let hyper_service = hyper::service::service_fn(move |request: Request<Incoming>| {
+        if !seen.load(Ordering::Relaxed) {
+            seen.store(true, Ordering::Relaxed);
+        }
         let client = client.clone();
         service.clone().oneshot(Inbound { request, client })
     });
@@ -66,13 +149,28 @@ async fn connection<S>(
         // WebSocket and other upgrades are spliced through (see upgrade.rs).
         .serve_connection_with_upgrades(TokioIo::new(stream), hyper_service)
         .into_owned();
-    let _ = watcher.watch(connection).await;
+    let connection = watcher.watch(connection);
+    tokio::pin!(connection);
+    tokio::select! {
+        _ = &mut connection => return,
+        () = tokio::time::sleep(header_read) => {}
+    }
+    if !requested.load(Ordering::Relaxed) {
+        tracing::debug!(%peer, ?header_read, "closing a connection that sent no request");
+        return;
+    }
+    let _ = connection.await;
 }
 
 /// Serves the stacks `make_service` builds (one per core) on `listener`
-/// until `shutdown`, then lets open connections finish for up to 10 s.
-pub async fn serve<F, S>(listener: TcpListener, make_service: F, shutdown: CancellationToken)
-where
+/// within `limits` until `shutdown`, then lets open connections finish for
+/// up to 10 s.
+pub async fn serve<F, S>(
+    listener: TcpListener,
+    make_service: F,
+    limits: ClientLimits,
+    shutdown: CancellationToken,
+) where
     F: Fn() -> S,
     S: Service<Inbound, Response = Response<Body>, Error = Infallible> + Clone + Send + 'static,
     S::Future: Send + 'static,
@@ -98,9 +196,28 @@ where
     let mut builder = auto::Builder::new(TokioExecutor::new());
     // Responses are mostly a small head and body: one copy into the write
     // buffer and one write(2) cost less than a two-part writev(2).
-    builder.http1().writev(false);
+    builder
+        .http1()
+        .writev(false)
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.header_read);
+    // Pings find HTTP/2 clients that vanished without closing.
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .keep_alive_interval(Duration::from_secs(30))
+        .keep_alive_timeout(Duration::from_secs(20));
+    let open = Arc::new(Semaphore::new(limits.connections.max(1)));
+    let per_client = Arc::new(PerClient::default());
     let mut next = 0usize;
     loop {
+        let permit = tokio::select! {
+            _ = shutdown.cancelled() => break,
+            permit = open.clone().acquire_owned() => match permit {
+                Ok(permit) => permit,
+                Err(_) => break,
+            },
+        };
         let (stream, peer) = tokio::select! {
             _ = shutdown.cancelled() => break,
             accepted = listener.accept() => match accepted {
@@ -112,6 +229,10 @@ where
                     continue;
                 }
             },
+        };
+        let Some(counted) = per_client.admit(peer.ip(), limits.connections_per_client) else {
+            tracing::debug!(%peer, cap = limits.connections_per_client, "closing a connection over the per-client cap");
+            continue;
         };
         let _ = stream.set_nodelay(true);
         let index = next % services.len();
@@ -127,12 +248,17 @@ where
                 };
                 worker.handle.spawn(async move {
                     if let Ok(stream) = tokio::net::TcpStream::from_std(stream) {
-                        connection(stream, peer, service, builder, watcher).await;
+                        connection(stream, peer, service, builder, watcher, limits.header_read)
+                            .await;
                     }
+                    drop((permit, counted));
                 });
             }
             None => {
-                tokio::spawn(connection(stream, peer, service, builder, watcher));
+                tokio::spawn(async move {
+                    connection(stream, peer, service, builder, watcher, limits.header_read).await;
+                    drop((permit, counted));
+                });
             }
         }
     }
