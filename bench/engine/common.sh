@@ -19,11 +19,15 @@ free_port() {
     python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
 }
 
+# ENGINE_BIN=PATH runs that engine binary instead of building this
+# checkout's: how two commits are compared (build each, run each).
 build_engine() {
     echo "== building the engine example and hello (release)" >&2
-    cargo build --quiet --release -p okonomi-engine --example engine
+    if [ -z "${ENGINE_BIN:-}" ]; then
+        cargo build --quiet --release -p okonomi-engine --example engine
+        ENGINE_BIN="${CARGO_TARGET_DIR:-$ROOT/target}/release/examples/engine"
+    fi
     cargo build --quiet --release -p hello
-    ENGINE_BIN="${CARGO_TARGET_DIR:-$ROOT/target}/release/examples/engine"
 }
 
 # start_engine STATE_DIR HTTP_PORT [engine args...]: starts the engine, its

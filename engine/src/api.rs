@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use okonomi_apiserver::http::Api;
 use okonomi_apiserver::tls::{Credentials, serve_tls};
-use okonomi_apiserver::{Admission, AdmissionRequest, Operation, ResourceType, StatusCause, Store};
+use okonomi_apiserver::{Admission, AdmissionRequest, Denial, Operation, ResourceType, Store};
 use okonomi_knative::admission::{KnativeKind, Write, admit};
 use serde_json::Value;
 use tokio::net::TcpListener;
@@ -57,30 +57,30 @@ impl KnativeAdmission {
     }
 }
 
+/// The webhook that validates Knative's kinds on a cluster, named in what a
+/// refused write answers.
+const VALIDATION_WEBHOOK: &str = "validation.webhook.serving.knative.dev";
+
+/// The webhook that validates Knative's ConfigMaps on a cluster.
+const CONFIG_WEBHOOK: &str = "config.webhook.serving.knative.dev";
+
 /// Knative's ConfigMap webhook: a `config-*` ConfigMap in `knative-serving`
 /// must parse as Knative parses it.
-fn admit_serving_config(object: &Value) -> Result<(), Vec<StatusCause>> {
+fn admit_serving_config(object: &Value) -> Result<(), Denial> {
     let namespace = object["metadata"]["namespace"].as_str().unwrap_or_default();
     let name = object["metadata"]["name"].as_str().unwrap_or_default();
     if !crate::serving_config::is_serving_config(namespace, name) {
         return Ok(());
     }
     let (data, annotations) = crate::serving_config::data_of(object);
-    crate::serving_config::validate(name, &data, &annotations).map_err(|e| {
-        vec![StatusCause {
-            reason: "FieldValueInvalid".into(),
-            message: format!("validation failed: {e}"),
-            field: "data".into(),
-        }]
+    crate::serving_config::validate(name, &data, &annotations).map_err(|e| Denial::Webhook {
+        webhook: CONFIG_WEBHOOK.into(),
+        message: format!("validation failed: {e}"),
     })
 }
 
 impl Admission for KnativeAdmission {
-    fn admit(
-        &self,
-        request: &AdmissionRequest<'_>,
-        object: &mut Value,
-    ) -> Result<(), Vec<StatusCause>> {
+    fn admit(&self, request: &AdmissionRequest<'_>, object: &mut Value) -> Result<(), Denial> {
         if request.resource.group.is_empty() && request.resource.kind == "ConfigMap" {
             return admit_serving_config(object);
         }
@@ -96,16 +96,14 @@ impl Admission for KnativeAdmission {
             Operation::UpdateStatus => Write::UpdateStatus,
         };
         let config = self.config.borrow().clone();
+        // Knative's webhook refuses with 400 BadRequest, not the API
+        // server's own 422 Invalid: kubectl shows `Error from server
+        // (BadRequest): … admission webhook "…" denied the request: …`.
         admit(kind, write, request.old, object, &config.validation).map_err(|errors| {
-            errors
-                .0
-                .into_iter()
-                .map(|e| StatusCause {
-                    reason: e.cause.as_str().to_string(),
-                    message: e.message,
-                    field: e.field,
-                })
-                .collect()
+            Denial::Webhook {
+                webhook: VALIDATION_WEBHOOK.into(),
+                message: format!("validation failed: {}", errors.webhook_message()),
+            }
         })
     }
 }

@@ -85,6 +85,10 @@ pub enum Launch {
     Process {
         /// The executable.
         program: PathBuf,
+        /// `argv[0]` as the container sees it, when that is not `program`:
+        /// an image's entrypoint (`/app/hello`), not the path under the
+        /// state dir where the engine unpacked it.
+        arg0: Option<String>,
         /// Its arguments.
         args: Vec<String>,
         /// Working directory.

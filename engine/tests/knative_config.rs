@@ -155,6 +155,59 @@ async fn the_config_maps_are_there_and_a_bad_write_is_refused() {
     engine.shutdown().await;
 }
 
+/// A write Knative refuses is refused as a cluster refuses it: by
+/// Knative's webhook, 400 BadRequest with `admission webhook "…" denied the
+/// request: validation failed: MESSAGE: FIELD` (what kubectl and kn show),
+/// not the API server's own 422 Invalid.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_write_is_a_webhook_denial_as_on_a_cluster() {
+    let state = tempfile::tempdir().unwrap();
+    let engine = Engine::start(engine_config(state.path())).await.unwrap();
+    let mut service = downward_service("too-concurrent");
+    service["spec"]["template"]["spec"]["containers"][0]
+        .as_object_mut()
+        .unwrap()
+        .remove("env");
+    service["spec"]["template"]["spec"]["containerConcurrency"] = json!(5000);
+    let error = engine
+        .store()
+        .create(&ResourceType::knative_service(), service)
+        .await
+        .unwrap_err();
+    assert_eq!(
+        (error.code(), error.reason()),
+        (400, "BadRequest"),
+        "{error}"
+    );
+    assert_eq!(
+        error.to_string(),
+        "admission webhook \"validation.webhook.serving.knative.dev\" denied the request: \
+         validation failed: expected 0 <= 5000 <= 1000: spec.template.spec.containerConcurrency"
+    );
+    let error = engine
+        .store()
+        .patch(
+            &ResourceType::config_map(),
+            NS,
+            "config-defaults",
+            &Patch::Merge(json!({"data": {"revision-timeout-seconds": "soon"}})),
+        )
+        .await
+        .unwrap_err();
+    assert_eq!(
+        (error.code(), error.reason()),
+        (400, "BadRequest"),
+        "{error}"
+    );
+    assert!(
+        error.to_string().starts_with(
+            "admission webhook \"config.webhook.serving.knative.dev\" denied the request: validation failed: "
+        ),
+        "{error}"
+    );
+    engine.shutdown().await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn features_and_defaults_apply_at_the_next_write() {
     let state = tempfile::tempdir().unwrap();

@@ -126,6 +126,23 @@ impl FieldErrors {
         self.0.iter().any(|error| error.field == field)
     }
 
+    /// The causes as Knative's webhook words them (`apis.FieldError`): each
+    /// `MESSAGE: FIELD`, one per line, as kubectl shows after `admission
+    /// webhook "…" denied the request: validation failed: `.
+    pub fn webhook_message(&self) -> String {
+        self.0
+            .iter()
+            .map(|error| {
+                if error.field.is_empty() {
+                    error.message.clone()
+                } else {
+                    format!("{}: {}", error.message, error.field)
+                }
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    }
+
     /// `Ok(())` when empty, the causes otherwise.
     pub fn into_result(self) -> Result<(), FieldErrors> {
         if self.is_empty() { Ok(()) } else { Err(self) }

@@ -34,9 +34,18 @@ const MESSAGE: &str = "Hello, websocket";
 struct Suite {
     target: Target,
     wsserver_path: String,
+    runtimeinfo_path: String,
 }
 
+/// The Service the runtime scenarios share, made by the first of them.
+const RUNTIME: &str = "runtime-conformance";
+
 const SCENARIOS: &[(&str, Scenario<Suite>)] = &[
+    ("TestMustHaveHeadersSet", must_have_headers_set),
+    ("TestShouldHaveHeadersSet", should_have_headers_set),
+    ("TestShouldEnvVars", should_env_vars),
+    ("TestCmdArgs", cmd_args),
+    ("TestMustEnvVars", must_env_vars),
     ("TestWebSocket", web_socket),
     ("TestWebSocketViaActivator", web_socket_via_activator),
     ("TestWebSocketBlueGreenRoute", web_socket_blue_green_route),
@@ -56,20 +65,28 @@ fn conformance_suite() {
             .join("functions/wsserver")
             .display()
             .to_string(),
+        runtimeinfo_path: workspace_root()
+            .join("functions/runtimeinfo")
+            .display()
+            .to_string(),
     };
     scenarios::run(&mut suite, SCENARIOS, |suite| &suite.target);
 }
 
-/// `okonomi deploy PATH --name NAME ARGS…`; returns the URL it printed.
+/// `okonomi deploy functions/wsserver --name NAME ARGS…`; returns the URL
+/// it printed.
 fn deploy(suite: &Suite, name: &str, extra: &[&str]) -> anyhow::Result<String> {
-    let mut args = vec![
-        "deploy",
-        &suite.wsserver_path,
-        "--name",
-        name,
-        "--timeout",
-        DEPLOY_TIMEOUT,
-    ];
+    deploy_function(suite, &suite.wsserver_path, name, extra)
+}
+
+/// `okonomi deploy PATH --name NAME ARGS…`; returns the URL it printed.
+fn deploy_function(
+    suite: &Suite,
+    path: &str,
+    name: &str,
+    extra: &[&str],
+) -> anyhow::Result<String> {
+    let mut args = vec!["deploy", path, "--name", name, "--timeout", DEPLOY_TIMEOUT];
     args.extend(extra);
     let run = suite.target.okonomi_ns(&args)?.success()?;
     let url = run.stdout.trim().to_owned();
@@ -80,9 +97,10 @@ fn deploy(suite: &Suite, name: &str, extra: &[&str]) -> anyhow::Result<String> {
     Ok(url)
 }
 
-/// The Knative Service `name`, once Ready for its latest generation.
+/// The Knative Service `name`, once Ready for its latest generation; if it
+/// never is, the error carries its revisions' conditions.
 fn wait_ready(target: &Target, name: &str) -> anyhow::Result<Value> {
-    target.eventually(
+    let waited = target.eventually(
         &format!("Service {name} becoming Ready"),
         Duration::from_secs(300),
         || {
@@ -94,7 +112,47 @@ fn wait_ready(target: &Target, name: &str) -> anyhow::Result<Value> {
             let current = ksvc["status"]["observedGeneration"] == ksvc["metadata"]["generation"];
             Ok((ready && current).then_some(ksvc))
         },
-    )
+    );
+    waited.map_err(|error| {
+        let revisions = target
+            .kubectl_ns(&[
+                "get",
+                "revisions",
+                "-l",
+                &format!("serving.knative.dev/service={name}"),
+                "-o",
+                "jsonpath={range .items[*]}{.metadata.name}: {.status.conditions}{\"\\n\"}{end}",
+            ])
+            .map(|run| run.stdout)
+            .unwrap_or_default();
+        error.context(format!("its revisions:\n{revisions}"))
+    })
+}
+
+/// Deploys runtimeinfo as the shared runtime Service unless it is there.
+fn ensure_runtime_service(suite: &Suite) -> anyhow::Result<()> {
+    let exists = suite
+        .target
+        .kubectl_ns(&["get", "ksvc", RUNTIME, "-o", "name"])?
+        .code
+        == 0;
+    if !exists {
+        deploy_function(suite, &suite.runtimeinfo_path, RUNTIME, &[])?;
+    }
+    Ok(())
+}
+
+/// Changes the first container of the shared runtime Service with `edit`
+/// (a JSON patch replacing it whole), as Knative's tests set a container's
+/// fields.
+fn edit_container(suite: &Suite, edit: impl FnOnce(&mut Value)) -> anyhow::Result<Value> {
+    ensure_runtime_service(suite)?;
+    let ksvc = suite.target.ksvc(RUNTIME)?;
+    let mut container = ksvc["spec"]["template"]["spec"]["containers"][0].clone();
+    edit(&mut container);
+    Ok(json!([
+        {"op": "replace", "path": "/spec/template/spec/containers/0", "value": container},
+    ]))
 }
 
 /// Sends one text message and reads one back.
@@ -128,7 +186,215 @@ fn validate_web_socket_connection(suite: &Suite, url: &str, delay: &str) -> anyh
     Ok(received)
 }
 
+/// Knative's `fetchRuntimeInfo`: what runtimeinfo's instance sees, over
+/// the shared Service's URL (deployed the first time), after `patch` (a
+/// JSON patch of the Service, then Ready again) when given, with `headers`
+/// on the request.
+fn fetch_runtime_info(
+    suite: &Suite,
+    patch: Option<Value>,
+    headers: &[(&str, &str)],
+) -> anyhow::Result<(Value, Value)> {
+    let target = &suite.target;
+    ensure_runtime_service(suite)?;
+    if let Some(patch) = patch {
+        target
+            .kubectl_ns(&[
+                "patch",
+                "ksvc",
+                RUNTIME,
+                "--type",
+                "json",
+                "-p",
+                &patch.to_string(),
+            ])?
+            .success()?;
+    }
+    let ksvc = wait_ready(target, RUNTIME)?;
+    let url = ksvc["status"]["url"]
+        .as_str()
+        .context("the Service has no URL")?;
+    let answer = target.http.send(reqwest::Method::GET, url, headers, None)?;
+    ensure!(
+        answer.status == 200,
+        "GET {url} → {} {}",
+        answer.status,
+        answer.body
+    );
+    let info: Value = serde_json::from_str(&answer.body)
+        .with_context(|| format!("runtimeinfo answered {:?}", answer.body))?;
+    Ok((ksvc, info))
+}
+
+/// A request header as runtimeinfo saw it (its first value).
+fn header<'a>(info: &'a Value, name: &str) -> Option<&'a str> {
+    info["request"]["headers"]
+        .as_object()?
+        .iter()
+        .find(|(key, _)| key.eq_ignore_ascii_case(name))?
+        .1[0]
+        .as_str()
+}
+
+/// Whether `value` has the shape of an RFC 7239 `Forwarded` header: pairs
+/// `KEY=VALUE` of `for`, `by`, `proto` and `host`, separated by `;` and
+/// `,`, each value a token or a quoted string (Knative's checkForwardedHeader).
+fn is_forwarded(value: &str) -> bool {
+    let token = |v: &str| {
+        !v.is_empty()
+            && v.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_|~".contains(&b))
+    };
+    let quoted = |v: &str| {
+        v.len() >= 2 && v.starts_with('"') && v.ends_with('"') && !v[1..v.len() - 1].contains('"')
+    };
+    value.split([';', ',']).all(|pair| {
+        let Some((key, value)) = pair.trim().split_once('=') else {
+            return false;
+        };
+        ["for", "by", "proto", "host"].contains(&key.to_ascii_lowercase().as_str())
+            && (token(value) || quoted(value))
+    })
+}
+
 // ----- scenarios -----
+
+/// TestMustHaveHeadersSet: the instance sees a Host and a valid
+/// `Forwarded` header (RFC 7239).
+fn must_have_headers_set(suite: &mut Suite) -> anyhow::Result<()> {
+    let (_, info) = fetch_runtime_info(suite, None, &[])?;
+    ensure!(
+        info["request"]["host"]
+            .as_str()
+            .is_some_and(|h| !h.is_empty()),
+        "no Host reached the instance: {}",
+        info["request"]
+    );
+    let forwarded =
+        header(&info, "forwarded").context("no Forwarded header reached the instance")?;
+    ensure!(
+        is_forwarded(forwarded),
+        "Forwarded: {forwarded:?} is not a valid Forwarded header per RFC 7239"
+    );
+    Ok(())
+}
+
+/// TestShouldHaveHeadersSet: a user's header passes as it was sent;
+/// `X-Forwarded-Proto` is http(s), `X-Forwarded-For` a list of IP
+/// addresses, and the client's W3C `traceparent` reaches the instance.
+fn should_have_headers_set(suite: &mut Suite) -> anyhow::Result<()> {
+    const TRACEPARENT: &str = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01";
+    let (_, info) = fetch_runtime_info(
+        suite,
+        None,
+        &[
+            ("This-Was-User-Set", "a value"),
+            ("traceparent", TRACEPARENT),
+        ],
+    )?;
+    ensure!(
+        header(&info, "this-was-user-set") == Some("a value"),
+        "the user's header arrived as {:?}",
+        header(&info, "this-was-user-set")
+    );
+    let proto = header(&info, "x-forwarded-proto").unwrap_or_default();
+    ensure!(
+        proto == "http" || proto == "https",
+        "X-Forwarded-Proto: {proto:?}"
+    );
+    let forwarded_for = header(&info, "x-forwarded-for").unwrap_or_default();
+    ensure!(
+        forwarded_for
+            .split(',')
+            .all(|ip| ip.trim().parse::<std::net::IpAddr>().is_ok()),
+        "X-Forwarded-For: {forwarded_for:?} is not a list of IP addresses"
+    );
+    let traceparent = header(&info, "traceparent").unwrap_or_default();
+    let parts: Vec<&str> = traceparent.split('-').collect();
+    ensure!(
+        parts.len() == 4
+            && [2, 32, 16, 2].iter().zip(&parts).all(
+                |(len, part)| part.len() == *len && part.bytes().all(|b| b.is_ascii_hexdigit())
+            )
+            && parts[1] == "0af7651916cd43dd8448eb211c80319c",
+        "traceparent: {traceparent:?}, want the client's trace {TRACEPARENT}"
+    );
+    Ok(())
+}
+
+/// TestShouldEnvVars: K_SERVICE, K_CONFIGURATION and K_REVISION name the
+/// Service, its Configuration and the revision that answered.
+fn should_env_vars(suite: &mut Suite) -> anyhow::Result<()> {
+    let (ksvc, info) = fetch_runtime_info(suite, None, &[])?;
+    let revision = ksvc["status"]["latestReadyRevisionName"]
+        .as_str()
+        .context("no latestReadyRevisionName")?;
+    for (name, want) in [
+        ("K_SERVICE", RUNTIME),
+        ("K_CONFIGURATION", RUNTIME),
+        ("K_REVISION", revision),
+    ] {
+        let got = info["host"]["envs"][name].as_str();
+        ensure!(
+            got == Some(want),
+            "runtime contract env variable {name} is {got:?}, want {want:?}"
+        );
+    }
+    Ok(())
+}
+
+/// TestCmdArgs: a container's `command` and `args` replace the image's
+/// entrypoint and arguments, in that order.
+fn cmd_args(suite: &mut Suite) -> anyhow::Result<()> {
+    let (_, before) = fetch_runtime_info(suite, None, &[])?;
+    let entrypoint = before["host"]["args"][0]
+        .as_str()
+        .context("runtimeinfo reported no argv[0]")?
+        .to_owned();
+    let patch = edit_container(suite, |container| {
+        container["command"] = json!([entrypoint, "abra"]);
+        container["args"] = json!(["cadabra", "do"]);
+    })?;
+    let (_, info) = fetch_runtime_info(suite, Some(patch), &[])?;
+    let want = json!([entrypoint, "abra", "cadabra", "do"]);
+    ensure!(
+        info["host"]["args"] == want,
+        "args = {}, want {want}",
+        info["host"]["args"]
+    );
+    Ok(())
+}
+
+/// TestMustEnvVars: with the container port set to 8801, the instance is
+/// told so in PORT (and serves there). On the engine, PORT is the
+/// instance's own port (it has no network namespace yet).
+fn must_env_vars(suite: &mut Suite) -> anyhow::Result<()> {
+    // Knative's WithNumberedPort: the port alone; probes follow it.
+    let patch = edit_container(suite, |container| {
+        container["ports"] = json!([{"containerPort": 8801}]);
+        for probe in ["readinessProbe", "livenessProbe", "startupProbe"] {
+            if let Some(get) = container[probe]["httpGet"].as_object_mut() {
+                get.remove("port");
+            }
+        }
+    })?;
+    let (_, info) = fetch_runtime_info(suite, Some(patch), &[])?;
+    let port = info["host"]["envs"]["PORT"].as_str();
+    if suite.target.is_engine() {
+        // The engine's process runtime shares the machine's network, so
+        // each instance gets a free port of its own in PORT instead of the
+        // containerPort (docs/engine.md, "Where the engine differs"); it
+        // still serves where PORT says, or this request had failed.
+        ensure!(
+            port.and_then(|p| p.parse::<u16>().ok())
+                .is_some_and(|p| p != 0),
+            "PORT is {port:?}, want the instance's port"
+        );
+        return Ok(());
+    }
+    ensure!(port == Some("8801"), "PORT is {port:?}, want \"8801\"");
+    Ok(())
+}
 
 /// TestWebSocket: a WebSocket to the Service's URL echoes a message.
 fn web_socket(suite: &mut Suite) -> anyhow::Result<()> {

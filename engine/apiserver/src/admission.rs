@@ -32,20 +32,41 @@ pub struct AdmissionRequest<'a> {
     pub field_manager: Option<&'a str>,
 }
 
+/// Why admission refused a write: the two ways a Kubernetes API server
+/// answers a refused object.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Denial {
+    /// The API server's own validation, as for a built-in kind: `422
+    /// Invalid`, the causes naming the fields.
+    Invalid(Vec<StatusCause>),
+    /// A validating admission webhook said no, as Knative's do for its
+    /// kinds and ConfigMaps: `400 BadRequest` with the message
+    /// `admission webhook "WEBHOOK" denied the request: MESSAGE`, which is
+    /// what kubectl and kn users see from a cluster.
+    Webhook {
+        /// The webhook's name, e.g. `validation.webhook.serving.knative.dev`.
+        webhook: String,
+        /// What it said, e.g. `validation failed: …`.
+        message: String,
+    },
+}
+
+impl From<Vec<StatusCause>> for Denial {
+    fn from(causes: Vec<StatusCause>) -> Self {
+        Self::Invalid(causes)
+    }
+}
+
 /// Defaulting and validation of objects before they are stored.
 ///
 /// The store calls [`admit`](Admission::admit) on every create, update, patch and
 /// status update, after it has applied its own semantics (status kept or taken,
 /// metadata carried over) and before it assigns uid, generation and resourceVersion.
 /// Implementations mutate `object` to apply defaults, then validate it; returning
-/// `Err(causes)` rejects the write with a `422 Invalid` whose causes name the fields.
+/// a [`Denial`] rejects the write.
 pub trait Admission: Send + Sync + 'static {
     /// Default then validate `object`.
-    fn admit(
-        &self,
-        request: &AdmissionRequest<'_>,
-        object: &mut Value,
-    ) -> Result<(), Vec<StatusCause>>;
+    fn admit(&self, request: &AdmissionRequest<'_>, object: &mut Value) -> Result<(), Denial>;
 }
 
 /// Admission that accepts everything unchanged.
@@ -53,7 +74,7 @@ pub trait Admission: Send + Sync + 'static {
 pub struct NoAdmission;
 
 impl Admission for NoAdmission {
-    fn admit(&self, _: &AdmissionRequest<'_>, _: &mut Value) -> Result<(), Vec<StatusCause>> {
+    fn admit(&self, _: &AdmissionRequest<'_>, _: &mut Value) -> Result<(), Denial> {
         Ok(())
     }
 }

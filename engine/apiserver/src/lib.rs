@@ -84,7 +84,7 @@ pub mod status;
 pub mod store;
 pub mod tls;
 
-pub use admission::{Admission, AdmissionRequest, NoAdmission, Operation};
+pub use admission::{Admission, AdmissionRequest, Denial, NoAdmission, Operation};
 pub use error::{Error, Result};
 pub use resource::{PrinterColumn, ResourceType};
 pub use status::{Status, StatusCause};

@@ -19,7 +19,7 @@ use std::time::Duration;
 use serde_json::{Value, json};
 use tokio::sync::broadcast;
 
-use crate::admission::{Admission, AdmissionRequest, NoAdmission, Operation};
+use crate::admission::{Admission, AdmissionRequest, Denial, NoAdmission, Operation};
 use crate::error::{Error, Result};
 use crate::resource::ResourceType;
 use crate::selector::{FieldSelector, LabelSelector};
@@ -595,7 +595,12 @@ impl Store {
         };
         self.admission
             .admit(&request, object)
-            .map_err(|causes| rt.invalid(object::name(object), causes))
+            .map_err(|denial| match denial {
+                Denial::Invalid(causes) => rt.invalid(object::name(object), causes),
+                Denial::Webhook { webhook, message } => Error::BadRequest(format!(
+                    "admission webhook \"{webhook}\" denied the request: {message}"
+                )),
+            })
     }
 
     /// Create `object` (its namespace defaults to `default`). Status is dropped for

@@ -23,7 +23,7 @@ impl Admission for Knative {
         &self,
         request: &AdmissionRequest<'_>,
         object: &mut Value,
-    ) -> Result<(), Vec<StatusCause>> {
+    ) -> Result<(), okonomi_apiserver::Denial> {
         let Some(kind) = (request.resource.group == "serving.knative.dev")
             .then(|| KnativeKind::parse(&request.resource.kind))
             .flatten()
@@ -43,7 +43,8 @@ impl Admission for Knative {
                     message: e.message.clone(),
                     field: e.field.clone(),
                 })
-                .collect()
+                .collect::<Vec<_>>()
+                .into()
         })
     }
 }

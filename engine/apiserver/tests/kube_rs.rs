@@ -618,7 +618,7 @@ impl okonomi_apiserver::Admission for TestAdmission {
         &self,
         request: &okonomi_apiserver::AdmissionRequest<'_>,
         object: &mut Value,
-    ) -> Result<(), Vec<okonomi_apiserver::StatusCause>> {
+    ) -> Result<(), okonomi_apiserver::Denial> {
         if request.operation == okonomi_apiserver::Operation::UpdateStatus {
             return Ok(());
         }
@@ -630,7 +630,8 @@ impl okonomi_apiserver::Admission for TestAdmission {
             return Err(vec![okonomi_apiserver::StatusCause::invalid(
                 "spec.template.spec.containers[0].image",
                 "Invalid value: \"bad\": not a usable image reference",
-            )]);
+            )]
+            .into());
         }
         Ok(())
     }

@@ -481,7 +481,7 @@ impl Admission for RejectBadImage {
         &self,
         request: &AdmissionRequest<'_>,
         object: &mut Value,
-    ) -> Result<(), Vec<StatusCause>> {
+    ) -> Result<(), okonomi_apiserver::Denial> {
         if request.operation == Operation::UpdateStatus {
             return Ok(());
         }
@@ -495,7 +495,8 @@ impl Admission for RejectBadImage {
             return Err(vec![StatusCause::invalid(
                 "spec.template.spec.containers[0].image",
                 "image must not be bad",
-            )]);
+            )]
+            .into());
         }
         Ok(())
     }

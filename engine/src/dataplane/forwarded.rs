@@ -86,9 +86,10 @@ pub fn add_headers(
         let value = if host_text.is_empty() {
             joined(previous, &[&client.forwarded_node, b";proto=http"])
         } else {
+            let host = forwarded_value(host_text);
             joined(
                 previous,
-                &[&client.forwarded_node, b";host=", host_text, b";proto=http"],
+                &[&client.forwarded_node, b";host=", &host, b";proto=http"],
             )
         };
         if let Ok(value) = HeaderValue::from_maybe_shared(value) {
@@ -105,6 +106,25 @@ pub fn add_headers(
     if !valid_parent {
         headers.insert(TRACEPARENT.clone(), new_traceparent());
     }
+}
+
+/// A value as RFC 7239 §4 writes it: a token as it is, anything else (a
+/// host with a port: `:` is not a token character) as a quoted string.
+fn forwarded_value(value: &[u8]) -> std::borrow::Cow<'_, [u8]> {
+    let tchar = |b: &u8| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(b);
+    if value.iter().all(tchar) {
+        return std::borrow::Cow::Borrowed(value);
+    }
+    let mut quoted = Vec::with_capacity(value.len() + 2);
+    quoted.push(b'"');
+    for &b in value {
+        if b == b'"' || b == b'\\' {
+            quoted.push(b'\\');
+        }
+        quoted.push(b);
+    }
+    quoted.push(b'"');
+    std::borrow::Cow::Owned(quoted)
 }
 
 /// `previous` (a header value from an earlier proxy, if not empty), then
@@ -197,6 +217,22 @@ mod tests {
         assert_eq!(
             headers["forwarded"],
             "for=127.0.0.1;host=hello.default.localhost;proto=http, for=10.1.2.3;host=other.example;proto=http"
+        );
+    }
+
+    #[test]
+    fn a_host_with_a_port_is_a_quoted_string() {
+        // Knative's runtime conformance (TestMustHaveHeadersSet) checks
+        // Forwarded's syntax: `host=a:8080` is not RFC 7239.
+        let mut headers = http::HeaderMap::new();
+        add_headers(
+            &mut headers,
+            Some(&client("127.0.0.1:4000")),
+            Some(&HeaderValue::from_static("hello.default.localhost:8080")),
+        );
+        assert_eq!(
+            headers["forwarded"],
+            "for=127.0.0.1;host=\"hello.default.localhost:8080\";proto=http"
         );
     }
 

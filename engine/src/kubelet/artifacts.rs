@@ -241,6 +241,7 @@ fn built_launch(launch: Launch, command: Vec<String>, args: Vec<String>) -> Laun
     match launch {
         Launch::Process {
             program,
+            arg0,
             cwd,
             env,
             args: _,
@@ -255,6 +256,7 @@ fn built_launch(launch: Launch, command: Vec<String>, args: Vec<String>) -> Laun
                     };
                     Launch::Process {
                         program,
+                        arg0: None,
                         args: argv.chain(args).collect(),
                         cwd,
                         env,
@@ -262,6 +264,7 @@ fn built_launch(launch: Launch, command: Vec<String>, args: Vec<String>) -> Laun
                 }
                 None => Launch::Process {
                     program,
+                    arg0,
                     args,
                     cwd,
                     env,

@@ -108,6 +108,7 @@ pub(crate) fn crate_dir(path: &str, source_root: &Path) -> PathBuf {
 pub(crate) fn launch(dir: PathBuf, program: PathBuf) -> Launch {
     Launch::Process {
         program,
+        arg0: None,
         args: Vec::new(),
         cwd: dir,
         env: std::env::var("PATH")

@@ -308,6 +308,7 @@ pub fn launch(image: &UnpackedImage, command: &[String], args: &[String]) -> Res
         .collect();
     Ok(Launch::Process {
         program: program_path,
+        arg0: Some(program),
         args: argv[1..].to_vec(),
         cwd: working_dir,
         env,

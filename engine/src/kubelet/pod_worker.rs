@@ -220,11 +220,15 @@ async fn run_once<O: InstanceObserver>(
     let mut command = match launch {
         Launch::Process {
             program,
+            arg0,
             args,
             cwd,
             env: image_env,
         } => {
             let mut command = Command::new(program);
+            if let Some(arg0) = arg0 {
+                command.arg0(arg0);
+            }
             command.args(args).current_dir(cwd).env_clear();
             // The image's environment, then the container's, then the
             // runtime contract's, each replacing the one before.

@@ -136,7 +136,13 @@ fn runtime_info(req: &Request) -> Value {
         },
         "request": {
             "uri": req.uri().to_string(),
-            "host": req.headers().get("host").map(|h| String::from_utf8_lossy(h.as_bytes()).into_owned()),
+            // Go's Request.Host, which Knative's image reports: the Host
+            // header, or over HTTP/2 the `:authority`.
+            "host": req
+                .headers()
+                .get("host")
+                .map(|h| String::from_utf8_lossy(h.as_bytes()).into_owned())
+                .or_else(|| req.uri().authority().map(|a| a.as_str().to_owned())),
             "method": req.method().as_str(),
             "headers": headers,
         },
