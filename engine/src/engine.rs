@@ -110,6 +110,29 @@ impl Default for EngineConfig {
     }
 }
 
+/// What to say when `state_dir` was used before (it has the engine's TLS
+/// material) but its database is missing or empty: the engine then starts
+/// with no objects, and whatever was stored is gone without a word
+/// otherwise.
+fn lost_state(state_dir: &std::path::Path) -> Option<String> {
+    let db = state_dir.join("okonomi.db");
+    let used_before = state_dir.join("pki").is_dir();
+    let state = match std::fs::metadata(&db) {
+        Err(_) => "missing",
+        Ok(meta) if meta.len() == 0 => "empty",
+        Ok(_) => return None,
+    };
+    used_before.then(|| {
+        format!(
+            "{} is {state} though this state dir was used before ({} exists): starting with no objects; \
+             the Services, Secrets and ConfigMaps stored before are not there (restore the file from a backup \
+             to get them back)",
+            db.display(),
+            state_dir.join("pki").display()
+        )
+    })
+}
+
 /// A running engine.
 #[derive(Debug)]
 pub struct Engine {
@@ -224,6 +247,9 @@ impl Engine {
         let (serving_config, serving_config_rx) =
             watch::channel(Arc::new(ServingConfig::default()));
         let db = config.state_dir.join("okonomi.db");
+        if let Some(warning) = lost_state(&config.state_dir) {
+            tracing::warn!("{warning}");
+        }
         let store = Store::open(&db)
             .await
             .map_err(|e| Error::Api(format!("opening {}: {e}", db.display())))?
@@ -489,4 +515,25 @@ pub async fn run(config: EngineConfig, shutdown: impl Future<Output = ()>) -> Re
     shutdown.await;
     engine.shutdown().await;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_used_state_dir_without_its_database_is_said_out_loud() {
+        let dir = tempfile::tempdir().unwrap();
+        // A new state dir: nothing to say.
+        assert_eq!(lost_state(dir.path()), None);
+        std::fs::create_dir(dir.path().join("pki")).unwrap();
+        let missing = lost_state(dir.path()).unwrap();
+        assert!(missing.contains("okonomi.db is missing"), "{missing}");
+        std::fs::write(dir.path().join("okonomi.db"), b"").unwrap();
+        let empty = lost_state(dir.path()).unwrap();
+        assert!(empty.contains("okonomi.db is empty"), "{empty}");
+        assert!(empty.contains("restore the file from a backup"), "{empty}");
+        std::fs::write(dir.path().join("okonomi.db"), b"SQLite format 3\0").unwrap();
+        assert_eq!(lost_state(dir.path()), None);
+    }
 }

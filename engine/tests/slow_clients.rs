@@ -2,7 +2,8 @@
 //! connection that sends no whole request head within the header-read
 //! limit is closed, whatever protocol it started, while other clients are
 //! served; connections over the per-client cap are closed at once, and at
-//! the total cap new ones wait until one closes.
+//! the total cap new ones wait until one closes; a kept-alive connection
+//! has its own, longer limit between requests.
 
 #![allow(clippy::unwrap_used)]
 
@@ -66,6 +67,7 @@ async fn connections_that_send_no_request_head_are_closed_after_the_header_limit
     let state = tempfile::tempdir().unwrap();
     let limits = ClientLimits {
         header_read: Duration::from_secs(1),
+        keep_alive: Duration::from_secs(1),
         ..ClientLimits::default()
     };
     let engine = engine(state.path(), limits).await;
@@ -85,8 +87,8 @@ async fn connections_that_send_no_request_head_are_closed_after_the_header_limit
             slow.push((round, String::from_utf8_lossy(start).into_owned(), stream));
         }
     }
-    // A kept-alive connection idle after its request is held to the same
-    // limit for its next head.
+    // A kept-alive connection idle after its request is held to the
+    // keep-alive limit for its next head.
     let mut kept = TcpStream::connect(addr).await.unwrap();
     assert!(answer(&mut kept).await.starts_with("HTTP/1.1 404"));
     // Others are served meanwhile.
@@ -99,7 +101,7 @@ async fn connections_that_send_no_request_head_are_closed_after_the_header_limit
     }
     assert!(
         closed_within(&mut kept, Duration::from_secs(30)).await,
-        "an idle kept-alive connection was still open 30 s later"
+        "an idle kept-alive connection was still open 30 s later (the limit is 1 s)"
     );
     assert!(request(&engine).await.starts_with("HTTP/1.1 404"));
     engine.shutdown().await;
@@ -110,6 +112,7 @@ async fn a_client_over_its_connection_cap_is_closed_at_once() {
     let state = tempfile::tempdir().unwrap();
     let limits = ClientLimits {
         header_read: Duration::from_secs(600),
+        keep_alive: Duration::from_secs(600),
         connections_per_client: 10,
         ..ClientLimits::default()
     };
@@ -156,6 +159,7 @@ async fn at_the_total_cap_a_new_connection_waits_for_one_to_close() {
     let state = tempfile::tempdir().unwrap();
     let limits = ClientLimits {
         header_read: Duration::from_secs(600),
+        keep_alive: Duration::from_secs(600),
         connections: 5,
         ..ClientLimits::default()
     };
@@ -187,5 +191,25 @@ async fn at_the_total_cap_a_new_connection_waits_for_one_to_close() {
         .unwrap();
     let text = String::from_utf8_lossy(&buf[..n]);
     assert!(text.starts_with("HTTP/1.1 404"), "{text}");
+    engine.shutdown().await;
+}
+
+/// A kept-alive connection that waits longer than the first-head limit
+/// between requests is still served: pooled clients (reqwest, Go) keep
+/// idle connections for 90 s, and one closed under them fails their next
+/// request ("connection closed before message completed").
+#[tokio::test]
+async fn an_idle_kept_alive_connection_outlives_the_first_head_limit() {
+    let state = tempfile::tempdir().unwrap();
+    let limits = ClientLimits {
+        header_read: Duration::from_secs(1),
+        keep_alive: Duration::from_secs(600),
+        ..ClientLimits::default()
+    };
+    let engine = engine(state.path(), limits).await;
+    let mut kept = TcpStream::connect(engine.http_addr()).await.unwrap();
+    assert!(answer(&mut kept).await.starts_with("HTTP/1.1 404"));
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    assert!(answer(&mut kept).await.starts_with("HTTP/1.1 404"));
     engine.shutdown().await;
 }

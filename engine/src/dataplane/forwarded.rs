@@ -96,9 +96,10 @@ pub fn add_headers(
             headers.insert(FORWARDED, value);
         }
     }
-    if !headers.contains_key(&X_FORWARDED_PROTO) {
-        headers.insert(X_FORWARDED_PROTO.clone(), HeaderValue::from_static("http"));
-    }
+    // The scheme of this hop, never the client's word for it: an edge
+    // proxy (Envoy at Istio's gateway) sets it from the connection, so a
+    // client cannot pass itself off as having come over TLS.
+    headers.insert(X_FORWARDED_PROTO.clone(), HeaderValue::from_static("http"));
     let valid_parent = headers
         .get(&TRACEPARENT)
         .and_then(|v| v.to_str().ok())
@@ -218,6 +219,14 @@ mod tests {
             headers["forwarded"],
             "for=127.0.0.1;host=hello.default.localhost;proto=http, for=10.1.2.3;host=other.example;proto=http"
         );
+    }
+
+    #[test]
+    fn a_clients_own_forwarded_proto_is_replaced() {
+        let mut headers = http::HeaderMap::new();
+        headers.insert("x-forwarded-proto", HeaderValue::from_static("https"));
+        add_headers(&mut headers, Some(&client("127.0.0.1:4000")), None);
+        assert_eq!(headers["x-forwarded-proto"], "http");
     }
 
     #[test]

@@ -32,11 +32,15 @@ use super::{Body, Client, Inbound};
 /// (slowloris) cannot pin the engine's connections and file descriptors.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ClientLimits {
-    /// How long a client has to send a request head: the first one on a
-    /// new connection (HTTP/1.1 or HTTP/2), and each next one on a kept-alive
-    /// HTTP/1.1 connection (which is also how long such a connection may
-    /// stay idle). Default 30 s, nginx's and Go's usual figure.
+    /// How long a new connection has to send its first request head
+    /// (HTTP/1.1 or HTTP/2): what stops a slowloris. Default 30 s.
     pub header_read: Duration,
+    /// How long a kept-alive HTTP/1.1 connection may wait for its next
+    /// request head (idle, or sending it). Default 120 s: longer than the
+    /// 90 s idle pools of common clients (Go's, reqwest's, hyper's), so a
+    /// client drops an idle connection before the engine closes it under
+    /// it (which would fail the client's next request on that connection).
+    pub keep_alive: Duration,
     /// Open client connections in all; at the cap, new ones wait in the
     /// listen backlog. Default 8,192 (each costs two file descriptors while
     /// proxied; the engine's limit is about 20,000).
@@ -50,6 +54,7 @@ impl Default for ClientLimits {
     fn default() -> Self {
         Self {
             header_read: Duration::from_secs(30),
+            keep_alive: Duration::from_secs(120),
             connections: 8192,
             connections_per_client: 2048,
         }
@@ -200,7 +205,9 @@ pub async fn serve<F, S>(
         .http1()
         .writev(false)
         .timer(TokioTimer::new())
-        .header_read_timeout(limits.header_read);
+        // hyper's timer runs while a connection waits for any head, idle
+        // keep-alive included: the first head has its own, shorter limit.
+        .header_read_timeout(limits.keep_alive.max(limits.header_read));
     // Pings find HTTP/2 clients that vanished without closing.
     builder
         .http2()
