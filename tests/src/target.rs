@@ -265,6 +265,20 @@ impl Target {
         self.okonomi.kubectl_stdin(&all, stdin)
     }
 
+    /// `okonomi deploy PATH --timeout TIMEOUT ARGS…` in the target's
+    /// namespace; the URL it printed.
+    pub fn deploy(&self, path: &str, timeout: &str, extra: &[&str]) -> anyhow::Result<String> {
+        let mut args = vec!["deploy", path, "--timeout", timeout];
+        args.extend(extra);
+        let run = self.okonomi_ns(&args)?.success()?;
+        let url = run.stdout.trim().to_owned();
+        anyhow::ensure!(
+            url.starts_with("http://") || url.starts_with("https://"),
+            "deploy printed no URL:\n{run}"
+        );
+        Ok(url)
+    }
+
     /// The Knative Service as JSON (kubectl get ksvc NAME -o json).
     pub fn ksvc(&self, name: &str) -> anyhow::Result<serde_json::Value> {
         self.kubectl_ns(&["get", "ksvc", name, "-o", "json"])?

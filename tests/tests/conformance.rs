@@ -86,15 +86,9 @@ fn deploy_function(
     name: &str,
     extra: &[&str],
 ) -> anyhow::Result<String> {
-    let mut args = vec!["deploy", path, "--name", name, "--timeout", DEPLOY_TIMEOUT];
+    let mut args = vec!["--name", name];
     args.extend(extra);
-    let run = suite.target.okonomi_ns(&args)?.success()?;
-    let url = run.stdout.trim().to_owned();
-    ensure!(
-        url.starts_with("http://") || url.starts_with("https://"),
-        "deploy printed no URL:\n{run}"
-    );
-    Ok(url)
+    suite.target.deploy(path, DEPLOY_TIMEOUT, &args)
 }
 
 /// The Knative Service `name`, once Ready for its latest generation; if it

@@ -63,15 +63,7 @@ fn portability_suite() {
 
 /// `okonomi deploy PATH ARGS…` in the suite's namespace; returns the URL it printed.
 fn deploy(suite: &Suite, path: &str, extra: &[&str]) -> anyhow::Result<String> {
-    let mut args = vec!["deploy", path, "--timeout", DEPLOY_TIMEOUT];
-    args.extend(extra);
-    let run = suite.target.okonomi_ns(&args)?.success()?;
-    let url = run.stdout.trim().to_owned();
-    ensure!(
-        url.starts_with("http://") || url.starts_with("https://"),
-        "deploy printed no URL:\n{run}"
-    );
-    Ok(url)
+    suite.target.deploy(path, DEPLOY_TIMEOUT, extra)
 }
 
 /// `okonomi describe NAME -o json`.
