@@ -279,6 +279,39 @@ impl Target {
         Ok(url)
     }
 
+    /// Waits (up to `timeout`) until `revision` reports no instances in
+    /// `status.actualReplicas`, which Knative and the engine both keep; on
+    /// a cluster also until none of its Pods is left.
+    pub fn wait_scaled_to_zero(&self, revision: &str, timeout: Duration) -> anyhow::Result<()> {
+        self.eventually(
+            &format!("revision {revision} scaling to zero"),
+            timeout,
+            || {
+                let rev = self
+                    .kubectl_ns(&["get", "revision", revision, "-o", "json"])?
+                    .success()?
+                    .json()?;
+                let replicas = rev["status"]["actualReplicas"].as_i64();
+                if !self.is_engine() {
+                    let pods = self
+                        .kubectl_ns(&[
+                            "get",
+                            "pods",
+                            "-l",
+                            &format!("serving.knative.dev/revision={revision}"),
+                            "-o",
+                            "json",
+                        ])?
+                        .success()?
+                        .json()?;
+                    let running = pods["items"].as_array().map(|p| p.len()).unwrap_or(0);
+                    return Ok((replicas == Some(0) && running == 0).then_some(()));
+                }
+                Ok((replicas == Some(0)).then_some(()))
+            },
+        )
+    }
+
     /// The Knative Service as JSON (kubectl get ksvc NAME -o json).
     pub fn ksvc(&self, name: &str) -> anyhow::Result<serde_json::Value> {
         self.kubectl_ns(&["get", "ksvc", name, "-o", "json"])?

@@ -419,17 +419,7 @@ fn web_socket_via_activator(suite: &mut Suite) -> anyhow::Result<()> {
         .as_str()
         .context("no latestReadyRevisionName")?
         .to_owned();
-    target.eventually(
-        &format!("revision {revision} scaling to zero"),
-        Duration::from_secs(300),
-        || {
-            let revision = target
-                .kubectl_ns(&["get", "revision", &revision, "-o", "json"])?
-                .success()?
-                .json()?;
-            Ok((revision["status"]["actualReplicas"].as_i64() == Some(0)).then_some(()))
-        },
-    )?;
+    target.wait_scaled_to_zero(&revision, Duration::from_secs(300))?;
     validate_web_socket_connection(suite, &url, "")?;
     Ok(())
 }

@@ -369,34 +369,9 @@ fn scale_to_zero(suite: &mut Suite) -> anyhow::Result<()> {
         .as_str()
         .context("no latestReadyRevisionName")?
         .to_owned();
-    let target = &suite.target;
-    target.eventually(
-        &format!("revision {revision} scaling to zero"),
-        Duration::from_secs(300),
-        || {
-            let rev = target
-                .kubectl_ns(&["get", "revision", &revision, "-o", "json"])?
-                .success()?
-                .json()?;
-            let replicas = rev["status"]["actualReplicas"].as_i64();
-            if !target.is_engine() {
-                let pods = target
-                    .kubectl_ns(&[
-                        "get",
-                        "pods",
-                        "-l",
-                        &format!("serving.knative.dev/revision={revision}"),
-                        "-o",
-                        "json",
-                    ])?
-                    .success()?
-                    .json()?;
-                let running = pods["items"].as_array().map(|p| p.len()).unwrap_or(0);
-                return Ok((replicas == Some(0) && running == 0).then_some(()));
-            }
-            Ok((replicas == Some(0)).then_some(()))
-        },
-    )?;
+    suite
+        .target
+        .wait_scaled_to_zero(&revision, Duration::from_secs(300))?;
     let answer = suite.target.http.get(&url)?;
     ensure!(
         answer.status == 200,

@@ -174,19 +174,9 @@ impl Service<Leased> for Proxy {
                     }
                 };
                 let sent = upstream.sender.try_send_request(request);
-                let answered = match deadlines.head() {
-                    Some((at, limit)) => match tokio::time::timeout_at(at, sent).await {
-                        Ok(answered) => answered,
-                        // The exchange is abandoned with its connection
-                        // (dropped, not given back: the answer may still come).
-                        Err(_) => {
-                            return Ok(text(
-                                StatusCode::GATEWAY_TIMEOUT,
-                                format!("okonomi: revision {}: {limit}", target.throttler().key),
-                            ));
-                        }
-                    },
-                    None => sent.await,
+                let answered = match deadlines.head_within(&target.throttler().key, sent).await {
+                    Ok(answered) => answered,
+                    Err(timed_out) => return Ok(timed_out),
                 };
                 match answered {
                     Ok(response) => {

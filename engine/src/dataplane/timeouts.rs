@@ -69,6 +69,26 @@ impl Deadlines {
         }
     }
 
+    /// Waits for `sent` (the instance's response head) within
+    /// [`head`](Self::head)'s limit; past it, the 504 naming the limit and
+    /// `revision`. Dropping `sent` abandons the exchange with its
+    /// connection (never given back: the answer may still come).
+    pub async fn head_within<F: Future>(
+        &self,
+        revision: &super::RevisionKey,
+        sent: F,
+    ) -> Result<F::Output, http::Response<super::Body>> {
+        match self.head() {
+            Some((at, limit)) => tokio::time::timeout_at(at, sent).await.map_err(|_| {
+                super::text(
+                    http::StatusCode::GATEWAY_TIMEOUT,
+                    format!("okonomi: revision {revision}: {limit}"),
+                )
+            }),
+            None => Ok(sent.await),
+        }
+    }
+
     /// The next limit of an upgraded connection (a WebSocket), which has no
     /// response body to watch: the total limit; the response-start limit
     /// until the instance has sent its first byte through the tunnel

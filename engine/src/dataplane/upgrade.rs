@@ -68,17 +68,9 @@ pub async fn forward(leased: Leased, upstreams: Arc<Upstreams>) -> Response<Body
         }
     };
     let sent = sender.send_request(request);
-    let answered = match deadlines.head() {
-        Some((at, limit)) => match tokio::time::timeout_at(at, sent).await {
-            Ok(answered) => answered,
-            Err(_) => {
-                return text(
-                    StatusCode::GATEWAY_TIMEOUT,
-                    format!("okonomi: revision {}: {limit}", target.throttler().key),
-                );
-            }
-        },
-        None => sent.await,
+    let answered = match deadlines.head_within(&target.throttler().key, sent).await {
+        Ok(answered) => answered,
+        Err(timed_out) => return timed_out,
     };
     let mut response = match answered {
         Ok(response) => response,
